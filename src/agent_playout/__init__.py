@@ -1,0 +1,31 @@
+"""agent-playout: the playout stage of a realtime voice agent, on one exact sample clock."""
+
+from .clock import Clock, MonotonicClock, VirtualClock
+from .errors import PlayoutClosedError, PlayoutError, PlayoutStateError
+from .events import EventEmitter
+from .forwarder import TranscriptForwarder
+from .frames import AudioByteStream, AudioFrame
+from .playout import AgentPlayout, PlayoutHandle
+from .sinks.base import AudioSink, PositionedSink
+from .sinks.paced import NullSink, PacedSink
+from .timeline import ItemState
+
+__all__ = [
+    "AgentPlayout",
+    "AudioByteStream",
+    "AudioFrame",
+    "AudioSink",
+    "Clock",
+    "EventEmitter",
+    "ItemState",
+    "MonotonicClock",
+    "NullSink",
+    "PacedSink",
+    "PlayoutClosedError",
+    "PlayoutError",
+    "PlayoutHandle",
+    "PlayoutStateError",
+    "PositionedSink",
+    "TranscriptForwarder",
+    "VirtualClock",
+]

@@ -1,0 +1,15 @@
+"""The errors callers can act on."""
+
+from __future__ import annotations
+
+
+class PlayoutError(Exception):
+    """Base class of this package's errors."""
+
+
+class PlayoutStateError(PlayoutError):
+    """An operation is illegal in the item's or the playout's current state."""
+
+
+class PlayoutClosedError(PlayoutStateError):
+    """The playout was closed; create a new one."""

@@ -1,0 +1,451 @@
+"""The asyncio driver: ``AgentPlayout`` and ``PlayoutHandle``, API-compatible with LiveKit 0.12.
+
+Every position comes from the sink's integer sample count through ``ItemTimeline``; the
+transcript is driven by that same count, so audio and text cannot disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterable
+from typing import Any, Literal
+
+from .clock import NS_PER_SECOND, Clock, MonotonicClock
+from .errors import PlayoutClosedError
+from .events import EventEmitter
+from .forwarder import PositionDriven, SegmentsForwarder
+from .frames import AudioByteStream, AudioFrameLike, frame_samples
+from .sinks.base import PositionedSink, positioned
+from .timeline import ItemState, ItemTimeline
+
+logger = logging.getLogger("agent_playout")
+
+EventTypes = Literal["playout_started", "playout_stopped"]
+
+SEED_SAMPLE_RATE = 24000
+"""``audio_samples`` is reported at 24 kHz, as the seed defines it."""
+
+CHUNK_MS = 50
+"""Audio is re-chunked into 50 ms frames before it reaches the sink, as in the seed."""
+
+
+class _InputRejected(Exception):
+    """A stream yielded something that is not valid input; carries the caller-facing error."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _require_async_iterable(name: str, stream: object) -> AsyncIterable[Any]:
+    if not isinstance(stream, AsyncIterable):
+        raise TypeError(f"{name} must be an async iterable, got {type(stream).__name__}")
+    return stream
+
+
+class PlayoutHandle:
+    """One item's playout: its exact heard position, its text, and its interrupt."""
+
+    def __init__(
+        self,
+        *,
+        playout: AgentPlayout,
+        item_id: str,
+        content_index: int,
+        transcription_fwd: SegmentsForwarder | None,
+    ) -> None:
+        self._playout = playout
+        self._item_id = item_id
+        self._content_index = content_index
+        self._tr_fwd = transcription_fwd
+        self._timeline = ItemTimeline(item_id)
+        loop = asyncio.get_running_loop()
+        self._stop_fut: asyncio.Future[None] = loop.create_future()
+        self._done_fut: asyncio.Future[None] = loop.create_future()
+        self._interrupted = False
+        self._error: BaseException | None = None
+        self._first_frame_ns: int | None = None
+        self._play_ns = playout.clock.now_ns()
+
+    @property
+    def item_id(self) -> str:
+        return self._item_id
+
+    @property
+    def content_index(self) -> int:
+        return self._content_index
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate of ``played_samples``: the sink's."""
+        return self._playout.sink.sample_rate
+
+    @property
+    def played_samples(self) -> int:
+        """Samples per channel the listener has heard, at the sink's rate; exact."""
+        if not self._timeline.state.is_final:
+            self._timeline.observe(self._playout.sink.samples_played)
+        return self._timeline.played
+
+    @property
+    def audio_samples(self) -> int:
+        """Heard samples at 24 kHz (the seed's unit): 0 before audio, all of it on completion."""
+        return self.played_samples * SEED_SAMPLE_RATE // self.sample_rate
+
+    @property
+    def pushed_samples(self) -> int:
+        """Samples per channel handed to the sink, at the sink's rate."""
+        return self._timeline.pushed
+
+    @property
+    def received_samples(self) -> int:
+        """Samples per channel received from the audio stream."""
+        return self._timeline.received
+
+    @property
+    def state(self) -> ItemState:
+        return self._timeline.state
+
+    @property
+    def played_text(self) -> str:
+        """What the forwarder says the listener heard (empty without a forwarder)."""
+        return "" if self._tr_fwd is None else self._tr_fwd.played_text
+
+    @property
+    def text_chars(self) -> int:
+        return len(self.played_text)
+
+    @property
+    def interrupted(self) -> bool:
+        """True when the item stopped before playing all it received (interrupt or error)."""
+        return self._interrupted
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error that ended the item, if one did."""
+        return self._error
+
+    @property
+    def first_frame_latency(self) -> float | None:
+        """Seconds from ``play()`` to the first audio frame, for display."""
+        if self._first_frame_ns is None:
+            return None
+        return (self._first_frame_ns - self._play_ns) / NS_PER_SECOND
+
+    def done(self) -> bool:
+        return self._done_fut.done() or self._interrupted
+
+    def interrupt(self) -> None:
+        """Stop now: the sink is cleared in this call and the heard position frozen."""
+        if self.done():
+            return
+        self._interrupted = True
+        self._playout._stop_item(self)
+
+    async def wait_for_playout(self) -> None:
+        """Return once the item is fully finished: sink drained or cleared, events emitted."""
+        await asyncio.shield(self._done_fut)
+
+    def __repr__(self) -> str:
+        return (
+            f"PlayoutHandle(item_id={self._item_id!r}, state={self.state.value},"
+            f" audio_samples={self.audio_samples})"
+        )
+
+
+class AgentPlayout(EventEmitter[EventTypes]):
+    """Plays one item at a time to a sink and reports exactly what was heard.
+
+    ``audio_source`` is a ``livekit.rtc.AudioSource``, one of this package's sinks, or any
+    object with the same surface. A new ``play()`` supersedes the item in progress.
+    """
+
+    def __init__(self, *, audio_source: Any, clock: Clock | None = None) -> None:
+        super().__init__()
+        self._sink: PositionedSink = positioned(audio_source)
+        sink_clock = getattr(self._sink, "clock", None)
+        self._clock: Clock = clock or sink_clock or MonotonicClock()
+        self._current: PlayoutHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def sink(self) -> PositionedSink:
+        return self._sink
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def current(self) -> PlayoutHandle | None:
+        """The item playing now, if any."""
+        return self._current
+
+    def play(
+        self,
+        *,
+        item_id: str,
+        content_index: int,
+        transcription_fwd: SegmentsForwarder | None,
+        text_stream: AsyncIterable[str],
+        audio_stream: AsyncIterable[AudioFrameLike],
+    ) -> PlayoutHandle:
+        """Start playing an item, ending the one in progress first; returns its handle."""
+        if self._closed:
+            raise PlayoutClosedError("play() on a closed AgentPlayout; create a new one")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "AgentPlayout.play() must be called from a running event loop"
+            ) from None
+        if not isinstance(item_id, str) or not item_id:
+            raise TypeError(f"item_id must be a non-empty str, got {item_id!r}")
+        if isinstance(content_index, bool) or not isinstance(content_index, int):
+            raise TypeError(f"content_index must be an int, got {content_index!r}")
+        if content_index < 0:
+            raise ValueError(f"content_index must be >= 0, got {content_index}")
+        if transcription_fwd is not None and not isinstance(transcription_fwd, SegmentsForwarder):
+            raise TypeError(
+                "transcription_fwd must have the TTSSegmentsForwarder methods or be None,"
+                f" got {type(transcription_fwd).__name__}"
+            )
+        texts = _require_async_iterable("text_stream", text_stream)
+        frames = _require_async_iterable("audio_stream", audio_stream)
+
+        previous = self._current
+        handle = PlayoutHandle(
+            playout=self,
+            item_id=item_id,
+            content_index=content_index,
+            transcription_fwd=transcription_fwd,
+        )
+        self._current = handle
+        if previous is not None:
+            previous.interrupt()
+        task = asyncio.create_task(self._run_item(handle, previous, texts, frames))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return handle
+
+    async def aclose(self) -> None:
+        """Interrupt the item in progress, wait for it, and refuse further ``play()``."""
+        self._closed = True
+        if self._current is not None:
+            self._current.interrupt()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _stop_item(self, handle: PlayoutHandle) -> None:
+        """Clear the sink (if the item reached it) and freeze the position, synchronously."""
+        timeline = handle._timeline
+        if not timeline.state.is_final:
+            sink_total: int | None = None
+            if timeline.started:
+                try:
+                    self._sink.clear_queue()
+                except Exception:
+                    logger.exception("clearing the sink failed", extra={"item_id": handle.item_id})
+                sink_total = self._sink.samples_written
+            timeline.interrupt(sink_total)
+        if not handle._stop_fut.done():
+            handle._stop_fut.set_result(None)
+
+    async def _run_item(
+        self,
+        handle: PlayoutHandle,
+        previous: PlayoutHandle | None,
+        text_stream: AsyncIterable[Any],
+        audio_stream: AsyncIterable[Any],
+    ) -> None:
+        if previous is not None:
+            await asyncio.shield(previous._done_fut)
+        if handle._stop_fut.done():
+            await self._finish(handle, started=False)
+            return
+        item = _ItemRun(self, handle)
+        tasks = [
+            asyncio.create_task(item.read_text(text_stream)),
+            asyncio.create_task(item.play_audio(audio_stream)),
+        ]
+        if isinstance(handle._tr_fwd, PositionDriven):
+            tasks.append(asyncio.create_task(item.drive_captions(handle._tr_fwd)))
+        try:
+            await asyncio.shield(handle._stop_fut)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._finish(handle, started=item.started)
+
+    async def _finish(self, handle: PlayoutHandle, *, started: bool) -> None:
+        """Close the forwarder, emit ``playout_stopped``, release waiters; never raises."""
+        forwarder = handle._tr_fwd
+        completed = handle._timeline.state is ItemState.FINISHED
+        if forwarder is not None:
+            with _logged(handle, "closing the transcript forwarder"):
+                if isinstance(forwarder, PositionDriven):
+                    forwarder.set_playout_position(handle.played_samples)
+                forwarder.mark_text_segment_end()
+                if started and completed:
+                    forwarder.segment_playout_finished()
+                await forwarder.aclose()
+        if self._current is handle:
+            self._current = None
+        if started:
+            with _logged(handle, "a playout_stopped listener"):
+                self.emit("playout_stopped", handle.interrupted)
+        handle._done_fut.set_result(None)
+
+
+@contextlib.contextmanager
+def _logged(handle: PlayoutHandle, what: str) -> Any:
+    """Log an exception from ``what`` with the item id instead of letting cleanup raise."""
+    try:
+        yield
+    except Exception:
+        logger.exception("%s failed for item %s", what, handle.item_id)
+
+
+class _ItemRun:
+    """The tasks of one item: read text, push audio, drive captions."""
+
+    def __init__(self, playout: AgentPlayout, handle: PlayoutHandle) -> None:
+        self.playout = playout
+        self.handle = handle
+        self.sink = playout.sink
+        self.started = False
+        self._captions_changed = asyncio.Event()
+
+    def _fail(self, error: BaseException, *, drain: bool = False) -> None:
+        """End the item on ``error``, logged once with the item id."""
+        handle = self.handle
+        if handle.done():
+            return
+        handle._error = error
+        handle._interrupted = True
+        logger.error("item %s failed: %s", handle.item_id, error, exc_info=error)
+        if drain:
+            return
+        self.playout._stop_item(handle)
+
+    async def read_text(self, text_stream: AsyncIterable[Any]) -> None:
+        forwarder = self.handle._tr_fwd
+        try:
+            async for text in text_stream:
+                if not isinstance(text, str):
+                    raise _InputRejected(
+                        TypeError(f"text_stream must yield str, got {type(text).__name__}")
+                    )
+                if forwarder is not None:
+                    forwarder.push_text(text)
+                    self._captions_changed.set()
+            if forwarder is not None:
+                forwarder.mark_text_segment_end()
+                self._captions_changed.set()
+        except _InputRejected as rejected:
+            self._fail(rejected.error)
+        except Exception as error:
+            self._fail(error)
+
+    async def play_audio(self, audio_stream: AsyncIterable[Any]) -> None:
+        try:
+            await self._push_stream(audio_stream)
+            await self._drain(complete=True)
+        except _InputRejected as rejected:
+            self._fail(rejected.error, drain=True)
+            await self._drain(complete=False)
+        except Exception as error:
+            self._fail(error)
+
+    async def _push_stream(self, audio_stream: AsyncIterable[Any]) -> None:
+        handle = self.handle
+        forwarder = handle._tr_fwd
+        sink = self.sink
+        chunker = AudioByteStream(
+            sink.sample_rate, sink.num_channels, sink.sample_rate * CHUNK_MS // 1000
+        )
+        async for frame in audio_stream:
+            samples = self._validate(frame)
+            if samples.size == 0:
+                continue
+            if not self.started:
+                self.started = True
+                handle._first_frame_ns = self.playout.clock.now_ns()
+                if forwarder is not None:
+                    forwarder.segment_playout_started()
+                self.playout.emit("playout_started")
+            if forwarder is not None:
+                forwarder.push_audio(frame)
+            handle._timeline.receive(samples.size // sink.num_channels)
+            for chunk in chunker.write(samples.tobytes()):
+                await self._capture(chunk)
+        for chunk in chunker.flush():
+            await self._capture(chunk)
+        if forwarder is not None:
+            forwarder.mark_audio_segment_end()
+        self._captions_changed.set()
+
+    def _validate(self, frame: object) -> Any:
+        sink = self.sink
+        try:
+            if frame is None:
+                raise TypeError("audio_stream yielded None instead of an audio frame")
+            samples = frame_samples(frame)
+        except (TypeError, ValueError) as error:
+            raise _InputRejected(error) from None
+        rate = getattr(frame, "sample_rate", None)
+        channels = getattr(frame, "num_channels", None)
+        if rate != sink.sample_rate or channels != sink.num_channels:
+            raise _InputRejected(
+                ValueError(
+                    f"frame of item {self.handle.item_id!r} is {rate} Hz x{channels};"
+                    f" the sink plays {sink.sample_rate} Hz x{sink.num_channels}"
+                )
+            )
+        return samples
+
+    async def _capture(self, chunk: Any) -> None:
+        timeline = self.handle._timeline
+        timeline.push(chunk.samples_per_channel, self.playout.sink.samples_written)
+        await self.sink.capture_frame(chunk)
+        self._captions_changed.set()
+
+    async def _drain(self, *, complete: bool) -> None:
+        """Wait until the sink has played everything pushed, then end the item.
+
+        ``complete`` is False when input was rejected: what was queued still plays, but
+        the item did not play all it was given.
+        """
+        handle = self.handle
+        if self.started:
+            await self.sink.wait_for_playout()
+        if complete and not handle._timeline.state.is_final:
+            handle._timeline.complete()
+        self.playout._stop_item(handle)
+
+    async def drive_captions(self, forwarder: PositionDriven) -> None:
+        """Report the played position to the forwarder when its text is due to change."""
+        clock = self.playout.clock
+        rate = self.sink.sample_rate
+        changed = self._captions_changed
+        while True:
+            played = self.handle.played_samples
+            upcoming = forwarder.set_playout_position(played)
+            changed.clear()
+            if upcoming is None or not self.started:
+                await changed.wait()
+                continue
+            deadline = clock.now_ns() + _ceil_div((upcoming - played) * NS_PER_SECOND, rate)
+            timer = clock.call_at(deadline, changed.set)
+            try:
+                await changed.wait()
+            finally:
+                timer.cancel()
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)

@@ -1,0 +1,125 @@
+"""The sink surface (that of ``rtc.AudioSource``) and how the engine reads a sink's position."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class AudioSink(Protocol):
+    """What the engine needs from an output: the surface of ``livekit.rtc.AudioSource``."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def num_channels(self) -> int: ...
+
+    @property
+    def queued_duration(self) -> float: ...
+
+    async def capture_frame(self, frame: Any) -> None: ...
+
+    def clear_queue(self) -> None: ...
+
+    async def wait_for_playout(self) -> None: ...
+
+
+@runtime_checkable
+class PositionedSink(AudioSink, Protocol):
+    """A sink that knows exactly what it has played, in samples per channel at its rate.
+
+    ``samples_played`` counts real audio handed to the listener since the sink was made
+    (never the silence of an underrun). ``samples_written`` counts what it accepted and
+    did not clear: the place where the next captured sample will play. It does not move
+    with time, so it can be read at any moment without a race against the playout.
+    """
+
+    @property
+    def samples_played(self) -> int: ...
+
+    @property
+    def samples_written(self) -> int: ...
+
+
+class EstimatedPosition:
+    """Wraps a sink that cannot tell its position; estimates it from ``queued_duration``.
+
+    This is the seed's method, exact only to the sink's own wall-clock estimate; sinks of
+    this package and ``rtc.AudioSource`` (through ``LiveKitSink``) never need it.
+    """
+
+    def __init__(self, sink: AudioSink) -> None:
+        self._sink = sink
+        self._pushed = 0
+
+    @property
+    def sample_rate(self) -> int:
+        return self._sink.sample_rate
+
+    @property
+    def num_channels(self) -> int:
+        return self._sink.num_channels
+
+    @property
+    def queued_duration(self) -> float:
+        return self._sink.queued_duration
+
+    @property
+    def samples_queued(self) -> int:
+        return min(round(self._sink.queued_duration * self._sink.sample_rate), self._pushed)
+
+    @property
+    def samples_played(self) -> int:
+        return self._pushed - self.samples_queued
+
+    @property
+    def samples_written(self) -> int:
+        return self._pushed
+
+    async def capture_frame(self, frame: Any) -> None:
+        self._pushed += frame.samples_per_channel
+        await self._sink.capture_frame(frame)
+
+    def clear_queue(self) -> None:
+        self._pushed -= self.samples_queued
+        self._sink.clear_queue()
+
+    async def wait_for_playout(self) -> None:
+        await self._sink.wait_for_playout()
+
+
+def is_livekit_source(sink: object) -> bool:
+    """True for a ``livekit.rtc.AudioSource`` (checked without importing livekit)."""
+    return any(
+        cls.__module__.startswith("livekit.rtc") and cls.__name__ == "AudioSource"
+        for cls in type(sink).__mro__
+    )
+
+
+def positioned(sink: object) -> PositionedSink:
+    """The sink as the engine drives it: itself if it reports a position, else adapted."""
+    if isinstance(sink, PositionedSink):
+        return sink
+    if is_livekit_source(sink):
+        from .livekit import LiveKitSink
+
+        return LiveKitSink(sink)  # type: ignore[arg-type]
+    if isinstance(sink, AudioSink):
+        return EstimatedPosition(sink)
+    missing = [
+        name
+        for name in (
+            "sample_rate",
+            "num_channels",
+            "queued_duration",
+            "capture_frame",
+            "clear_queue",
+            "wait_for_playout",
+        )
+        if not hasattr(sink, name)
+    ]
+    raise TypeError(
+        f"audio_source must be shaped like livekit.rtc.AudioSource; {type(sink).__name__}"
+        f" lacks {', '.join(missing)}"
+    )

@@ -1,0 +1,289 @@
+"""Reference in-process sinks: play at real time on a ``Clock`` and count every sample.
+
+Position source: the sink's own integer clock. A sample counts as played once the clock
+has passed its place in the stream, so the count is exact by construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..clock import NS_PER_SECOND, Clock, MonotonicClock, TimerHandle
+from ..frames import Int16Array, frame_samples
+
+AudioCallback = Callable[[Int16Array], None]
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+class PacedSink:
+    """Plays audio at real time with a bounded queue, like ``rtc.AudioSource``, but exactly.
+
+    ``capture_frame`` returns once the queue holds at most ``queue_size_ms`` of audio, so a
+    producer stays that far ahead of the listener. ``on_audio`` receives each stretch of
+    audio as it is played (what the listener hears), e.g. to write it to a file.
+    On ``clear_queue`` the first ``fade_ms`` of what was queued is kept, faded out, and
+    played, so an interrupt never clicks; those samples count as played.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 24000,
+        num_channels: int = 1,
+        *,
+        queue_size_ms: int = 200,
+        fade_ms: float = 5.0,
+        clock: Clock | None = None,
+        on_audio: AudioCallback | None = None,
+    ) -> None:
+        if sample_rate <= 0 or num_channels <= 0:
+            raise ValueError(
+                f"sample_rate and num_channels must be positive, got {sample_rate}, {num_channels}"
+            )
+        if queue_size_ms < 0:
+            raise ValueError(f"queue_size_ms must be >= 0, got {queue_size_ms}")
+        if fade_ms < 0:
+            raise ValueError(f"fade_ms must be >= 0, got {fade_ms}")
+        self._rate = sample_rate
+        self._channels = num_channels
+        self._queue_limit = sample_rate * queue_size_ms // 1000
+        self._fade_samples = round(sample_rate * fade_ms / 1000)
+        self._clock: Clock = clock or MonotonicClock()
+        self._on_audio = on_audio
+        self._keep_audio = on_audio is not None
+        self._chunks: deque[Int16Array] = deque()
+        self._played = 0
+        self._written = 0
+        self._segment_start_ns = 0
+        self._segment_base = 0
+        self._running = False
+        self._paused = False
+        self._expecting_more = False
+        self._dry_since_ns: int | None = None
+        self._underruns = 0
+        self._underrun_ns = 0
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._timer: TimerHandle | None = None
+
+    @property
+    def sample_rate(self) -> int:
+        return self._rate
+
+    @property
+    def num_channels(self) -> int:
+        return self._channels
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def samples_played(self) -> int:
+        self._advance()
+        return self._played
+
+    @property
+    def samples_queued(self) -> int:
+        self._advance()
+        return self._written - self._played
+
+    @property
+    def samples_written(self) -> int:
+        return self._written
+
+    @property
+    def queued_duration(self) -> float:
+        return self.samples_queued / self._rate
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def underruns(self) -> int:
+        """How many times the queue ran dry while more audio was expected."""
+        self._advance()
+        return self._underruns + (1 if self._dry_since_ns is not None else 0)
+
+    @property
+    def underrun_ns(self) -> int:
+        """Total time spent dry while more audio was expected."""
+        self._advance()
+        ongoing = 0 if self._dry_since_ns is None else self._clock.now_ns() - self._dry_since_ns
+        return self._underrun_ns + ongoing
+
+    async def capture_frame(self, frame: Any) -> None:
+        """Queue ``frame`` and return once the queue is back within its limit."""
+        samples = frame_samples(frame)
+        if frame.sample_rate != self._rate or frame.num_channels != self._channels:
+            raise ValueError(
+                f"frame is {frame.sample_rate} Hz x{frame.num_channels}, this sink plays"
+                f" {self._rate} Hz x{self._channels}"
+            )
+        count = samples.size // self._channels
+        if count == 0:
+            return
+        self._advance()
+        now = self._clock.now_ns()
+        if self._dry_since_ns is not None:
+            self._underruns += 1
+            self._underrun_ns += now - self._dry_since_ns
+            self._dry_since_ns = None
+        if self._keep_audio:
+            self._chunks.append(samples.copy())
+        self._written += count
+        self._expecting_more = True
+        if not self._running and not self._paused:
+            self._start_segment(now)
+        target = self._written - self._queue_limit
+        if self._played < target:
+            await self._wait_for_played(target)
+
+    def clear_queue(self) -> None:
+        """Drop what is queued, keeping a short faded tail that still plays."""
+        self._advance()
+        self._expecting_more = False
+        self._dry_since_ns = None
+        keep = min(self._fade_samples, self._written - self._played)
+        if self._keep_audio:
+            self._keep_faded_tail(keep)
+        self._written = self._played + keep
+        if keep == 0:
+            self._running = False
+        self._release_waiters()
+
+    async def wait_for_playout(self) -> None:
+        """Return once everything captured so far has been played (or cleared)."""
+        self._expecting_more = False
+        self._advance()
+        if self._played < self._written:
+            await self._wait_for_played(self._written)
+
+    def pause(self) -> None:
+        """Hold the queue: nothing is dropped and the position stops."""
+        self._advance()
+        self._paused = True
+        self._running = False
+        self._reschedule()
+
+    def resume(self) -> None:
+        """Continue from the sample where ``pause`` stopped."""
+        if not self._paused:
+            return
+        self._paused = False
+        if self._played < self._written:
+            self._start_segment(self._clock.now_ns())
+        self._reschedule()
+
+    def _start_segment(self, now_ns: int) -> None:
+        self._segment_start_ns = now_ns
+        self._segment_base = self._played
+        self._running = True
+        self._reschedule()
+
+    def _time_of(self, played: int) -> int:
+        """When the running segment reaches ``played`` samples."""
+        return self._segment_start_ns + _ceil_div(
+            (played - self._segment_base) * NS_PER_SECOND, self._rate
+        )
+
+    def _advance(self) -> None:
+        if not self._running:
+            return
+        now = self._clock.now_ns()
+        reached = self._segment_base + (now - self._segment_start_ns) * self._rate // NS_PER_SECOND
+        before = self._played
+        if reached >= self._written:
+            self._played = self._written
+            self._running = False
+            if self._expecting_more:
+                self._dry_since_ns = self._time_of(self._written)
+        else:
+            self._played = reached
+        if self._keep_audio and self._played > before:
+            self._emit_audio(self._played - before)
+
+    def _emit_audio(self, count: int) -> None:
+        assert self._on_audio is not None
+        needed = count * self._channels
+        pieces: list[Int16Array] = []
+        while needed > 0:
+            head = self._chunks[0]
+            if head.size <= needed:
+                pieces.append(self._chunks.popleft())
+                needed -= head.size
+            else:
+                pieces.append(head[:needed])
+                self._chunks[0] = head[needed:]
+                needed = 0
+        self._on_audio(pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
+
+    def _keep_faded_tail(self, keep: int) -> None:
+        needed = keep * self._channels
+        pieces: list[Int16Array] = []
+        while needed > 0 and self._chunks:
+            head = self._chunks.popleft()
+            pieces.append(head[:needed])
+            needed -= min(head.size, needed)
+        self._chunks.clear()
+        if keep:
+            tail = np.concatenate(pieces).reshape(keep, self._channels)
+            ramp = np.linspace(1.0, 0.0, keep + 1, dtype=np.float32)[1:, None]
+            self._chunks.append((tail * ramp).astype(np.int16).reshape(-1))
+
+    async def _wait_for_played(self, target: int) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (target, next(self._seq), future))
+        self._reschedule()
+        await future
+
+    def _release_waiters(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for _, _, future in waiters:
+            if not future.done():
+                future.set_result(None)
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiters and self._waiters[0][2].done():
+            heapq.heappop(self._waiters)
+        if self._waiters and self._running:
+            self._timer = self._clock.call_at(self._time_of(self._waiters[0][0]), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._advance()
+        while self._waiters and (self._waiters[0][0] <= self._played or self._waiters[0][2].done()):
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+        self._reschedule()
+
+
+class NullSink(PacedSink):
+    """Paced like ``PacedSink`` but keeps no audio: for load tests and headless runs."""
+
+    def __init__(
+        self,
+        sample_rate: int = 24000,
+        num_channels: int = 1,
+        *,
+        queue_size_ms: int = 200,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(
+            sample_rate, num_channels, queue_size_ms=queue_size_ms, fade_ms=0.0, clock=clock
+        )

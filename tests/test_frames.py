@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent_playout import AudioByteStream, AudioFrame
+from agent_playout.frames import as_int16, frame_samples
+
+
+def test_frame_data_is_an_int16_memoryview_like_rtc() -> None:
+    frame = AudioFrame(np.arange(6, dtype=np.int16).tobytes(), 24000, 2, 3)
+    assert frame.data.format == "h"
+    assert frame.data.tobytes() == np.arange(6, dtype=np.int16).tobytes()
+    assert (frame.sample_rate, frame.num_channels, frame.samples_per_channel) == (24000, 2, 3)
+
+
+def test_frame_rejects_short_data_naming_the_sizes() -> None:
+    with pytest.raises(
+        ValueError, match=r"fewer than num_channels \* samples_per_channel = 2 \* 4"
+    ):
+        AudioFrame(bytes(12), 24000, 2, 4)
+
+
+def test_frame_rejects_float_arrays() -> None:
+    with pytest.raises(TypeError, match="float32"):
+        AudioFrame(np.zeros(4, dtype=np.float32), 24000, 1, 4)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rate", [0, -8000, 24000.0, True])
+def test_frame_rejects_bad_sample_rate(rate: object) -> None:
+    with pytest.raises(ValueError, match="sample_rate"):
+        AudioFrame(bytes(4), rate, 1, 2)  # type: ignore[arg-type]
+
+
+def test_odd_byte_length_is_rejected() -> None:
+    with pytest.raises(ValueError, match="even byte length, got 5"):
+        as_int16(bytes(5))
+
+
+def test_from_array_takes_stereo_shape() -> None:
+    stereo = np.arange(8, dtype=np.int16).reshape(4, 2)
+    frame = AudioFrame.from_array(stereo, 48000)
+    assert (frame.num_channels, frame.samples_per_channel) == (2, 4)
+    assert frame.array.tolist() == list(range(8))
+
+
+def test_frame_samples_reads_livekit_frames() -> None:
+    rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
+    data = np.arange(480, dtype=np.int16)
+    frame = rtc.AudioFrame(data.tobytes(), 24000, 1, 480)
+    assert np.array_equal(frame_samples(frame), data)
+
+
+def test_frame_samples_names_wrong_types() -> None:
+    with pytest.raises(TypeError, match="got str"):
+        frame_samples("not a frame")
+
+
+@given(
+    channels=st.integers(1, 2),
+    per_frame=st.integers(1, 700),
+    writes=st.lists(st.integers(0, 3000), max_size=25),
+)
+def test_bytestream_reassembles_any_write_sizes_exactly(
+    channels: int, per_frame: int, writes: list[int]
+) -> None:
+    total = sum(writes)
+    payload = (np.arange(total // 2 + 1, dtype=np.int16) * 7).tobytes()[:total]
+    stream = AudioByteStream(24000, channels, per_frame)
+    out: list[AudioFrame] = []
+    offset = 0
+    for size in writes:
+        out += stream.write(payload[offset : offset + size])
+        offset += size
+    whole_frames = len(out)
+    assert all(f.samples_per_channel == per_frame for f in out)
+    out += stream.flush()
+    assert stream.pending_bytes == 0
+    group = 2 * channels
+    usable = total - total % group
+    joined = b"".join(f.data.tobytes() for f in out)
+    assert joined == payload[:usable]
+    assert whole_frames == usable // (per_frame * group)
+    assert all(f.num_channels == channels for f in out)
+
+
+def test_flush_keeps_whole_stereo_samples_and_warns_about_a_partial_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stream = AudioByteStream(24000, 2, 100)
+    assert stream.write(bytes(range(10)) + b"\x01") == []
+    with caplog.at_level(logging.WARNING, logger="agent_playout"):
+        (tail,) = stream.flush()
+    assert tail.samples_per_channel == 2
+    assert tail.data.tobytes() == bytes(range(8))
+    assert "dropped 3 trailing bytes" in caplog.text
+    assert stream.flush() == []
+
+
+def test_write_rejects_non_bytes() -> None:
+    with pytest.raises(TypeError, match="got list"):
+        AudioByteStream(24000, 1, 10).write([1, 2])  # type: ignore[arg-type]

@@ -1,0 +1,455 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent_playout import (
+    AgentPlayout,
+    AudioFrame,
+    NullSink,
+    PacedSink,
+    PlayoutClosedError,
+    PlayoutHandle,
+    TranscriptForwarder,
+    VirtualClock,
+)
+
+from .conftest import RATE, failing_stream, frames_of, ramp, stream
+
+
+class Recorder:
+    """Collects the engine's events, in order."""
+
+    def __init__(self, playout: AgentPlayout) -> None:
+        self.events: list[tuple[str, Any]] = []
+        playout.on("playout_started", lambda: self.events.append(("started", None)))
+        playout.on(
+            "playout_stopped", lambda interrupted: self.events.append(("stopped", interrupted))
+        )
+
+
+def make(clock: VirtualClock, **sink_options: Any) -> tuple[AgentPlayout, PacedSink, Recorder]:
+    heard: list[np.ndarray] = []
+    sink = PacedSink(RATE, 1, clock=clock, on_audio=heard.append, **sink_options)
+    sink.heard = heard  # type: ignore[attr-defined]
+    playout = AgentPlayout(audio_source=sink)
+    return playout, sink, Recorder(playout)
+
+
+def heard_audio(sink: PacedSink) -> np.ndarray:
+    chunks = sink.heard  # type: ignore[attr-defined]
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+
+def play(
+    playout: AgentPlayout,
+    item_id: str,
+    seconds: float,
+    *,
+    text: str = "hello there world",
+    frame_ms: int = 20,
+    forwarder: Any = None,
+    start: int = 0,
+) -> PlayoutHandle:
+    signal = ramp(round(seconds * RATE), start)
+    return playout.play(
+        item_id=item_id,
+        content_index=0,
+        transcription_fwd=forwarder if forwarder is not None else TranscriptForwarder(),
+        text_stream=stream(re.findall(r"\S+\s*", text)),
+        audio_stream=stream(frames_of(signal, RATE * frame_ms // 1000)),
+    )
+
+
+async def test_three_seconds_complete_as_exactly_72000_samples(clock: VirtualClock) -> None:
+    playout, sink, recorder = make(clock)
+    handle = play(playout, "it_1", 3.0)
+    assert handle.audio_samples == 0
+    await clock.run(handle.wait_for_playout())
+    assert handle.audio_samples == 72000
+    assert not handle.interrupted
+    assert handle.done()
+    assert clock.now_ns() == 3_000_000_000
+    assert recorder.events == [("started", None), ("stopped", False)]
+    assert np.array_equal(heard_audio(sink), ramp(72000))
+
+
+async def test_position_is_zero_before_playing_and_tracks_the_clock_exactly(
+    clock: VirtualClock,
+) -> None:
+    playout, _, _ = make(clock)
+    handle = play(playout, "it_1", 2.0)
+    assert handle.audio_samples == 0
+    seen = []
+    for _ in range(40):
+        await clock.advance(0.0493)
+        seen.append(handle.audio_samples)
+        assert 0 <= handle.audio_samples <= handle.pushed_samples
+    assert seen == sorted(seen)
+    assert seen[9] == clock_samples(0.0493 * 10)
+    await clock.run(handle.wait_for_playout())
+
+
+def clock_samples(seconds: float) -> int:
+    return round(seconds * 1_000_000_000) * RATE // 1_000_000_000
+
+
+async def test_interrupt_reports_exactly_the_samples_the_listener_heard(
+    clock: VirtualClock,
+) -> None:
+    for cut in (0.0, 0.0137, 0.5, 1.2345, 2.9):
+        playout, sink, recorder = make(clock, fade_ms=5)
+        handle = play(playout, f"cut_{cut}", 3.0)
+        await clock.advance(cut)
+        handle.interrupt()
+        await clock.run(handle.wait_for_playout())
+        await clock.run(sink.wait_for_playout())
+        heard = heard_audio(sink)
+        assert handle.audio_samples == heard.size
+        assert handle.audio_samples == min(clock_samples(cut) + 120, 72000)
+        assert recorder.events == [("started", None), ("stopped", True)]
+
+
+async def test_interrupt_clears_the_sink_in_the_same_tick_and_finishes_without_time(
+    clock: VirtualClock,
+) -> None:
+    playout, sink, _ = make(clock, fade_ms=0)
+    handle = play(playout, "it_1", 3.0)
+    await clock.advance(1.0)
+    handle.interrupt()
+    assert handle.done()
+    assert handle.interrupted
+    assert sink.samples_queued == 0
+    before = clock.now_ns()
+    await clock.settle()
+    assert handle._done_fut.done()
+    assert clock.now_ns() == before
+    await clock.advance(1.0)
+    assert heard_audio(sink).size == 24000
+
+
+async def test_interrupt_then_play_starts_new_item_from_its_first_sample(
+    clock: VirtualClock,
+) -> None:
+    playout, sink, recorder = make(clock, fade_ms=0)
+    first = play(playout, "it_1", 3.0)
+    await clock.advance(0.75)
+    first.interrupt()
+    second = play(playout, "it_2", 1.0, start=5000)
+    await clock.run(second.wait_for_playout())
+    assert first.audio_samples == 18000
+    assert second.audio_samples == 24000
+    audio = heard_audio(sink)
+    assert np.array_equal(audio[18000:], ramp(24000, 5000))
+    assert recorder.events == [
+        ("started", None),
+        ("stopped", True),
+        ("started", None),
+        ("stopped", False),
+    ]
+
+
+async def test_play_while_playing_supersedes_cleanly(clock: VirtualClock) -> None:
+    playout, sink, recorder = make(clock, fade_ms=0)
+    old_forwarder = TranscriptForwarder()
+    old = play(playout, "old", 3.0, forwarder=old_forwarder)
+    await clock.advance(0.5)
+    new = play(playout, "new", 0.5, start=9000)
+    assert old.interrupted
+    assert old.done()
+    assert sink.samples_queued == 0
+    await clock.run(new.wait_for_playout())
+    assert old_forwarder.closed
+    assert old.audio_samples == 12000
+    assert new.audio_samples == 12000
+    assert not new.interrupted
+    assert np.array_equal(heard_audio(sink)[12000:], ramp(12000, 9000))
+    assert [name for name, _ in recorder.events] == ["started", "stopped", "started", "stopped"]
+    assert recorder.events[1] == ("stopped", True)
+
+
+async def test_many_rapid_supersedes_leave_one_item_playing(clock: VirtualClock) -> None:
+    playout, _, recorder = make(clock)
+    handles = [play(playout, f"it_{i}", 1.0) for i in range(20)]
+    await clock.run(handles[-1].wait_for_playout())
+    for handle in handles[:-1]:
+        await handle.wait_for_playout()
+        assert handle.interrupted
+    assert handles[-1].audio_samples == 24000
+    stops = [value for name, value in recorder.events if name == "stopped"]
+    starts = [name for name, _ in recorder.events if name == "started"]
+    assert len(starts) == len(stops)
+    assert stops[-1] is False
+
+
+@pytest.mark.parametrize("where", ["audio", "text"])
+async def test_a_failing_stream_ends_the_item_logged_once_with_its_id(
+    clock: VirtualClock, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    playout, sink, recorder = make(clock, fade_ms=0)
+    frames = frames_of(ramp(24000), 480)
+    audio = failing_stream(frames, RuntimeError("model stream broke"))
+    text = stream(["hi"])
+    if where == "text":
+        audio, text = stream(frames), failing_stream(["hi"], RuntimeError("model stream broke"))
+    with caplog.at_level(logging.ERROR, logger="agent_playout"):
+        handle = playout.play(
+            item_id="it_err",
+            content_index=0,
+            transcription_fwd=TranscriptForwarder(),
+            text_stream=text,
+            audio_stream=audio,
+        )
+        await clock.run(handle.wait_for_playout())
+    assert isinstance(handle.error, RuntimeError)
+    assert handle.interrupted
+    assert sink.samples_queued == 0
+    assert recorder.events == [("started", None), ("stopped", True)]
+    records = [r for r in caplog.records if "it_err" in r.getMessage()]
+    assert len(records) == 1
+
+
+async def test_a_failing_started_listener_ends_the_item(clock: VirtualClock) -> None:
+    playout, _, _ = make(clock)
+    stopped: list[bool] = []
+
+    def broken() -> None:
+        raise ValueError("listener broke")
+
+    playout.on("playout_started", broken)
+    playout.on("playout_stopped", stopped.append)
+    handle = play(playout, "it_1", 1.0)
+    await clock.run(handle.wait_for_playout())
+    assert isinstance(handle.error, ValueError)
+    assert stopped == [True]
+
+
+async def test_a_failing_stopped_listener_cannot_wedge_the_handle(clock: VirtualClock) -> None:
+    playout, _, _ = make(clock)
+
+    def broken(interrupted: bool) -> None:
+        raise ValueError("listener broke")
+
+    playout.on("playout_stopped", broken)
+    handle = play(playout, "it_1", 0.2)
+    await clock.run(handle.wait_for_playout())
+    assert handle.audio_samples == 4800
+    second = play(playout, "it_2", 0.2)
+    await clock.run(second.wait_for_playout())
+    assert second.audio_samples == 4800
+
+
+class BrokenSink(NullSink):
+    """A sink whose device fails after a number of captures."""
+
+    def __init__(self, clock: VirtualClock, fail_after: int) -> None:
+        super().__init__(clock=clock)
+        self.captures = 0
+        self.fail_after = fail_after
+        self.cleared = 0
+
+    async def capture_frame(self, frame: Any) -> None:
+        self.captures += 1
+        if self.captures > self.fail_after:
+            raise OSError("device unplugged")
+        await super().capture_frame(frame)
+
+    def clear_queue(self) -> None:
+        self.cleared += 1
+        super().clear_queue()
+
+
+async def test_a_failing_sink_ends_the_item_and_clears(clock: VirtualClock) -> None:
+    sink = BrokenSink(clock, fail_after=3)
+    playout = AgentPlayout(audio_source=sink)
+    recorder = Recorder(playout)
+    handle = play(playout, "it_1", 1.0)
+    await clock.run(handle.wait_for_playout())
+    assert isinstance(handle.error, OSError)
+    assert sink.cleared == 1
+    assert recorder.events == [("started", None), ("stopped", True)]
+    assert handle.audio_samples <= 3 * 1200
+
+
+async def test_events_pair_only_for_items_that_produced_audio(clock: VirtualClock) -> None:
+    playout, _, recorder = make(clock)
+    silent = playout.play(
+        item_id="silent",
+        content_index=0,
+        transcription_fwd=None,
+        text_stream=stream(["no audio here"]),
+        audio_stream=stream([]),
+    )
+    await clock.run(silent.wait_for_playout())
+    assert recorder.events == []
+    assert silent.audio_samples == 0
+    assert not silent.interrupted
+
+
+async def test_wrong_sample_rate_is_named_and_what_was_queued_still_plays(
+    clock: VirtualClock,
+) -> None:
+    playout, sink, recorder = make(clock)
+    good = frames_of(ramp(4800), 480)
+    bad = AudioFrame(np.zeros(160, np.int16), 16000, 1, 160)
+    handle = playout.play(
+        item_id="it_rate",
+        content_index=0,
+        transcription_fwd=None,
+        text_stream=stream([]),
+        audio_stream=stream([*good, bad, *good]),
+    )
+    await clock.run(handle.wait_for_playout())
+    assert isinstance(handle.error, ValueError)
+    assert "16000 Hz x1; the sink plays 24000 Hz x1" in str(handle.error)
+    assert handle.audio_samples == 4800
+    assert np.array_equal(heard_audio(sink), ramp(4800))
+    assert recorder.events == [("started", None), ("stopped", True)]
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (None, "yielded None"),
+        (AudioFrame(np.zeros(480, np.int16), RATE, 2, 240), "x2; the sink plays 24000 Hz x1"),
+        (b"raw bytes", "got bytes"),
+    ],
+)
+async def test_bad_frames_get_a_clear_error(clock: VirtualClock, item: Any, message: str) -> None:
+    playout, _, _ = make(clock)
+    handle = playout.play(
+        item_id="it_bad",
+        content_index=0,
+        transcription_fwd=None,
+        text_stream=stream([]),
+        audio_stream=stream([item]),
+    )
+    await clock.run(handle.wait_for_playout())
+    assert handle.error is not None
+    assert message in str(handle.error)
+
+
+async def test_non_str_text_gets_a_clear_error(clock: VirtualClock) -> None:
+    playout, _, _ = make(clock)
+    handle = playout.play(
+        item_id="it_text",
+        content_index=0,
+        transcription_fwd=TranscriptForwarder(),
+        text_stream=stream([42]),
+        audio_stream=stream(frames_of(ramp(2400), 480)),
+    )
+    await clock.run(handle.wait_for_playout())
+    assert isinstance(handle.error, TypeError)
+    assert "must yield str, got int" in str(handle.error)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"item_id": ""}, TypeError, "item_id must be a non-empty str"),
+        ({"item_id": 7}, TypeError, "item_id must be a non-empty str, got 7"),
+        ({"content_index": -1}, ValueError, "content_index must be >= 0, got -1"),
+        ({"content_index": 1.5}, TypeError, "content_index must be an int, got 1.5"),
+        ({"text_stream": ["a"]}, TypeError, "text_stream must be an async iterable, got list"),
+        ({"audio_stream": None}, TypeError, "audio_stream must be an async iterable"),
+        ({"transcription_fwd": object()}, TypeError, "TTSSegmentsForwarder methods"),
+    ],
+)
+async def test_bad_arguments_are_refused_and_the_current_item_plays_on(
+    clock: VirtualClock, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    playout, _, _ = make(clock)
+    current = play(playout, "current", 1.0)
+    arguments: dict[str, Any] = {
+        "item_id": "next",
+        "content_index": 0,
+        "transcription_fwd": None,
+        "text_stream": stream([]),
+        "audio_stream": stream([]),
+        **kwargs,
+    }
+    with pytest.raises(error, match=message):
+        playout.play(**arguments)
+    await clock.run(current.wait_for_playout())
+    assert current.audio_samples == 24000
+    assert not current.interrupted
+
+
+def test_play_outside_a_running_loop_says_so() -> None:
+    async def make_playout() -> AgentPlayout:
+        return AgentPlayout(audio_source=NullSink())
+
+    playout = asyncio.run(make_playout())
+    with pytest.raises(RuntimeError, match="running event loop"):
+        playout.play(
+            item_id="x",
+            content_index=0,
+            transcription_fwd=None,
+            text_stream=stream([]),
+            audio_stream=stream([]),
+        )
+
+
+async def test_closed_playout_refuses_to_play(clock: VirtualClock) -> None:
+    playout, _, _ = make(clock)
+    handle = play(playout, "it_1", 1.0)
+    await clock.advance(0.1)
+    await playout.aclose()
+    assert handle.interrupted
+    with pytest.raises(PlayoutClosedError, match="closed"):
+        play(playout, "it_2", 1.0)
+
+
+async def test_done_follows_the_seed(clock: VirtualClock) -> None:
+    playout, _, _ = make(clock)
+    handle = play(playout, "it_1", 1.0)
+    assert not handle.done()
+    handle.interrupt()
+    assert handle.done()
+    handle.interrupt()
+    await clock.run(handle.wait_for_playout())
+    assert handle.done()
+
+
+async def test_played_text_follows_the_played_audio(clock: VirtualClock) -> None:
+    playout, _, _ = make(clock)
+    forwarder = TranscriptForwarder()
+    handle = play(playout, "it_1", 2.0, text="one two three four", forwarder=forwarder)
+    await clock.advance(0.01)
+    early = forwarder.played_text
+    await clock.run(handle.wait_for_playout())
+    assert early == "one "
+    assert forwarder.played_text == "one two three four"
+    assert handle.text_chars == len(forwarder.played_text)
+
+
+async def test_idle_playout_keeps_no_timers_or_tasks(clock: VirtualClock) -> None:
+    playout, _, _ = make(clock)
+    handle = play(playout, "it_1", 0.5)
+    await clock.run(handle.wait_for_playout())
+    await clock.settle()
+    assert clock.next_deadline_ns() is None
+    assert playout._tasks == set()
+
+
+async def test_livekit_style_frames_are_accepted(clock: VirtualClock) -> None:
+    rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
+    playout, sink, _ = make(clock)
+    signal = ramp(4800)
+    frames = [
+        rtc.AudioFrame(signal[i : i + 480].tobytes(), RATE, 1, 480) for i in range(0, 4800, 480)
+    ]
+    handle = playout.play(
+        item_id="it_rtc",
+        content_index=0,
+        transcription_fwd=None,
+        text_stream=stream([]),
+        audio_stream=stream(frames),
+    )
+    await clock.run(handle.wait_for_playout())
+    assert np.array_equal(heard_audio(sink), signal)
