@@ -345,7 +345,7 @@ async def test_non_str_text_gets_a_clear_error(clock: VirtualClock) -> None:
     )
     await clock.run(handle.wait_for_playout())
     assert isinstance(handle.error, TypeError)
-    assert "must yield str, got int" in str(handle.error)
+    assert "must yield str or TimedText, got int" in str(handle.error)
 
 
 @pytest.mark.parametrize(

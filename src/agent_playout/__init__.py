@@ -3,12 +3,14 @@
 from .clock import Clock, MonotonicClock, VirtualClock
 from .errors import PlayoutClosedError, PlayoutError, PlayoutStateError
 from .events import EventEmitter
-from .forwarder import TranscriptForwarder
+from .forwarder import HeardWord, TranscriptForwarder, TranscriptSegment
 from .frames import AudioByteStream, AudioFrame
 from .playout import AgentPlayout, PlayoutHandle
 from .sinks.base import AudioSink, PositionedSink
 from .sinks.paced import NullSink, PacedSink
 from .timeline import ItemState
+from .timestamps import from_character_alignment, from_word_timestamps
+from .transcript import TimedText
 
 __all__ = [
     "AgentPlayout",
@@ -17,6 +19,7 @@ __all__ = [
     "AudioSink",
     "Clock",
     "EventEmitter",
+    "HeardWord",
     "ItemState",
     "MonotonicClock",
     "NullSink",
@@ -26,6 +29,10 @@ __all__ = [
     "PlayoutHandle",
     "PlayoutStateError",
     "PositionedSink",
+    "TimedText",
     "TranscriptForwarder",
+    "TranscriptSegment",
     "VirtualClock",
+    "from_character_alignment",
+    "from_word_timestamps",
 ]

@@ -1,12 +1,24 @@
-"""Transcript forwarder with the methods the seed calls, driven by the played-sample position."""
+"""Transcript forwarder with the methods the seed calls, driven by the played-sample position.
+
+It has no timer of its own: the engine reports how many samples have played and the
+forwarder answers with the count at which the heard text next changes. Sentence segments
+with real times on the item's sample clock come out as ``"segment"`` events and through
+``segments()``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
-from typing import Any, Protocol, runtime_checkable
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from .events import EventEmitter
 from .frames import AudioFrameLike
-from .transcript import TranscriptAligner
+from .transcript import TimedText, TranscriptAligner
 
 logger = logging.getLogger("agent_playout")
 
@@ -45,42 +57,121 @@ class PositionDriven(Protocol):
         ...
 
 
-class TranscriptForwarder:
-    """Keeps ``played_text`` in step with the audio the listener has heard.
+@dataclass(frozen=True)
+class TranscriptSegment:
+    """A sentence as heard: interim while it plays, final once it ends or is cut.
 
-    It has no timer of its own: the engine reports the played-sample position and the
-    forwarder answers with the next position where the heard text changes.
+    ``start`` and ``end`` are seconds on the item's sample clock (0 = first sample).
     """
 
-    def __init__(self) -> None:
-        self._aligner = TranscriptAligner()
+    id: str
+    text: str
+    start: float
+    end: float
+    final: bool
+    language: str
+
+
+@dataclass(frozen=True)
+class HeardWord:
+    """A word the listener heard and the sample where it started."""
+
+    text: str
+    start: int
+
+
+_CLOSED = object()
+
+
+class TranscriptForwarder(EventEmitter[Literal["segment"]]):
+    """Keeps ``played_text`` in step with the audio the listener has heard.
+
+    ``before_forward`` rewrites a segment's text before it is shown (``played_text`` stays
+    the raw heard text, for truncation). ``speed`` scales the pacing prior used before the
+    audio's length is known; ``language`` tags segments and picks the hyphenation
+    dictionary. ``record_words`` keeps every heard word with its start, for reports.
+    """
+
+    def __init__(
+        self,
+        *,
+        language: str = "en-US",
+        speed: float = 1.0,
+        before_forward: Callable[[str], str] | None = None,
+        record_words: bool = False,
+    ) -> None:
+        super().__init__()
+        self._aligner = TranscriptAligner(language=language, speed=speed)
+        self._language = language
+        self._before_forward = before_forward
+        self._rate_known = False
         self._played_samples = 0
-        self._played_text = ""
+        self._cached_text: tuple[int, str] = (0, "")
         self._started = False
         self._finished = False
         self._closed = False
+        self._prefix = f"SG_{uuid.uuid4().hex[:8]}_"
+        self._numbers = itertools.count()
+        self._sentence_first = 0
+        self._sentence_id = ""
+        self._sentence_start = 0
+        self._subscribers: list[asyncio.Queue[object]] = []
+        self._heard_log: list[HeardWord] | None = [] if record_words else None
 
     @property
     def played_text(self) -> str:
         """The words the listener has heard so far, with their trailing punctuation."""
-        return self._played_text
+        heard = self._aligner.heard_chars
+        if self._cached_text[0] != heard:
+            self._cached_text = (heard, self._aligner.text[:heard])
+        return self._cached_text[1]
+
+    @property
+    def heard_chars(self) -> int:
+        """``len(played_text)`` without building the string."""
+        return self._aligner.heard_chars
 
     @property
     def text(self) -> str:
-        """All text received for the segment."""
+        """All text received for the item."""
         return self._aligner.text
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate of the positions this forwarder takes: that of the audio it was given."""
+        return self._aligner.sample_rate
+
+    @property
+    def language(self) -> str:
+        return self._language
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def push_text(self, text: str) -> None:
+    @property
+    def timestamp_repairs(self) -> int:
+        """Timestamps that were impossible and were repaired (see ``transcript``)."""
+        return self._aligner.repairs
+
+    @property
+    def heard_words(self) -> list[HeardWord]:
+        """Each heard word and its start sample; only with ``record_words=True``."""
+        if self._heard_log is None:
+            raise RuntimeError("heard_words needs TranscriptForwarder(record_words=True)")
+        return list(self._heard_log)
+
+    def push_text(self, text: str | TimedText) -> None:
+        """Add transcript text, plain or with its timestamps."""
         self._check_open("push_text")
         self._aligner.push_text(text)
-        self._refresh()
 
     def push_audio(self, frame: AudioFrameLike) -> None:
+        """Count the item's audio; its rate becomes the forwarder's clock."""
         self._check_open("push_audio")
+        if not self._rate_known:
+            self._aligner.sample_rate = frame.sample_rate
+            self._rate_known = True
         self._aligner.push_audio(frame.samples_per_channel)
 
     def mark_text_segment_end(self) -> None:
@@ -93,9 +184,13 @@ class TranscriptForwarder:
         self._started = True
 
     def segment_playout_finished(self) -> None:
-        """The whole segment was played: everything received was heard."""
+        """The whole item played: every word was heard and the last sentence is final."""
+        if self._finished:
+            return
         self._finished = True
-        self._played_text = self._aligner.heard_text(self._played_samples, complete=True)
+        heard_before = self._aligner.heard_words
+        self._aligner.hear_all()
+        self._report(heard_before, self._aligner.audio_samples, final=True)
 
     def set_playout_position(self, played_samples: int) -> int | None:
         if played_samples < self._played_samples:
@@ -103,15 +198,92 @@ class TranscriptForwarder:
                 f"playout position went backwards: {played_samples} < {self._played_samples}"
             )
         self._played_samples = played_samples
-        self._refresh()
-        return None if self._finished else self._aligner.next_boundary(played_samples)
+        if self._finished or self._closed:
+            return None
+        heard_before = self._aligner.heard_words
+        self._aligner.advance(played_samples)
+        self._report(heard_before, played_samples, final=False)
+        return self._aligner.next_boundary(played_samples)
+
+    async def segments(self) -> AsyncIterator[TranscriptSegment]:
+        """Segments emitted from now on, until the forwarder is closed."""
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        if self._closed:
+            return
+        self._subscribers.append(queue)
+        try:
+            while (segment := await queue.get()) is not _CLOSED:
+                assert isinstance(segment, TranscriptSegment)
+                yield segment
+        finally:
+            if queue in self._subscribers:
+                self._subscribers.remove(queue)
 
     async def aclose(self) -> None:
-        self._closed = True
-
-    def _refresh(self) -> None:
+        """Close; a sentence cut short by an interrupt is emitted final with what was heard."""
+        if self._closed:
+            return
         if not self._finished:
-            self._played_text = self._aligner.heard_text(self._played_samples)
+            self._close_sentence(self._aligner.heard_words, self._played_samples)
+        self._closed = True
+        for queue in self._subscribers:
+            queue.put_nowait(_CLOSED)
+        self._subscribers.clear()
+
+    def _report(self, heard_before: int, position: int, *, final: bool) -> None:
+        """Emit what the newly heard words change: finished sentences, then the current one."""
+        aligner = self._aligner
+        heard = aligner.heard_words
+        for index in range(heard_before, heard):
+            start = aligner.word_start(index)
+            if self._heard_log is not None:
+                first, end = aligner.word_offset(index), self._word_end(index)
+                self._heard_log.append(HeardWord(aligner.text_between(first, end), start))
+            if index == self._sentence_first:
+                self._sentence_start = start
+                self._sentence_id = f"{self._prefix}{next(self._numbers)}"
+            elif index > self._sentence_first and aligner.ends_sentence(index - 1):
+                self._emit_sentence(aligner.word_offset(index), start, final=True)
+                self._sentence_first = index
+                self._sentence_start = start
+                self._sentence_id = f"{self._prefix}{next(self._numbers)}"
+        if final:
+            self._close_sentence(heard, position)
+        elif heard > max(heard_before, self._sentence_first):
+            self._emit_sentence(aligner.heard_chars, position, final=False)
+        aligner.forget_before(self._sentence_first)
+
+    def _word_end(self, index: int) -> int:
+        aligner = self._aligner
+        if index + 1 < aligner.word_count:
+            return aligner.word_offset(index + 1)
+        return aligner.text_length
+
+    def _close_sentence(self, heard: int, position: int) -> None:
+        if heard > self._sentence_first:
+            self._emit_sentence(self._aligner.heard_chars, position, final=True)
+            self._sentence_first = heard
+
+    def _emit_sentence(self, end_char: int, end_sample: int, *, final: bool) -> None:
+        aligner = self._aligner
+        text = aligner.text_between(aligner.word_offset(self._sentence_first), end_char).strip()
+        if self._before_forward is not None:
+            text = self._before_forward(text)
+        rate = aligner.sample_rate
+        segment = TranscriptSegment(
+            id=self._sentence_id,
+            text=text,
+            start=self._sentence_start / rate,
+            end=max(end_sample, self._sentence_start) / rate,
+            final=final,
+            language=self._language,
+        )
+        for queue in self._subscribers:
+            queue.put_nowait(segment)
+        try:
+            self.emit("segment", segment)
+        except Exception:
+            logger.exception("a segment listener failed on segment %s", segment.id)
 
     def _check_open(self, method: str) -> None:
         if self._closed:

@@ -15,10 +15,11 @@ from typing import Any, Literal
 from .clock import NS_PER_SECOND, Clock, MonotonicClock
 from .errors import PlayoutClosedError
 from .events import EventEmitter
-from .forwarder import PositionDriven, SegmentsForwarder
+from .forwarder import PositionDriven, SegmentsForwarder, TranscriptForwarder
 from .frames import AudioByteStream, AudioFrameLike, frame_samples
 from .sinks.base import PositionedSink, positioned
 from .timeline import ItemState, ItemTimeline
+from .transcript import TimedText
 
 logger = logging.getLogger("agent_playout")
 
@@ -190,7 +191,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
         item_id: str,
         content_index: int,
         transcription_fwd: SegmentsForwarder | None,
-        text_stream: AsyncIterable[str],
+        text_stream: AsyncIterable[str | TimedText],
         audio_stream: AsyncIterable[AudioFrameLike],
     ) -> PlayoutHandle:
         """Start playing an item, ending the one in progress first; returns its handle."""
@@ -336,13 +337,19 @@ class _ItemRun:
         forwarder = self.handle._tr_fwd
         try:
             async for text in text_stream:
-                if not isinstance(text, str):
+                if not isinstance(text, str | TimedText):
                     raise _InputRejected(
-                        TypeError(f"text_stream must yield str, got {type(text).__name__}")
+                        TypeError(
+                            f"text_stream must yield str or TimedText, got {type(text).__name__}"
+                        )
                     )
-                if forwarder is not None:
-                    forwarder.push_text(text)
-                    self._captions_changed.set()
+                if forwarder is None:
+                    continue
+                if isinstance(text, TimedText) and not isinstance(forwarder, TranscriptForwarder):
+                    forwarder.push_text(text.text)
+                else:
+                    forwarder.push_text(text)  # type: ignore[arg-type]
+                self._captions_changed.set()
             if forwarder is not None:
                 forwarder.mark_text_segment_end()
                 self._captions_changed.set()

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from agent_playout import (
+    AgentPlayout,
+    AudioFrame,
+    NullSink,
+    TimedText,
+    TranscriptForwarder,
+    TranscriptSegment,
+    VirtualClock,
+)
+
+from .conftest import RATE, frames_of, ramp, stream
+
+TEXT = [
+    TimedText("Hello there. ", 0.0, 0.5),
+    TimedText("How are ", 0.6, 0.9),
+    TimedText("you today? ", 1.0, 1.6),
+    TimedText("Fine.", 1.8, 2.0),
+]
+
+
+def feed(forwarder: TranscriptForwarder, seconds: float = 2.2) -> None:
+    forwarder.segment_playout_started()
+    for piece in TEXT:
+        forwarder.push_text(piece)
+    forwarder.mark_text_segment_end()
+    forwarder.push_audio(
+        AudioFrame(np.zeros(round(seconds * RATE), np.int16), RATE, 1, round(seconds * RATE))
+    )
+    forwarder.mark_audio_segment_end()
+
+
+def test_it_constructs_with_no_arguments_and_starts_empty() -> None:
+    forwarder = TranscriptForwarder()
+    assert forwarder.played_text == ""
+    assert forwarder.language == "en-US"
+
+
+def test_position_drives_played_text_and_returns_the_next_boundary() -> None:
+    forwarder = TranscriptForwarder()
+    feed(forwarder)
+    assert forwarder.set_playout_position(1) == forwarder.set_playout_position(1)
+    assert forwarder.played_text == "Hello "
+    upcoming = forwarder.set_playout_position(2)
+    assert upcoming is not None
+    forwarder.set_playout_position(upcoming - 1)
+    assert forwarder.played_text == "Hello "
+    forwarder.set_playout_position(upcoming)
+    assert forwarder.played_text == "Hello there. "
+
+
+def test_segments_are_interim_then_final_with_real_times() -> None:
+    forwarder = TranscriptForwarder(language="en-GB")
+    segments: list[TranscriptSegment] = []
+    forwarder.on("segment", segments.append)
+    feed(forwarder)
+    for seconds in (0.1, 0.7, 1.3):
+        forwarder.set_playout_position(round(seconds * RATE))
+    forwarder.segment_playout_finished()
+    summary = [(s.text, s.final, round(s.start, 3), round(s.end, 3)) for s in segments]
+    assert summary == [
+        ("Hello", False, 0.0, 0.1),
+        ("Hello there.", True, 0.0, 0.6),
+        ("How", False, 0.6, 0.7),
+        ("How are you today?", False, 0.6, 1.3),
+        ("How are you today?", True, 0.6, 1.8),
+        ("Fine.", True, 1.8, 2.2),
+    ]
+    assert len({s.id for s in segments}) == 3
+    assert all(s.language == "en-GB" for s in segments)
+
+
+async def test_interrupt_makes_the_cut_sentence_final_with_what_was_heard() -> None:
+    forwarder = TranscriptForwarder(before_forward=str.upper)
+    received: list[TranscriptSegment] = []
+
+    async def consume() -> None:
+        async for segment in forwarder.segments():
+            received.append(segment)
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0)
+    feed(forwarder)
+    forwarder.set_playout_position(round(0.95 * RATE))
+    await forwarder.aclose()
+    await asyncio.wait_for(consumer, 1)
+    assert received[-1].final
+    assert received[-1].text == "HOW ARE"
+    assert received[-1].end == pytest.approx(0.95)
+    assert forwarder.played_text == "Hello there. How are "
+
+
+def test_completion_hears_everything() -> None:
+    forwarder = TranscriptForwarder()
+    feed(forwarder)
+    forwarder.segment_playout_finished()
+    assert forwarder.played_text == "Hello there. How are you today? Fine."
+
+
+def test_record_words_keeps_the_heard_words_with_their_starts() -> None:
+    forwarder = TranscriptForwarder(record_words=True)
+    feed(forwarder)
+    forwarder.set_playout_position(round(0.7 * RATE))
+    assert [(w.text, w.start) for w in forwarder.heard_words] == [
+        ("Hello ", 0),
+        ("there. ", round(0.5 * 2 / 4.5 * RATE)),
+        ("How ", 14400),
+    ]
+    with pytest.raises(RuntimeError, match="record_words=True"):
+        TranscriptForwarder().heard_words  # noqa: B018
+
+
+def test_position_going_backwards_is_refused() -> None:
+    forwarder = TranscriptForwarder()
+    forwarder.set_playout_position(100)
+    with pytest.raises(ValueError, match="went backwards: 99 < 100"):
+        forwarder.set_playout_position(99)
+
+
+async def test_engine_interrupt_reports_exactly_the_words_heard() -> None:
+    clock = VirtualClock()
+    playout = AgentPlayout(audio_source=NullSink(clock=clock))
+    forwarder = TranscriptForwarder()
+    handle = playout.play(
+        item_id="it_1",
+        content_index=0,
+        transcription_fwd=forwarder,
+        text_stream=stream(TEXT),
+        audio_stream=stream(frames_of(ramp(round(2.2 * RATE)), 480)),
+    )
+    heard_over_time = []
+    for cut in (0.1, 0.6, 0.5):
+        await clock.advance(cut)
+        heard_over_time.append(forwarder.played_text)
+    handle.interrupt()
+    await clock.run(handle.wait_for_playout())
+    assert heard_over_time == ["Hello ", "Hello there. How ", "Hello there. How are you today? "]
+    assert forwarder.played_text == "Hello there. How are you today? "
+    assert handle.text_chars == len(forwarder.played_text)
+
+
+async def test_engine_wakes_the_caption_exactly_at_each_word_start() -> None:
+    clock = VirtualClock()
+    playout = AgentPlayout(audio_source=NullSink(clock=clock))
+    forwarder = TranscriptForwarder()
+    changes: list[tuple[int, str]] = []
+    forwarder.on("segment", lambda s: changes.append((clock.now_ns(), s.text)))
+    handle = playout.play(
+        item_id="it_1",
+        content_index=0,
+        transcription_fwd=forwarder,
+        text_stream=stream(TEXT),
+        audio_stream=stream(frames_of(ramp(round(2.2 * RATE)), 480)),
+    )
+    await clock.run(handle.wait_for_playout())
+    interim_times = [t for t, _ in changes][:5]
+    there = round(0.5 * 2 / 4.5 * RATE) * 1_000_000_000 // RATE
+    word_starts_ns = [0, there, 600_000_000, 600_000_000, 750_000_000]
+    tick = 1_000_000_000 // RATE
+    for got, start in zip(interim_times, word_starts_ns, strict=True):
+        assert start <= got <= start + 2 * tick
+
+
+async def test_audio_without_text_and_text_without_audio_both_finish() -> None:
+    clock = VirtualClock()
+    playout = AgentPlayout(audio_source=NullSink(clock=clock))
+    silent_text = TranscriptForwarder()
+    handle = playout.play(
+        item_id="no_text",
+        content_index=0,
+        transcription_fwd=silent_text,
+        text_stream=stream([]),
+        audio_stream=stream(frames_of(ramp(4800), 480)),
+    )
+    await clock.run(handle.wait_for_playout())
+    assert handle.audio_samples == 4800
+    assert silent_text.played_text == ""
+    no_audio = TranscriptForwarder()
+    handle = playout.play(
+        item_id="no_audio",
+        content_index=0,
+        transcription_fwd=no_audio,
+        text_stream=stream(["words only"]),
+        audio_stream=stream([]),
+    )
+    await clock.run(handle.wait_for_playout())
+    assert no_audio.closed
+    assert handle.audio_samples == 0

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent_playout import TimedText
+from agent_playout.transcript import TranscriptAligner, word_weight
+
+RATE = 24000
+
+
+def heard_at(aligner: TranscriptAligner, played: int) -> str:
+    aligner.advance(played)
+    return aligner.text[: aligner.heard_chars]
+
+
+def test_syllables_come_from_a_hyphenation_dictionary() -> None:
+    assert word_weight("information") == 4
+    assert word_weight("extraordinary") == 5
+    assert word_weight("the") == 1
+    assert word_weight("queueing") < 4  # a vowel-group counter says 3, a vowel counter 6
+
+
+def test_punctuation_adds_a_pause_and_digits_count_as_spoken() -> None:
+    assert word_weight("done.") == word_weight("done") + 1.5
+    assert word_weight("first,") == word_weight("first") + 0.75
+    assert word_weight("2026") > word_weight("two")
+
+
+def test_a_word_is_heard_once_its_first_sample_has_played() -> None:
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text(TimedText("Hello, ", 0.1, 0.4))
+    aligner.push_text(TimedText("world.", 0.5, 0.9))
+    aligner.push_audio(RATE)
+    assert heard_at(aligner, 2400) == ""
+    assert heard_at(aligner, 2401) == "Hello, "
+    assert heard_at(aligner, 12000) == "Hello, "
+    assert heard_at(aligner, 12001) == "Hello, world."
+
+
+def test_timed_text_with_several_words_spreads_them_by_syllables() -> None:
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text(TimedText("a information ", 1.0, 2.0))
+    assert aligner.word_start(0) == RATE
+    assert aligner.word_start(1) == RATE + RATE // 5
+
+
+def test_words_split_across_pushes_are_joined() -> None:
+    aligner = TranscriptAligner(RATE)
+    for piece in ["Hel", "lo wor", "ld", ", how", " are", " you?"]:
+        aligner.push_text(piece)
+    assert aligner.word_count == 5
+    assert aligner.text == "Hello world, how are you?"
+    spans = [aligner.text[aligner.word_offset(i) :].split(" ")[0] for i in range(5)]
+    assert spans == ["Hello", "world,", "how", "are", "you?"]
+
+
+def test_estimate_is_refitted_so_the_last_word_lands_in_the_audio() -> None:
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text("one two three four five")
+    aligner.end_text()
+    aligner.push_audio(10 * RATE)
+    aligner.end_audio()
+    starts = [aligner.word_start(i) for i in range(5)]
+    assert starts == [0, 2 * RATE, 4 * RATE, 6 * RATE, 8 * RATE]
+
+
+def test_estimate_is_paced_by_audio_received_while_it_streams() -> None:
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text("one two three four five")
+    aligner.end_text()
+    aligner.push_audio(RATE // 2)
+    prior = RATE / 3.83
+    assert aligner.word_start(1) == round(prior)
+    aligner.push_audio(20 * RATE)
+    assert aligner.word_start(1) == round(20.5 * RATE / 5)
+
+
+def test_speed_scales_the_prior() -> None:
+    slow = TranscriptAligner(RATE, speed=0.5)
+    fast = TranscriptAligner(RATE, speed=2.0)
+    for aligner in (slow, fast):
+        aligner.push_text("one two")
+    assert abs(slow.word_start(1) - 4 * fast.word_start(1)) <= 2
+
+
+def test_heard_text_never_shrinks_when_the_estimate_moves_later() -> None:
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text("one two three")
+    aligner.end_text()
+    aligner.push_audio(RATE)
+    assert heard_at(aligner, RATE // 2) == "one two "
+    aligner.push_audio(30 * RATE)
+    assert heard_at(aligner, RATE // 2) == "one two "
+
+
+def test_backwards_timestamps_are_repaired_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    aligner = TranscriptAligner(RATE)
+    with caplog.at_level(logging.WARNING, logger="agent_playout"):
+        aligner.push_text(TimedText("late ", 2.0, 2.5))
+        aligner.push_text(TimedText("early ", 1.0, 1.2))
+        aligner.push_text(TimedText("earlier ", 0.5, 0.7))
+    assert aligner.repairs == 2
+    assert [aligner.word_start(i) for i in range(3)] == [2 * RATE] * 3
+    assert len(caplog.records) == 1
+    assert "starts before the previous word" in caplog.text
+
+
+def test_timestamps_past_the_audio_end_are_clamped_into_it() -> None:
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text(TimedText("inside ", 0.0, 0.5))
+    aligner.push_text(TimedText("outside", 5.0, 6.0))
+    aligner.push_audio(RATE)
+    aligner.end_audio()
+    assert aligner.word_start(1) == RATE - 1
+    assert heard_at(aligner, RATE) == "inside outside"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"text": "x", "start": 1.0, "end": 0.5}, ValueError, "ends before it starts"),
+        ({"text": "x", "start": float("nan"), "end": 1.0}, ValueError, "finite"),
+        ({"text": 3, "start": 0.0, "end": 1.0}, TypeError, "text must be str"),
+        ({"text": "x", "start": "0", "end": 1.0}, TypeError, "must be a number"),
+    ],
+)
+def test_impossible_timed_text_is_refused_by_name(
+    kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        TimedText(**kwargs)  # type: ignore[arg-type]
+
+
+def test_empty_text_and_audio_without_text_both_work() -> None:
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text("")
+    aligner.push_audio(RATE)
+    aligner.end_text()
+    aligner.end_audio()
+    assert aligner.advance(RATE) == 0
+    assert aligner.next_boundary(RATE) is None
+    assert aligner.heard_chars == 0
+
+
+def test_an_hour_of_small_pieces_keeps_only_what_is_not_yet_heard() -> None:
+    aligner = TranscriptAligner(RATE)
+    words_per_second = 3
+    for second in range(3600):
+        for word in range(words_per_second):
+            aligner.push_text(f"w{second}x{word} ")
+        aligner.push_audio(RATE)
+        aligner.advance(second * RATE)
+        aligner.forget_before(aligner.heard_words)
+        assert len(aligner._words) < 40
+        assert len(aligner._window) < 400
+    assert aligner.word_count == 3 * 3600
+
+
+@given(
+    pieces=st.lists(st.text(alphabet="ab ,.", min_size=0, max_size=6), max_size=30),
+    positions=st.lists(st.integers(0, 10 * RATE), max_size=20),
+)
+def test_heard_text_is_a_growing_prefix_ending_on_a_whole_word(
+    pieces: list[str], positions: list[int]
+) -> None:
+    aligner = TranscriptAligner(RATE)
+    for piece in pieces:
+        aligner.push_text(piece)
+    aligner.end_text()
+    aligner.push_audio(5 * RATE)
+    aligner.end_audio()
+    text = aligner.text
+    previous = ""
+    for played in sorted(positions):
+        heard = heard_at(aligner, played)
+        assert text.startswith(heard)
+        assert heard.startswith(previous)
+        assert heard == "" or heard == text or text[len(heard) - 1].isspace()
+        previous = heard
