@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -291,7 +292,7 @@ async def test_events_pair_only_for_items_that_produced_audio(clock: VirtualCloc
     assert not silent.interrupted
 
 
-async def test_wrong_sample_rate_is_named_and_what_was_queued_still_plays(
+async def test_a_format_change_mid_item_is_named_and_what_was_queued_still_plays(
     clock: VirtualClock,
 ) -> None:
     playout, sink, recorder = make(clock)
@@ -306,7 +307,7 @@ async def test_wrong_sample_rate_is_named_and_what_was_queued_still_plays(
     )
     await clock.run(handle.wait_for_playout())
     assert isinstance(handle.error, ValueError)
-    assert "16000 Hz x1; the sink plays 24000 Hz x1" in str(handle.error)
+    assert "changed format mid-stream, from 24000 Hz x1 to 16000 Hz x1" in str(handle.error)
     assert handle.audio_samples == 4800
     assert np.array_equal(heard_audio(sink), ramp(4800))
     assert recorder.events == [("started", None), ("stopped", True)]
@@ -316,7 +317,15 @@ async def test_wrong_sample_rate_is_named_and_what_was_queued_still_plays(
     ("item", "message"),
     [
         (None, "yielded None"),
-        (AudioFrame(np.zeros(480, np.int16), RATE, 2, 240), "x2; the sink plays 24000 Hz x1"),
+        (
+            SimpleNamespace(
+                data=memoryview(np.zeros(4, np.float32)),
+                sample_rate=RATE,
+                num_channels=1,
+                samples_per_channel=4,
+            ),
+            "int16 PCM, got a memoryview of 'f'",
+        ),
         (b"raw bytes", "got bytes"),
     ],
 )

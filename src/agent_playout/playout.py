@@ -13,10 +13,11 @@ from collections.abc import AsyncIterable
 from typing import Any, Literal
 
 from .clock import NS_PER_SECOND, Clock, MonotonicClock
-from .errors import PlayoutClosedError
+from .errors import PlayoutClosedError, PlayoutStateError
 from .events import EventEmitter
 from .forwarder import PositionDriven, SegmentsForwarder, TranscriptForwarder
 from .frames import AudioByteStream, AudioFrameLike, frame_samples
+from .resample import FormatConverter
 from .sinks.base import PositionedSink, positioned
 from .timeline import ItemState, ItemTimeline
 from .transcript import TimedText
@@ -38,6 +39,15 @@ class _InputRejected(Exception):
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _sink_underruns(sink: object) -> tuple[int, int] | None:
+    """The sink's (underrun count, underrun nanoseconds), if it reports them."""
+    count = getattr(sink, "underruns", None)
+    duration = getattr(sink, "underrun_ns", None)
+    if isinstance(count, int) and isinstance(duration, int):
+        return count, duration
+    return None
 
 
 def _require_async_iterable(name: str, stream: object) -> AsyncIterable[Any]:
@@ -69,6 +79,10 @@ class PlayoutHandle:
         self._error: BaseException | None = None
         self._first_frame_ns: int | None = None
         self._play_ns = playout.clock.now_ns()
+        self._input_rate = playout.sink.sample_rate
+        self._captions_changed = asyncio.Event()
+        self._underrun_base: tuple[int, int] | None = None
+        self._underrun_total: tuple[int, int] | None = None
 
     @property
     def item_id(self) -> str:
@@ -91,8 +105,17 @@ class PlayoutHandle:
         return self._timeline.played
 
     @property
+    def input_played_samples(self) -> int:
+        """Heard samples at the rate of the item's own audio (the transcript's clock)."""
+        if self._timeline.state is ItemState.FINISHED:
+            return self._timeline.received
+        return self.played_samples * self._input_rate // self.sample_rate
+
+    @property
     def audio_samples(self) -> int:
         """Heard samples at 24 kHz (the seed's unit): 0 before audio, all of it on completion."""
+        if self._timeline.state is ItemState.FINISHED:
+            return self._timeline.received * SEED_SAMPLE_RATE // self._input_rate
         return self.played_samples * SEED_SAMPLE_RATE // self.sample_rate
 
     @property
@@ -102,8 +125,37 @@ class PlayoutHandle:
 
     @property
     def received_samples(self) -> int:
-        """Samples per channel received from the audio stream."""
+        """Samples per channel received from the audio stream, at its own rate."""
         return self._timeline.received
+
+    @property
+    def underruns(self) -> int | None:
+        """Times the audio ran dry mid-item (silence played, not counted); None if the sink
+        cannot tell."""
+        counts = self._underrun_counts()
+        return None if counts is None else counts[0]
+
+    @property
+    def underrun_seconds(self) -> float | None:
+        """Total silence played mid-item because the audio arrived late."""
+        counts = self._underrun_counts()
+        return None if counts is None else counts[1] / NS_PER_SECOND
+
+    def _underrun_counts(self) -> tuple[int, int] | None:
+        if self._underrun_total is not None or self._underrun_base is None:
+            return self._underrun_total
+        now = _sink_underruns(self._playout.sink)
+        assert now is not None
+        return now[0] - self._underrun_base[0], now[1] - self._underrun_base[1]
+
+    def _freeze_underruns(self) -> None:
+        if self._underrun_base is not None and self._underrun_total is None:
+            self._underrun_total = self._underrun_counts()
+
+    @property
+    def input_sample_rate(self) -> int:
+        """The rate of the item's audio stream (the sink's until the first frame)."""
+        return self._input_rate
 
     @property
     def state(self) -> ItemState:
@@ -165,12 +217,14 @@ class AgentPlayout(EventEmitter[EventTypes]):
 
     def __init__(self, *, audio_source: Any, clock: Clock | None = None) -> None:
         super().__init__()
+        self._audio_source = audio_source
         self._sink: PositionedSink = positioned(audio_source)
         sink_clock = getattr(self._sink, "clock", None)
         self._clock: Clock = clock or sink_clock or MonotonicClock()
         self._current: PlayoutHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._paused = False
 
     @property
     def sink(self) -> PositionedSink:
@@ -232,6 +286,38 @@ class AgentPlayout(EventEmitter[EventTypes]):
         task.add_done_callback(self._tasks.discard)
         return handle
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Hold the output: nothing queued is dropped, position and transcript freeze.
+
+        Needs a sink with ``pause()``/``resume()`` (this package's sinks have them).
+        """
+        if self._paused:
+            return
+        pause = getattr(self._sink, "pause", None)
+        if pause is None:
+            raise PlayoutStateError(f"{type(self._audio_source).__name__} cannot pause")
+        pause()
+        self._paused = True
+        current = self._current
+        if current is not None and current.state is ItemState.PLAYING:
+            current._timeline.pause()
+
+    def resume(self) -> None:
+        """Continue from the sample where ``pause()`` stopped."""
+        if not self._paused:
+            return
+        self._sink.resume()  # type: ignore[attr-defined]
+        self._paused = False
+        current = self._current
+        if current is not None:
+            if current.state is ItemState.PAUSED:
+                current._timeline.resume()
+            current._captions_changed.set()
+
     async def aclose(self) -> None:
         """Interrupt the item in progress, wait for it, and refuse further ``play()``."""
         self._closed = True
@@ -243,6 +329,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
     def _stop_item(self, handle: PlayoutHandle) -> None:
         """Clear the sink (if the item reached it) and freeze the position, synchronously."""
         timeline = handle._timeline
+        handle._freeze_underruns()
         if not timeline.state.is_final:
             sink_total: int | None = None
             if timeline.started:
@@ -289,7 +376,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
         if forwarder is not None:
             with _logged(handle, "closing the transcript forwarder"):
                 if isinstance(forwarder, PositionDriven):
-                    forwarder.set_playout_position(handle.played_samples)
+                    forwarder.set_playout_position(handle.input_played_samples)
                 forwarder.mark_text_segment_end()
                 if started and completed:
                     forwarder.segment_playout_finished()
@@ -319,7 +406,6 @@ class _ItemRun:
         self.handle = handle
         self.sink = playout.sink
         self.started = False
-        self._captions_changed = asyncio.Event()
 
     def _fail(self, error: BaseException, *, drain: bool = False) -> None:
         """End the item on ``error``, logged once with the item id."""
@@ -349,10 +435,10 @@ class _ItemRun:
                     forwarder.push_text(text.text)
                 else:
                     forwarder.push_text(text)  # type: ignore[arg-type]
-                self._captions_changed.set()
+                self.handle._captions_changed.set()
             if forwarder is not None:
                 forwarder.mark_text_segment_end()
-                self._captions_changed.set()
+                self.handle._captions_changed.set()
         except _InputRejected as rejected:
             self._fail(rejected.error)
         except Exception as error:
@@ -375,51 +461,73 @@ class _ItemRun:
         chunker = AudioByteStream(
             sink.sample_rate, sink.num_channels, sink.sample_rate * CHUNK_MS // 1000
         )
+        converter: FormatConverter | None = None
         async for frame in audio_stream:
             samples = self._validate(frame)
             if samples.size == 0:
                 continue
-            if not self.started:
-                self.started = True
-                handle._first_frame_ns = self.playout.clock.now_ns()
-                if forwarder is not None:
-                    forwarder.segment_playout_started()
-                self.playout.emit("playout_started")
+            if converter is None:
+                converter = self._start(frame)
+            elif (frame.sample_rate, frame.num_channels) != (
+                converter.in_rate,
+                converter.in_channels,
+            ):
+                raise _InputRejected(
+                    ValueError(
+                        f"item {handle.item_id!r} changed format mid-stream, from"
+                        f" {converter.in_rate} Hz x{converter.in_channels} to"
+                        f" {frame.sample_rate} Hz x{frame.num_channels}"
+                    )
+                )
             if forwarder is not None:
                 forwarder.push_audio(frame)
-            handle._timeline.receive(samples.size // sink.num_channels)
-            for chunk in chunker.write(samples.tobytes()):
+            handle._timeline.receive(samples.size // frame.num_channels)
+            for chunk in chunker.write(converter.process(samples).tobytes()):
+                await self._capture(chunk)
+        if converter is not None:
+            for chunk in chunker.write(converter.flush().tobytes()):
                 await self._capture(chunk)
         for chunk in chunker.flush():
             await self._capture(chunk)
         if forwarder is not None:
             forwarder.mark_audio_segment_end()
-        self._captions_changed.set()
+        self.handle._captions_changed.set()
+
+    def _start(self, frame: Any) -> FormatConverter:
+        """First audio of the item: emit ``playout_started`` and set up its conversion."""
+        handle = self.handle
+        self.started = True
+        handle._first_frame_ns = self.playout.clock.now_ns()
+        handle._input_rate = frame.sample_rate
+        if handle._tr_fwd is not None:
+            handle._tr_fwd.segment_playout_started()
+        self.playout.emit("playout_started")
+        try:
+            return FormatConverter(
+                frame.sample_rate, frame.num_channels, self.sink.sample_rate, self.sink.num_channels
+            )
+        except ValueError as error:
+            raise _InputRejected(error) from None
 
     def _validate(self, frame: object) -> Any:
-        sink = self.sink
         try:
             if frame is None:
                 raise TypeError("audio_stream yielded None instead of an audio frame")
-            samples = frame_samples(frame)
+            return frame_samples(frame)
         except (TypeError, ValueError) as error:
             raise _InputRejected(error) from None
-        rate = getattr(frame, "sample_rate", None)
-        channels = getattr(frame, "num_channels", None)
-        if rate != sink.sample_rate or channels != sink.num_channels:
-            raise _InputRejected(
-                ValueError(
-                    f"frame of item {self.handle.item_id!r} is {rate} Hz x{channels};"
-                    f" the sink plays {sink.sample_rate} Hz x{sink.num_channels}"
-                )
-            )
-        return samples
 
     async def _capture(self, chunk: Any) -> None:
-        timeline = self.handle._timeline
+        handle = self.handle
+        timeline = handle._timeline
+        if not timeline.started:
+            handle._underrun_base = _sink_underruns(self.sink)
+            if self.playout.paused:
+                timeline.push(0, self.playout.sink.samples_written)
+                timeline.pause()
         timeline.push(chunk.samples_per_channel, self.playout.sink.samples_written)
         await self.sink.capture_frame(chunk)
-        self._captions_changed.set()
+        self.handle._captions_changed.set()
 
     async def _drain(self, *, complete: bool) -> None:
         """Wait until the sink has played everything pushed, then end the item.
@@ -430,6 +538,7 @@ class _ItemRun:
         handle = self.handle
         if self.started:
             await self.sink.wait_for_playout()
+        handle._freeze_underruns()
         if complete and not handle._timeline.state.is_final:
             handle._timeline.complete()
         self.playout._stop_item(handle)
@@ -437,16 +546,17 @@ class _ItemRun:
     async def drive_captions(self, forwarder: PositionDriven) -> None:
         """Report the played position to the forwarder when its text is due to change."""
         clock = self.playout.clock
-        rate = self.sink.sample_rate
-        changed = self._captions_changed
+        handle = self.handle
+        changed = self.handle._captions_changed
         while True:
-            played = self.handle.played_samples
+            played = handle.input_played_samples
             upcoming = forwarder.set_playout_position(played)
             changed.clear()
-            if upcoming is None or not self.started:
+            if upcoming is None or not self.started or self.playout.paused:
                 await changed.wait()
                 continue
-            deadline = clock.now_ns() + _ceil_div((upcoming - played) * NS_PER_SECOND, rate)
+            wait_ns = _ceil_div((upcoming - played) * NS_PER_SECOND, handle.input_sample_rate)
+            deadline = clock.now_ns() + wait_ns
             timer = clock.call_at(deadline, changed.set)
             try:
                 await changed.wait()

@@ -34,6 +34,8 @@ TICK_NS = 10_000_000
 _PHASE_WINDOW = 32
 _GUARD_BEFORE_NS = 3_500_000
 _GUARD_AFTER_NS = 500_000
+_EARLY_NS = 1_000_000
+_PROMPT_NS = 2_000_000
 
 
 class LiveKitSink:
@@ -63,6 +65,7 @@ class LiveKitSink:
         self._written = 0
         self._anchor_released = 0
         self._anchor_tick_ns: int | None = None
+        self._anchor_provisional = True
         self._offsets: deque[float] = deque(maxlen=_PHASE_WINDOW)
         self._phase_ns: int | None = None
         self._first_insert: tuple[int, int] | None = None
@@ -114,6 +117,17 @@ class LiveKitSink:
         ticks = max((now_ns - self._anchor_tick_ns) // TICK_NS, 0)
         return min(self._anchor_released + ticks * self._tick_samples, self._written)
 
+    def _released_through(self, tick_ns: int) -> int:
+        """Samples released once the tick nearest ``tick_ns`` has fired.
+
+        Rounds rather than floors: the anchor sits on the grid as it was learned then, and
+        the phase may have been refined by a fraction of a millisecond since.
+        """
+        if self._anchor_tick_ns is None:
+            return self._anchor_released
+        ticks = max(round((tick_ns - self._anchor_tick_ns) / TICK_NS), 0)
+        return min(self._anchor_released + ticks * self._tick_samples, self._written)
+
     def _grid_tick_at_or_before(self, when_ns: int) -> int:
         """The latest tick time <= ``when_ns`` (mid-interval if the grid is not known yet)."""
         phase = self._phase_ns if self._phase_ns is not None else when_ns - TICK_NS // 2
@@ -153,6 +167,7 @@ class LiveKitSink:
         if released >= self._written:
             self._anchor_released = self._written
             self._anchor_tick_ns = self._grid_tick_at_or_before(now)
+            self._anchor_provisional = True
             if self._first_insert is None:
                 self._first_insert = (now, self._written)
         self._written += count
@@ -160,12 +175,36 @@ class LiveKitSink:
         written_after = self._written
         await self._source.capture_frame(rtc_frame)
         done_ns = time.monotonic_ns()
-        if excess >= 2 * self._tick_samples or (excess > 0 and done_ns - now > 2_000_000):
+        if self._waited(excess, done_ns - now):
             self._anchor_at(done_ns, written_after)
 
+    def _waited(self, excess: int, elapsed_ns: int) -> bool:
+        """Whether a capture that put ``excess`` samples over the limit really waited for
+        the ticks that release them (a count slightly off could think so wrongly)."""
+        if excess <= 0:
+            return False
+        ticks = -(-excess // self._tick_samples)
+        if ticks == 1:
+            return elapsed_ns > 2_000_000
+        return elapsed_ns >= (ticks - 1) * TICK_NS - 1_000_000
+
     def _anchor_at(self, done_ns: int, written_after: int) -> None:
-        """A capture that waited finished: the buffer is exactly at the queue limit now."""
+        """A capture that waited finished: the buffer was exactly at the queue limit.
+
+        Completions reach Python late under load, never early. So a completion at or
+        after the tick the count already predicts only confirms it (and, when prompt,
+        refines the grid's phase); one that comes earlier shows the count is behind, and
+        re-anchors it. The count thus converges on the earliest, truest completions.
+        An anchor guessed from the learned grid when audio went into an empty buffer is
+        provisional: the grid may be a fraction of a millisecond off the native ticks, so
+        the first completion after it replaces it whatever its time.
+        """
         if self._written != written_after:
+            return
+        expected = None if self._anchor_provisional else self._expected_completion(written_after)
+        if expected is not None and done_ns >= expected - _EARLY_NS:
+            if done_ns - expected <= _PROMPT_NS:
+                self._learn_phase(done_ns)
             return
         self._learn_phase(done_ns)
         tick = self._grid_tick_at_or_before(done_ns + TICK_NS // 2)
@@ -173,6 +212,15 @@ class LiveKitSink:
             self._check_queue_limit(tick, written_after)
         self._anchor_released = written_after - self._queue_limit
         self._anchor_tick_ns = tick
+        self._anchor_provisional = False
+
+    def _expected_completion(self, written_after: int) -> int | None:
+        """When the current count says a capture ending at ``written_after`` completes."""
+        if self._anchor_tick_ns is None or not self._queue_checked:
+            return None
+        target = written_after - self._queue_limit - self._anchor_released
+        ticks = max(-(-target // self._tick_samples), 0)
+        return self._anchor_tick_ns + ticks * TICK_NS
 
     def _learn_phase(self, done_ns: int) -> None:
         angle = 2 * math.pi * (done_ns % TICK_NS) / TICK_NS
@@ -206,7 +254,7 @@ class LiveKitSink:
             self._written = self._released(now)
             self._clear_native()
             return
-        self._written = self._released(tick)
+        self._written = self._released_through(tick)
         loop = asyncio.get_running_loop()
         self._clear_done = asyncio.Event()
         delay = (tick + _GUARD_AFTER_NS - now) / 1e9

@@ -67,6 +67,7 @@ class PacedSink:
         self._segment_base = 0
         self._running = False
         self._paused = False
+        self._stop_at: int | None = None
         self._expecting_more = False
         self._dry_since_ns: int | None = None
         self._underruns = 0
@@ -154,9 +155,15 @@ class PacedSink:
         self._advance()
         self._expecting_more = False
         self._dry_since_ns = None
-        keep = min(self._fade_samples, self._written - self._played)
+        if self._paused:
+            keep = max((self._stop_at or self._played) - self._played, 0)
+        else:
+            keep = min(self._fade_samples, self._written - self._played)
         if self._keep_audio:
-            self._keep_faded_tail(keep)
+            head = self._take_head(keep)
+            self._chunks.clear()
+            if keep:
+                self._chunks.append(head if self._paused else self._faded(head, down=True))
         self._written = self._played + keep
         if keep == 0:
             self._running = False
@@ -170,18 +177,30 @@ class PacedSink:
             await self._wait_for_played(self._written)
 
     def pause(self) -> None:
-        """Hold the queue: nothing is dropped and the position stops."""
+        """Hold the queue: nothing is dropped, and the position stops after a short fade."""
         self._advance()
+        if self._paused:
+            return
         self._paused = True
-        self._running = False
+        keep = min(self._fade_samples, self._written - self._played)
+        self._stop_at = self._played + keep
+        if self._keep_audio and keep:
+            self._chunks.appendleft(self._faded(self._take_head(keep), down=True))
+        if keep == 0:
+            self._running = False
         self._reschedule()
 
     def resume(self) -> None:
-        """Continue from the sample where ``pause`` stopped."""
+        """Continue from the sample after the pause, fading back in."""
+        self._advance()
         if not self._paused:
             return
         self._paused = False
-        if self._played < self._written:
+        self._stop_at = None
+        keep = min(self._fade_samples, self._written - self._played)
+        if self._keep_audio and keep:
+            self._chunks.appendleft(self._faded(self._take_head(keep), down=False))
+        if not self._running and self._played < self._written:
             self._start_segment(self._clock.now_ns())
         self._reschedule()
 
@@ -202,12 +221,13 @@ class PacedSink:
             return
         now = self._clock.now_ns()
         reached = self._segment_base + (now - self._segment_start_ns) * self._rate // NS_PER_SECOND
+        limit = self._written if self._stop_at is None else min(self._written, self._stop_at)
         before = self._played
-        if reached >= self._written:
-            self._played = self._written
+        if reached >= limit:
+            self._played = limit
             self._running = False
-            if self._expecting_more:
-                self._dry_since_ns = self._time_of(self._written)
+            if self._expecting_more and not self._paused:
+                self._dry_since_ns = self._time_of(limit)
         else:
             self._played = reached
         if self._keep_audio and self._played > before:
@@ -228,18 +248,25 @@ class PacedSink:
                 needed = 0
         self._on_audio(pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
 
-    def _keep_faded_tail(self, keep: int) -> None:
-        needed = keep * self._channels
+    def _take_head(self, count: int) -> Int16Array:
+        """Remove and return the next ``count`` queued samples per channel."""
+        needed = count * self._channels
         pieces: list[Int16Array] = []
         while needed > 0 and self._chunks:
             head = self._chunks.popleft()
-            pieces.append(head[:needed])
-            needed -= min(head.size, needed)
-        self._chunks.clear()
-        if keep:
-            tail = np.concatenate(pieces).reshape(keep, self._channels)
-            ramp = np.linspace(1.0, 0.0, keep + 1, dtype=np.float32)[1:, None]
-            self._chunks.append((tail * ramp).astype(np.int16).reshape(-1))
+            if head.size > needed:
+                self._chunks.appendleft(head[needed:])
+                head = head[:needed]
+            pieces.append(head)
+            needed -= head.size
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+
+    def _faded(self, samples: Int16Array, *, down: bool) -> Int16Array:
+        """``samples`` under a linear fade that ends (down) or starts (up) at silence."""
+        frames = samples.reshape(-1, self._channels)
+        steps = np.linspace(0.0, 1.0, frames.shape[0] + 1, dtype=np.float32)
+        ramp = (steps[::-1][1:] if down else steps[1:])[:, None]
+        return (frames * ramp).astype(np.int16).reshape(-1)
 
     async def _wait_for_played(self, target: int) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
