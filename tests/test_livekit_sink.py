@@ -43,8 +43,11 @@ class Listener:
 
 
 async def settled_heard(listener: Listener) -> np.ndarray:
-    """Ground truth after the last released frame has reached the reader."""
-    await asyncio.sleep(0.06)
+    """Ground truth once no frame has reached the reader for 100 ms (it lags under load)."""
+    count = -1
+    while count != sum(chunk.size for chunk in listener.samples):
+        count = sum(chunk.size for chunk in listener.samples)
+        await asyncio.sleep(0.1)
     return listener.heard()
 
 

@@ -462,3 +462,26 @@ async def test_livekit_style_frames_are_accepted(clock: VirtualClock) -> None:
     )
     await clock.run(handle.wait_for_playout())
     assert np.array_equal(heard_audio(sink), signal)
+
+
+async def test_audio_is_read_ahead_of_the_listener_up_to_the_limit(clock: VirtualClock) -> None:
+    sink = NullSink(clock=clock, queue_size_ms=100)
+    eager = AgentPlayout(audio_source=sink)
+    handle = play(eager, "eager", 5.0)
+    await clock.advance(0.01)
+    assert handle.received_samples == 5 * RATE
+    await clock.run(handle.wait_for_playout())
+
+    bounded = AgentPlayout(audio_source=NullSink(clock=clock, queue_size_ms=100), read_ahead_ms=500)
+    handle = play(bounded, "bounded", 5.0)
+    for _ in range(20):
+        await clock.advance(0.2)
+        ahead = handle.received_samples - handle.played_samples
+        assert ahead <= RATE * (0.5 + 0.1 + 2 * 0.05 + 0.02)
+    await clock.run(handle.wait_for_playout())
+    assert handle.audio_samples == 5 * RATE
+
+
+def test_a_negative_read_ahead_is_refused() -> None:
+    with pytest.raises(ValueError, match="read_ahead_ms must be >= 0, got -1"):
+        AgentPlayout(audio_source=NullSink(), read_ahead_ms=-1)

@@ -155,16 +155,16 @@ async def test_late_audio_plays_silence_that_is_not_counted(clock: VirtualClock)
         text_stream=stream([TimedText("early ", 0.1, 0.2), TimedText("late", 0.6, 0.7)]),
         audio_stream=stalling(),
     )
-    await clock.advance(1.0)
+    await clock.advance(0.65)
     assert handle.audio_samples == round(0.5 * RATE)
     assert forwarder.played_text == "early "
     await clock.run(handle.wait_for_playout())
     assert handle.audio_samples == RATE
     assert handle.underruns == 1
-    # the stall starts when the 200 ms queue has room again (0.3 s) and ends at 1.0 s
-    assert handle.underrun_seconds == pytest.approx(0.5, abs=1e-6)
+    # audio is read ahead of the sink, so the stall runs from 0 to 0.7 s: dry from 0.5 s
+    assert handle.underrun_seconds == pytest.approx(0.2, abs=1e-6)
     assert forwarder.played_text == "early late"
-    assert clock.now_ns() == 1_500_000_000
+    assert clock.now_ns() == 1_200_000_000
 
 
 async def test_sinks_without_underrun_counts_report_none(clock: VirtualClock) -> None:

@@ -14,6 +14,11 @@ T = TypeVar("T")
 NS_PER_SECOND = 1_000_000_000
 
 
+def ceil_div(numerator: int, denominator: int) -> int:
+    """Integer division rounding up, for times that must not fall short."""
+    return -(-numerator // denominator)
+
+
 class TimerHandle(Protocol):
     """A scheduled callback that can be cancelled."""
 

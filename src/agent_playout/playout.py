@@ -15,9 +15,9 @@ from typing import Any, Literal
 from .clock import NS_PER_SECOND, Clock, MonotonicClock
 from .errors import PlayoutClosedError, PlayoutStateError
 from .events import EventEmitter
-from .forwarder import PositionDriven, SegmentsForwarder, TranscriptForwarder
-from .frames import AudioByteStream, AudioFrameLike, frame_samples
-from .resample import FormatConverter
+from .forwarder import PositionDriven, SegmentsForwarder
+from .frames import AudioFrameLike
+from .item import ItemRun, sink_underruns
 from .sinks.base import PositionedSink, positioned
 from .timeline import ItemState, ItemTimeline
 from .transcript import TimedText
@@ -29,25 +29,8 @@ EventTypes = Literal["playout_started", "playout_stopped"]
 SEED_SAMPLE_RATE = 24000
 """``audio_samples`` is reported at 24 kHz, as the seed defines it."""
 
-CHUNK_MS = 50
-"""Audio is re-chunked into 50 ms frames before it reaches the sink, as in the seed."""
-
-
-class _InputRejected(Exception):
-    """A stream yielded something that is not valid input; carries the caller-facing error."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _sink_underruns(sink: object) -> tuple[int, int] | None:
-    """The sink's (underrun count, underrun nanoseconds), if it reports them."""
-    count = getattr(sink, "underruns", None)
-    duration = getattr(sink, "underrun_ns", None)
-    if isinstance(count, int) and isinstance(duration, int):
-        return count, duration
-    return None
+DEFAULT_READ_AHEAD_MS = 20_000
+"""How much of an item's audio is read from the model ahead of the listener."""
 
 
 def _require_async_iterable(name: str, stream: object) -> AsyncIterable[Any]:
@@ -144,7 +127,7 @@ class PlayoutHandle:
     def _underrun_counts(self) -> tuple[int, int] | None:
         if self._underrun_total is not None or self._underrun_base is None:
             return self._underrun_total
-        now = _sink_underruns(self._playout.sink)
+        now = sink_underruns(self._playout.sink)
         assert now is not None
         return now[0] - self._underrun_base[0], now[1] - self._underrun_base[1]
 
@@ -215,8 +198,17 @@ class AgentPlayout(EventEmitter[EventTypes]):
     object with the same surface. A new ``play()`` supersedes the item in progress.
     """
 
-    def __init__(self, *, audio_source: Any, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        audio_source: Any,
+        clock: Clock | None = None,
+        read_ahead_ms: int = DEFAULT_READ_AHEAD_MS,
+    ) -> None:
         super().__init__()
+        if read_ahead_ms < 0:
+            raise ValueError(f"read_ahead_ms must be >= 0, got {read_ahead_ms}")
+        self._read_ahead_ms = read_ahead_ms
         self._audio_source = audio_source
         self._sink: PositionedSink = positioned(audio_source)
         sink_clock = getattr(self._sink, "clock", None)
@@ -354,7 +346,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
         if handle._stop_fut.done():
             await self._finish(handle, started=False)
             return
-        item = _ItemRun(self, handle)
+        item = ItemRun(self, handle, self._read_ahead_ms)
         tasks = [
             asyncio.create_task(item.read_text(text_stream)),
             asyncio.create_task(item.play_audio(audio_stream)),
@@ -396,173 +388,3 @@ def _logged(handle: PlayoutHandle, what: str) -> Any:
         yield
     except Exception:
         logger.exception("%s failed for item %s", what, handle.item_id)
-
-
-class _ItemRun:
-    """The tasks of one item: read text, push audio, drive captions."""
-
-    def __init__(self, playout: AgentPlayout, handle: PlayoutHandle) -> None:
-        self.playout = playout
-        self.handle = handle
-        self.sink = playout.sink
-        self.started = False
-
-    def _fail(self, error: BaseException, *, drain: bool = False) -> None:
-        """End the item on ``error``, logged once with the item id."""
-        handle = self.handle
-        if handle.done():
-            return
-        handle._error = error
-        handle._interrupted = True
-        logger.error("item %s failed: %s", handle.item_id, error, exc_info=error)
-        if drain:
-            return
-        self.playout._stop_item(handle)
-
-    async def read_text(self, text_stream: AsyncIterable[Any]) -> None:
-        forwarder = self.handle._tr_fwd
-        try:
-            async for text in text_stream:
-                if not isinstance(text, str | TimedText):
-                    raise _InputRejected(
-                        TypeError(
-                            f"text_stream must yield str or TimedText, got {type(text).__name__}"
-                        )
-                    )
-                if forwarder is None:
-                    continue
-                if isinstance(text, TimedText) and not isinstance(forwarder, TranscriptForwarder):
-                    forwarder.push_text(text.text)
-                else:
-                    forwarder.push_text(text)  # type: ignore[arg-type]
-                self.handle._captions_changed.set()
-            if forwarder is not None:
-                forwarder.mark_text_segment_end()
-                self.handle._captions_changed.set()
-        except _InputRejected as rejected:
-            self._fail(rejected.error)
-        except Exception as error:
-            self._fail(error)
-
-    async def play_audio(self, audio_stream: AsyncIterable[Any]) -> None:
-        try:
-            await self._push_stream(audio_stream)
-            await self._drain(complete=True)
-        except _InputRejected as rejected:
-            self._fail(rejected.error, drain=True)
-            await self._drain(complete=False)
-        except Exception as error:
-            self._fail(error)
-
-    async def _push_stream(self, audio_stream: AsyncIterable[Any]) -> None:
-        handle = self.handle
-        forwarder = handle._tr_fwd
-        sink = self.sink
-        chunker = AudioByteStream(
-            sink.sample_rate, sink.num_channels, sink.sample_rate * CHUNK_MS // 1000
-        )
-        converter: FormatConverter | None = None
-        async for frame in audio_stream:
-            samples = self._validate(frame)
-            if samples.size == 0:
-                continue
-            if converter is None:
-                converter = self._start(frame)
-            elif (frame.sample_rate, frame.num_channels) != (
-                converter.in_rate,
-                converter.in_channels,
-            ):
-                raise _InputRejected(
-                    ValueError(
-                        f"item {handle.item_id!r} changed format mid-stream, from"
-                        f" {converter.in_rate} Hz x{converter.in_channels} to"
-                        f" {frame.sample_rate} Hz x{frame.num_channels}"
-                    )
-                )
-            if forwarder is not None:
-                forwarder.push_audio(frame)
-            handle._timeline.receive(samples.size // frame.num_channels)
-            for chunk in chunker.write(converter.process(samples).tobytes()):
-                await self._capture(chunk)
-        if converter is not None:
-            for chunk in chunker.write(converter.flush().tobytes()):
-                await self._capture(chunk)
-        for chunk in chunker.flush():
-            await self._capture(chunk)
-        if forwarder is not None:
-            forwarder.mark_audio_segment_end()
-        self.handle._captions_changed.set()
-
-    def _start(self, frame: Any) -> FormatConverter:
-        """First audio of the item: emit ``playout_started`` and set up its conversion."""
-        handle = self.handle
-        self.started = True
-        handle._first_frame_ns = self.playout.clock.now_ns()
-        handle._input_rate = frame.sample_rate
-        if handle._tr_fwd is not None:
-            handle._tr_fwd.segment_playout_started()
-        self.playout.emit("playout_started")
-        try:
-            return FormatConverter(
-                frame.sample_rate, frame.num_channels, self.sink.sample_rate, self.sink.num_channels
-            )
-        except ValueError as error:
-            raise _InputRejected(error) from None
-
-    def _validate(self, frame: object) -> Any:
-        try:
-            if frame is None:
-                raise TypeError("audio_stream yielded None instead of an audio frame")
-            return frame_samples(frame)
-        except (TypeError, ValueError) as error:
-            raise _InputRejected(error) from None
-
-    async def _capture(self, chunk: Any) -> None:
-        handle = self.handle
-        timeline = handle._timeline
-        if not timeline.started:
-            handle._underrun_base = _sink_underruns(self.sink)
-            if self.playout.paused:
-                timeline.push(0, self.playout.sink.samples_written)
-                timeline.pause()
-        timeline.push(chunk.samples_per_channel, self.playout.sink.samples_written)
-        await self.sink.capture_frame(chunk)
-        self.handle._captions_changed.set()
-
-    async def _drain(self, *, complete: bool) -> None:
-        """Wait until the sink has played everything pushed, then end the item.
-
-        ``complete`` is False when input was rejected: what was queued still plays, but
-        the item did not play all it was given.
-        """
-        handle = self.handle
-        if self.started:
-            await self.sink.wait_for_playout()
-        handle._freeze_underruns()
-        if complete and not handle._timeline.state.is_final:
-            handle._timeline.complete()
-        self.playout._stop_item(handle)
-
-    async def drive_captions(self, forwarder: PositionDriven) -> None:
-        """Report the played position to the forwarder when its text is due to change."""
-        clock = self.playout.clock
-        handle = self.handle
-        changed = self.handle._captions_changed
-        while True:
-            played = handle.input_played_samples
-            upcoming = forwarder.set_playout_position(played)
-            changed.clear()
-            if upcoming is None or not self.started or self.playout.paused:
-                await changed.wait()
-                continue
-            wait_ns = _ceil_div((upcoming - played) * NS_PER_SECOND, handle.input_sample_rate)
-            deadline = clock.now_ns() + wait_ns
-            timer = clock.call_at(deadline, changed.set)
-            try:
-                await changed.wait()
-            finally:
-                timer.cancel()
-
-
-def _ceil_div(numerator: int, denominator: int) -> int:
-    return -(-numerator // denominator)

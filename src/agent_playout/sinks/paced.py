@@ -15,14 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..clock import NS_PER_SECOND, Clock, MonotonicClock, TimerHandle
+from ..clock import NS_PER_SECOND, Clock, MonotonicClock, TimerHandle, ceil_div
 from ..frames import Int16Array, frame_samples
 
 AudioCallback = Callable[[Int16Array], None]
-
-
-def _ceil_div(numerator: int, denominator: int) -> int:
-    return -(-numerator // denominator)
 
 
 class PacedSink:
@@ -212,7 +208,7 @@ class PacedSink:
 
     def _time_of(self, played: int) -> int:
         """When the running segment reaches ``played`` samples."""
-        return self._segment_start_ns + _ceil_div(
+        return self._segment_start_ns + ceil_div(
             (played - self._segment_base) * NS_PER_SECOND, self._rate
         )
 
