@@ -316,7 +316,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
         if self._current is not None:
             self._current.interrupt()
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.wait(set(self._tasks))
 
     def _stop_item(self, handle: PlayoutHandle) -> None:
         """Clear the sink (if the item reached it) and freeze the position, synchronously."""
@@ -341,25 +341,33 @@ class AgentPlayout(EventEmitter[EventTypes]):
         text_stream: AsyncIterable[Any],
         audio_stream: AsyncIterable[Any],
     ) -> None:
-        if previous is not None:
-            await asyncio.shield(previous._done_fut)
-        if handle._stop_fut.done():
-            await self._finish(handle, started=False)
-            return
         item = ItemRun(self, handle, self._read_ahead_ms)
-        tasks = [
-            asyncio.create_task(item.read_text(text_stream)),
-            asyncio.create_task(item.play_audio(audio_stream)),
-        ]
-        if isinstance(handle._tr_fwd, PositionDriven):
-            tasks.append(asyncio.create_task(item.drive_captions(handle._tr_fwd)))
+        tasks: list[asyncio.Task[None]] = []
         try:
-            await asyncio.shield(handle._stop_fut)
+            if previous is not None:
+                await asyncio.shield(previous._done_fut)
+            if not handle._stop_fut.done():
+                tasks.append(asyncio.create_task(item.read_text(text_stream)))
+                tasks.append(asyncio.create_task(item.play_audio(audio_stream)))
+                if isinstance(handle._tr_fwd, PositionDriven):
+                    tasks.append(asyncio.create_task(item.drive_captions(handle._tr_fwd)))
+                await asyncio.shield(handle._stop_fut)
         finally:
-            for task in tasks:
-                task.cancel()
+            if not handle._stop_fut.done():
+                handle._interrupted = True
+                self._stop_item(handle)
+            await asyncio.shield(self._wind_down(handle, item, tasks))
+
+    async def _wind_down(
+        self, handle: PlayoutHandle, item: ItemRun, tasks: list[asyncio.Task[None]]
+    ) -> None:
+        """Stop the item's tasks and finish its handle; shielded, so it completes even when
+        the item's own task is cancelled."""
+        for task in tasks:
+            task.cancel()
+        if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._finish(handle, started=item.started)
+        await self._finish(handle, started=item.started)
 
     async def _finish(self, handle: PlayoutHandle, *, started: bool) -> None:
         """Close the forwarder, emit ``playout_stopped``, release waiters; never raises."""
