@@ -147,7 +147,9 @@ def check(world: World) -> None:
         if handle.interrupted:
             assert handle.done()
     pairs = "".join("s" if e == "started" else "t" for e in world.events)
-    assert "ss" not in pairs and "tt" not in pairs and not pairs.startswith("t")
+    assert "ss" not in pairs
+    assert "tt" not in pairs
+    assert not pairs.startswith("t")
 
 
 async def run_schedule(schedule: list[Step], fail_at: int | None, slow_ms: int) -> None:
