@@ -326,6 +326,12 @@ async def test_a_format_change_mid_item_is_named_and_what_was_queued_still_plays
             ),
             "int16 PCM, got a memoryview of 'f'",
         ),
+        (
+            SimpleNamespace(
+                data=b"\x01\x02\x03", sample_rate=RATE, num_channels=1, samples_per_channel=1
+            ),
+            "even byte length, got 3 bytes",
+        ),
         (b"raw bytes", "got bytes"),
     ],
 )
@@ -485,3 +491,33 @@ async def test_audio_is_read_ahead_of_the_listener_up_to_the_limit(clock: Virtua
 def test_a_negative_read_ahead_is_refused() -> None:
     with pytest.raises(ValueError, match="read_ahead_ms must be >= 0, got -1"):
         AgentPlayout(audio_source=NullSink(), read_ahead_ms=-1)
+
+
+async def test_empty_frames_are_skipped_without_starting_the_item(clock: VirtualClock) -> None:
+    playout, _, recorder = make(clock)
+    empty = AudioFrame(np.zeros(0, np.int16), RATE, 1, 0)
+    handle = playout.play(
+        item_id="it_empty",
+        content_index=0,
+        transcription_fwd=None,
+        text_stream=stream([]),
+        audio_stream=stream([empty, empty, *frames_of(ramp(480), 480)]),
+    )
+    await clock.run(handle.wait_for_playout())
+    assert handle.error is None
+    assert handle.audio_samples == 480
+    assert recorder.events == [("started", None), ("stopped", False)]
+
+
+async def test_an_unmappable_channel_layout_is_named(clock: VirtualClock) -> None:
+    playout = AgentPlayout(audio_source=NullSink(RATE, 2, clock=clock))
+    handle = playout.play(
+        item_id="it_3ch",
+        content_index=0,
+        transcription_fwd=None,
+        text_stream=stream([]),
+        audio_stream=stream([AudioFrame(np.zeros(9, np.int16), RATE, 3, 3)]),
+    )
+    await clock.run(handle.wait_for_playout())
+    assert isinstance(handle.error, ValueError)
+    assert "cannot map 3 channels to 2" in str(handle.error)
