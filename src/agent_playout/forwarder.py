@@ -83,6 +83,18 @@ class HeardWord:
 _CLOSED = object()
 
 
+async def _drain_segments(
+    queue: asyncio.Queue[object], subscribers: list[asyncio.Queue[object]]
+) -> AsyncIterator[TranscriptSegment]:
+    try:
+        while (segment := await queue.get()) is not _CLOSED:
+            assert isinstance(segment, TranscriptSegment)
+            yield segment
+    finally:
+        if queue in subscribers:
+            subscribers.remove(queue)
+
+
 class TranscriptForwarder(EventEmitter[Literal["segment"]]):
     """Keeps ``played_text`` in step with the audio the listener has heard.
 
@@ -205,19 +217,18 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         self._report(heard_before, played_samples, final=False)
         return self._aligner.next_boundary(played_samples)
 
-    async def segments(self) -> AsyncIterator[TranscriptSegment]:
-        """Segments emitted from now on, until the forwarder is closed."""
+    def segments(self) -> AsyncIterator[TranscriptSegment]:
+        """Segments emitted from this call on, until the forwarder is closed.
+
+        The subscription starts at the call, not at the first ``await``, so nothing emitted
+        in between is missed.
+        """
         queue: asyncio.Queue[object] = asyncio.Queue()
         if self._closed:
-            return
-        self._subscribers.append(queue)
-        try:
-            while (segment := await queue.get()) is not _CLOSED:
-                assert isinstance(segment, TranscriptSegment)
-                yield segment
-        finally:
-            if queue in self._subscribers:
-                self._subscribers.remove(queue)
+            queue.put_nowait(_CLOSED)
+        else:
+            self._subscribers.append(queue)
+        return _drain_segments(queue, self._subscribers)
 
     async def aclose(self) -> None:
         """Close; a sentence cut short by an interrupt is emitted final with what was heard."""
