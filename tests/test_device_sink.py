@@ -1,0 +1,339 @@
+"""The speakers sink on a real PortAudio stream: ALSA's ``null`` PCM under a test HOME.
+
+The null device consumes audio as fast as it is given, so nothing here is paced by the
+clock; every check compares counts with the audio the callback really handed over. The
+pure ``PlayedCounter`` is checked against a sample-by-sample model first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent_playout import AgentPlayout, AudioFrame, PlayoutClosedError, PlayoutError
+from agent_playout.sinks.device import (
+    DeviceSink,
+    NoOutputDeviceError,
+    PlayedCounter,
+    output_device_available,
+)
+
+from .conftest import RATE, frames_of, ramp, stream
+
+ASOUNDRC = 'pcm.!default {type plug slave.pcm "nullsink"}\npcm.nullsink {type null}\n'
+GUARD_S = 10.0
+"""Bounds an await that a bug could leave hanging; never reached when the code is right."""
+LONG_S = 30
+"""Seconds of audio that take the null device tens of milliseconds to drain: long enough
+to find the stream in the middle of it after a short sleep."""
+
+
+@pytest.fixture
+def sounddevice() -> ModuleType:
+    module: ModuleType = pytest.importorskip(
+        "sounddevice", reason="the [device] extra is not installed"
+    )
+    return module
+
+
+def restart_portaudio(sd: ModuleType) -> None:
+    """PortAudio (and ALSA under it) reads ``$HOME/.asoundrc`` when it initialises."""
+    sd._terminate()
+    sd._initialize()
+
+
+@pytest.fixture
+def no_device(
+    sounddevice: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """PortAudio restarted with HOME set to an empty directory, and restored afterwards."""
+    with monkeypatch.context() as patch:
+        patch.setenv("HOME", str(tmp_path))
+        restart_portaudio(sounddevice)
+        if sounddevice.query_devices():
+            pytest.skip("this machine has an audio device even without an .asoundrc")
+        yield
+    restart_portaudio(sounddevice)
+
+
+@pytest.fixture
+def null_device(
+    sounddevice: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """The ALSA null PCM as PortAudio's default output."""
+    (tmp_path / ".asoundrc").write_text(ASOUNDRC)
+    with monkeypatch.context() as patch:
+        patch.setenv("HOME", str(tmp_path))
+        restart_portaudio(sounddevice)
+        yield
+    restart_portaudio(sounddevice)
+
+
+class Heard:
+    """Collects what the sink handed to the device, through its ``on_audio`` hook."""
+
+    def __init__(self) -> None:
+        self.chunks: list[np.ndarray] = []
+        self.on_thread: set[int] = set()
+
+    def __call__(self, audio: np.ndarray) -> None:
+        self.on_thread.add(threading.get_ident())
+        self.chunks.append(audio.copy())
+
+    def audio(self) -> np.ndarray:
+        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
+
+
+def whole(signal: np.ndarray) -> AudioFrame:
+    return AudioFrame(signal, RATE, 1, signal.size)
+
+
+async def until(condition: Callable[[], object]) -> None:
+    """Poll ``condition()`` between short sleeps (a bare ``sleep(0)`` spin would keep the
+    GIL from the device thread); the deadline only guards against a hang."""
+    deadline = time.monotonic() + GUARD_S
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0.0005)
+
+
+def hold_loop_until(condition: Callable[[], bool]) -> None:
+    """Block the event loop's thread (as busy work would) while the device thread runs."""
+    deadline = time.monotonic() + GUARD_S
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.001)
+
+
+@given(
+    latency=st.integers(0, 400),
+    blocks=st.lists(
+        st.integers(1, 300).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n))),
+        max_size=60,
+    ),
+)
+def test_played_counts_audio_at_least_latency_frames_behind_the_write_head(
+    latency: int, blocks: list[tuple[int, int]]
+) -> None:
+    counter = PlayedCounter(latency)
+    audio_before = [0]  # audio_before[i]: audio samples among the stream's first i frames
+    for frames, audio in blocks:
+        counter.add_block(frames, audio)
+        last = audio_before[-1]
+        audio_before += [last + i for i in range(1, audio + 1)] + [last + audio] * (frames - audio)
+        written_frames = len(audio_before) - 1
+        assert counter.played == audio_before[max(written_frames - latency, 0)]
+        assert counter.delivered == last + audio
+
+
+@pytest.mark.realtime
+def test_no_output_device_says_so_and_points_to_the_wav_sink(no_device: None) -> None:
+    assert not output_device_available()
+    with pytest.raises(NoOutputDeviceError, match=r"no audio output device.*sinks\.wav\.WavSink"):
+        DeviceSink()
+
+
+def test_without_sounddevice_the_error_gives_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    assert not output_device_available()
+    with pytest.raises(ImportError, match=r"pip install 'agent-playout\[device\]'"):
+        DeviceSink()
+
+
+@pytest.mark.realtime
+async def test_played_is_what_the_callback_delivered_minus_the_latency(null_device: None) -> None:
+    total = LONG_S * RATE
+    async with DeviceSink(queue_size_ms=LONG_S * 1000) as sink:
+        latency = sink.latency_samples
+        assert latency > 0
+        sink.pause()
+        await sink.capture_frame(whole(ramp(total)))
+        sink.resume()
+        seen = [sink.counts()]
+
+        def snapshot() -> bool:
+            seen.append(sink.counts())
+            return seen[-1].delivered == total
+
+        await until(snapshot)
+        # While the queue still holds audio, every block since resume was all audio: the
+        # silence before it (frames - delivered) stays what it was at resume.
+        streaming = [c for c in seen if c.written > c.delivered]
+        assert len({c.frames - c.delivered for c in streaming}) == 1
+        assert any(c.delivered > latency for c in streaming)
+        for counts in streaming:
+            assert counts.played == max(counts.delivered - latency, 0)
+        assert [c.played for c in seen] == sorted(c.played for c in seen)
+
+
+@pytest.mark.realtime
+async def test_completion_plays_every_sample_in_order_exactly(null_device: None) -> None:
+    heard = Heard()
+    signal = ramp(RATE // 2)
+    async with DeviceSink(queue_size_ms=100, on_audio=heard) as sink:
+        for frame in frames_of(signal, 480):
+            await sink.capture_frame(frame)
+        # All played while the loop was held: the audio must still reach on_audio in time.
+        hold_loop_until(lambda: sink.samples_played == signal.size)
+        await sink.wait_for_playout()
+        assert np.array_equal(heard.audio(), signal)
+        assert sink.samples_played == sink.samples_written == signal.size
+        counts = sink.counts()
+        assert counts.delivered == counts.played == counts.written == signal.size
+        assert sink.samples_queued == 0
+    assert np.array_equal(heard.audio(), signal)
+
+
+@pytest.mark.realtime
+async def test_on_audio_follows_delivery_on_the_loop_thread_without_waiters(
+    null_device: None,
+) -> None:
+    heard = Heard()
+    signal = ramp(RATE)
+    async with DeviceSink(queue_size_ms=1000, on_audio=heard) as sink:
+        await sink.capture_frame(whole(signal))
+        await until(lambda: heard.audio().size == signal.size)
+    assert np.array_equal(heard.audio(), signal)
+    assert heard.on_thread == {threading.get_ident()}
+
+
+@pytest.mark.realtime
+async def test_interrupt_through_the_engine_reports_what_the_callback_delivered(
+    null_device: None,
+) -> None:
+    heard = Heard()
+    signal = ramp(3 * RATE)
+    async with DeviceSink(on_audio=heard) as sink:
+        playout = AgentPlayout(audio_source=sink)
+        for cut in (1200, 6000, 30000):
+            before = heard.audio().size
+            handle = playout.play(
+                item_id=f"cut_{cut}",
+                content_index=0,
+                transcription_fwd=None,
+                text_stream=stream([]),
+                audio_stream=stream(frames_of(signal, 480), delay=0.002),
+            )
+            await until(lambda: handle.pushed_samples >= cut)  # noqa: B023
+            handle.interrupt()
+            await asyncio.wait_for(handle.wait_for_playout(), GUARD_S)
+            await asyncio.wait_for(sink.wait_for_playout(), GUARD_S)
+            played = handle.played_samples
+            item = heard.audio()[before:]
+            assert handle.interrupted
+            assert 0 < played < signal.size
+            assert item.size == played
+            # All but the fade (at most 5 ms) is the signal itself; the fade never amplifies.
+            assert np.array_equal(item[:-120], signal[: played - 120])
+            assert np.all(np.abs(item[-120:]) <= signal[played - 120 : played])
+        await playout.aclose()
+
+
+@pytest.mark.realtime
+async def test_pause_freezes_the_count_and_resume_plays_the_rest(null_device: None) -> None:
+    heard = Heard()
+    signal = ramp(LONG_S * RATE)
+    async with DeviceSink(queue_size_ms=LONG_S * 1000, on_audio=heard) as sink:
+        await sink.capture_frame(whole(signal))
+        await until(lambda: sink.counts().delivered > 0)
+        sink.pause()
+        await until(lambda: (c := sink.counts()).played == c.delivered)
+        frozen = sink.counts()
+        assert 0 < frozen.played < signal.size
+        await until(lambda: sink.counts().frames > frozen.frames + 10 * sink.latency_samples)
+        later = sink.counts()
+        assert (later.delivered, later.played, later.written) == (
+            frozen.delivered,
+            frozen.played,
+            frozen.written,
+        )
+        assert sink.samples_queued == signal.size - frozen.played
+        sink.resume()
+        await asyncio.wait_for(sink.wait_for_playout(), GUARD_S)
+        assert sink.samples_played == signal.size
+    assert np.array_equal(heard.audio(), signal)
+
+
+@pytest.mark.realtime
+async def test_clear_keeps_a_falling_fade_that_plays_and_counts(null_device: None) -> None:
+    heard = Heard()
+    loud = np.full(LONG_S * RATE, 20000, np.int16)
+    async with DeviceSink(queue_size_ms=LONG_S * 1000, fade_ms=5, on_audio=heard) as sink:
+        await sink.capture_frame(whole(loud))
+        await until(lambda: sink.counts().delivered > 0)
+        sink.clear_queue()
+        written = sink.samples_written
+        await asyncio.wait_for(sink.wait_for_playout(), GUARD_S)
+        assert sink.samples_played == written
+    audio = heard.audio().astype(int)
+    assert audio.size == written
+    assert np.all(audio[:-120] == 20000)
+    tail = audio[-120:]
+    assert np.all(np.diff(tail) <= 0)
+    assert tail[0] < 20000
+    assert tail[-1] == 0
+
+
+@pytest.mark.realtime
+async def test_a_capture_waiting_at_clear_returns_and_only_the_fade_plays(
+    null_device: None,
+) -> None:
+    heard = Heard()
+    async with DeviceSink(queue_size_ms=0, on_audio=heard) as sink:
+        sink.pause()
+        waiting = asyncio.create_task(sink.capture_frame(whole(ramp(2400))))
+        await until(lambda: sink.samples_written == 2400)
+        assert not waiting.done()
+        sink.clear_queue()
+        await asyncio.wait_for(waiting, GUARD_S)
+        assert sink.samples_written == 120
+        sink.resume()
+        await asyncio.wait_for(sink.wait_for_playout(), GUARD_S)
+        assert sink.samples_played == 120
+    assert heard.audio().size == 120
+
+
+@pytest.mark.realtime
+async def test_close_releases_the_stream_and_refuses_more_audio(null_device: None) -> None:
+    sink = DeviceSink(queue_size_ms=0)
+    sink.pause()
+    waiting = asyncio.create_task(sink.capture_frame(whole(ramp(2400))))
+    await until(lambda: sink.samples_written == 2400)
+    async with sink:
+        pass
+    await asyncio.wait_for(waiting, GUARD_S)
+    assert sink._stream.closed  # the PortAudio stream itself is released
+    assert sink.samples_written == sink.samples_played == 0
+    with pytest.raises(PlayoutClosedError):
+        await sink.capture_frame(whole(ramp(480)))
+
+
+@pytest.mark.realtime
+async def test_a_stream_that_stops_by_itself_fails_the_waiters(null_device: None) -> None:
+    async with DeviceSink(queue_size_ms=0) as sink:
+        sink.pause()
+        waiting = asyncio.create_task(sink.capture_frame(whole(ramp(2400))))
+        await until(lambda: sink.samples_written == 2400)
+        await asyncio.to_thread(sink._stream.abort)
+        with pytest.raises(PlayoutError, match="stream stopped"):
+            await asyncio.wait_for(waiting, GUARD_S)
+        with pytest.raises(PlayoutError, match="stream stopped"):
+            await sink.capture_frame(whole(ramp(480)))
+        assert sink.samples_written == sink.samples_played
+
+
+@pytest.mark.realtime
+def test_an_output_device_is_reported_available(null_device: None) -> None:
+    assert output_device_available()
