@@ -90,7 +90,7 @@ class AudioFrame:
     @property
     def data(self) -> memoryview:
         """The samples as an int16 memoryview, as ``rtc.AudioFrame.data`` gives them."""
-        return memoryview(self._array)  # type: ignore[arg-type]
+        return pcm_view(self._array)
 
     @property
     def array(self) -> Int16Array:
@@ -119,6 +119,11 @@ class AudioFrame:
             f"AudioFrame(sample_rate={self._sample_rate}, num_channels={self._num_channels},"
             f" samples_per_channel={self.samples_per_channel})"
         )
+
+
+def pcm_view(samples: Int16Array) -> memoryview:
+    """An int16 memoryview of ``samples`` without copying (``rtc.AudioFrame.data``'s form)."""
+    return memoryview(np.ascontiguousarray(samples))  # type: ignore[arg-type]
 
 
 def as_int16(data: object) -> Int16Array:
@@ -198,7 +203,8 @@ class AudioByteStream:
         if whole == 0:
             return []
         cut = whole * self._frame_bytes
-        chunk = np.frombuffer(bytes(self._buffer[:cut]), dtype=np.int16)
+        with memoryview(self._buffer) as view:
+            chunk = np.frombuffer(view[:cut].tobytes(), dtype=np.int16)
         del self._buffer[:cut]
         step = self._samples_per_channel * self._num_channels
         return [
