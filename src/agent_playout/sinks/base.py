@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
+from ..frames import Int16Array
+
 
 @runtime_checkable
 class AudioSink(Protocol):
@@ -40,6 +44,33 @@ class PositionedSink(AudioSink, Protocol):
 
     @property
     def samples_written(self) -> int: ...
+
+
+def buffer_settings(
+    sample_rate: int, num_channels: int, queue_size_ms: int, fade_ms: float
+) -> tuple[int, int]:
+    """Check a buffering sink's settings; returns its queue limit and fade, in samples."""
+    if sample_rate <= 0 or num_channels <= 0:
+        raise ValueError(
+            f"sample_rate and num_channels must be positive, got {sample_rate}, {num_channels}"
+        )
+    if queue_size_ms < 0:
+        raise ValueError(f"queue_size_ms must be >= 0, got {queue_size_ms}")
+    if fade_ms < 0:
+        raise ValueError(f"fade_ms must be >= 0, got {fade_ms}")
+    return sample_rate * queue_size_ms // 1000, round(sample_rate * fade_ms / 1000)
+
+
+def faded(frames: Int16Array, *, down: bool = True) -> Int16Array:
+    """``frames`` (shaped samples x channels) under a linear fade to (down) or from silence.
+
+    The ramp never reaches full scale or zero inside the audio, so a fade-out ends on the
+    sample before silence and a fade-in starts on the sample after it: no step, no click.
+    """
+    steps = np.linspace(0.0, 1.0, frames.shape[0] + 1, dtype=np.float32)
+    ramp = (steps[::-1][1:] if down else steps[1:])[:, None]
+    result: Int16Array = (frames * ramp).astype(np.int16)
+    return result
 
 
 class EstimatedPosition:

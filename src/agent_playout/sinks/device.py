@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import PlayoutClosedError, PlayoutError
 from ..frames import Int16Array, frame_samples
+from .base import buffer_settings, faded
 from .paced import AudioCallback
 
 logger = logging.getLogger("agent_playout")
@@ -180,19 +181,12 @@ class DeviceSink:
         latency: float | str = "high",
         on_audio: AudioCallback | None = None,
     ) -> None:
-        if sample_rate <= 0 or num_channels <= 0:
-            raise ValueError(
-                f"sample_rate and num_channels must be positive, got {sample_rate}, {num_channels}"
-            )
-        if queue_size_ms < 0:
-            raise ValueError(f"queue_size_ms must be >= 0, got {queue_size_ms}")
-        if fade_ms < 0:
-            raise ValueError(f"fade_ms must be >= 0, got {fade_ms}")
+        self._queue_limit, self._fade_samples = buffer_settings(
+            sample_rate, num_channels, queue_size_ms, fade_ms
+        )
         sd = _sounddevice()
         self._rate = sample_rate
         self._channels = num_channels
-        self._queue_limit = sample_rate * queue_size_ms // 1000
-        self._fade_samples = round(sample_rate * fade_ms / 1000)
         self._on_audio = on_audio
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -432,8 +426,7 @@ class DeviceSink:
             start = 0
             if needed == 0:
                 break
-        ramp = np.linspace(1.0, 0.0, keep + 1, dtype=np.float32)[1:, None]
-        return (np.concatenate(pieces) * ramp).astype(np.int16)
+        return faded(np.concatenate(pieces))
 
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio's thread: fill ``outdata`` from the queue, then silence; count."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..clock import NS_PER_SECOND, Clock, MonotonicClock, TimerHandle, ceil_div
 from ..frames import Int16Array, frame_samples
+from .base import buffer_settings, faded
 
 AudioCallback = Callable[[Int16Array], None]
 
@@ -41,18 +42,11 @@ class PacedSink:
         clock: Clock | None = None,
         on_audio: AudioCallback | None = None,
     ) -> None:
-        if sample_rate <= 0 or num_channels <= 0:
-            raise ValueError(
-                f"sample_rate and num_channels must be positive, got {sample_rate}, {num_channels}"
-            )
-        if queue_size_ms < 0:
-            raise ValueError(f"queue_size_ms must be >= 0, got {queue_size_ms}")
-        if fade_ms < 0:
-            raise ValueError(f"fade_ms must be >= 0, got {fade_ms}")
+        self._queue_limit, self._fade_samples = buffer_settings(
+            sample_rate, num_channels, queue_size_ms, fade_ms
+        )
         self._rate = sample_rate
         self._channels = num_channels
-        self._queue_limit = sample_rate * queue_size_ms // 1000
-        self._fade_samples = round(sample_rate * fade_ms / 1000)
         self._clock: Clock = clock or MonotonicClock()
         self._on_audio = on_audio
         self._keep_audio = on_audio is not None
@@ -258,11 +252,7 @@ class PacedSink:
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
 
     def _faded(self, samples: Int16Array, *, down: bool) -> Int16Array:
-        """``samples`` under a linear fade that ends (down) or starts (up) at silence."""
-        frames = samples.reshape(-1, self._channels)
-        steps = np.linspace(0.0, 1.0, frames.shape[0] + 1, dtype=np.float32)
-        ramp = (steps[::-1][1:] if down else steps[1:])[:, None]
-        return (frames * ramp).astype(np.int16).reshape(-1)
+        return faded(samples.reshape(-1, self._channels), down=down).reshape(-1)
 
     async def _wait_for_played(self, target: int) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
