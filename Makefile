@@ -14,11 +14,11 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.'
+	$(BIN)/pip install --quiet -e '.[cli,tts,device,plot]'
 	touch $@
 
 demo: $(VENV)/.demo-installed
-	$(BIN)/agent-playout demo --out demo.wav
+	$(BIN)/agent-playout demo --report demo.json --plot demo.png
 
 test: lint typecheck pytest
 
@@ -33,4 +33,5 @@ pytest: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo.wav
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo.wav demo.json demo.png \
+		agent-playout.wav

@@ -6,11 +6,13 @@ from .events import EventEmitter
 from .forwarder import HeardWord, TranscriptForwarder, TranscriptSegment
 from .frames import AudioByteStream, AudioFrame
 from .playout import AgentPlayout, PlayoutHandle
+from .report import PlayoutReport, ReportWord
 from .sinks.base import AudioSink, PositionedSink
 from .sinks.paced import NullSink, PacedSink
 from .timeline import ItemState
 from .timestamps import from_character_alignment, from_word_timestamps
 from .transcript import TimedText
+from .truncation import DeleteItem, TruncateItem, Truncation, truncation_for
 
 __all__ = [
     "AgentPlayout",
@@ -18,6 +20,7 @@ __all__ = [
     "AudioFrame",
     "AudioSink",
     "Clock",
+    "DeleteItem",
     "EventEmitter",
     "HeardWord",
     "ItemState",
@@ -27,12 +30,17 @@ __all__ = [
     "PlayoutClosedError",
     "PlayoutError",
     "PlayoutHandle",
+    "PlayoutReport",
     "PlayoutStateError",
     "PositionedSink",
+    "ReportWord",
     "TimedText",
     "TranscriptForwarder",
     "TranscriptSegment",
+    "TruncateItem",
+    "Truncation",
     "VirtualClock",
     "from_character_alignment",
     "from_word_timestamps",
+    "truncation_for",
 ]
