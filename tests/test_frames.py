@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_playout import AudioByteStream, AudioFrame
-from agent_playout.frames import as_int16, frame_samples
+from agent_playout.frames import SampleChunker, as_int16, frame_samples
 
 
 def test_frame_data_is_an_int16_memoryview_like_rtc() -> None:
@@ -104,3 +104,27 @@ def test_flush_keeps_whole_stereo_samples_and_warns_about_a_partial_one(
 def test_write_rejects_non_bytes() -> None:
     with pytest.raises(TypeError, match="got list"):
         AudioByteStream(24000, 1, 10).write([1, 2])  # type: ignore[arg-type]
+
+
+@given(
+    channels=st.integers(1, 2),
+    per_frame=st.integers(1, 500),
+    sizes=st.lists(st.integers(0, 1500), max_size=20),
+)
+def test_sample_chunker_cuts_exact_frames_and_keeps_the_order(
+    channels: int, per_frame: int, sizes: list[int]
+) -> None:
+    chunker = SampleChunker(24000, channels, per_frame)
+    total = sum(sizes) * channels
+    source = (np.arange(total) % 32000).astype(np.int16)
+    out: list[AudioFrame] = []
+    offset = 0
+    for size in sizes:
+        piece = source[offset : offset + size * channels].copy()
+        out += chunker.push(piece)
+        piece[:] = -1  # the producer may reuse its buffer: nothing kept may change
+        offset += size * channels
+    assert all(frame.samples_per_channel == per_frame for frame in out)
+    out += chunker.flush()
+    joined = np.concatenate([f.array for f in out]) if out else np.zeros(0, np.int16)
+    assert np.array_equal(joined, source)

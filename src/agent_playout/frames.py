@@ -70,6 +70,16 @@ class AudioFrame:
         self.userdata: dict[str, Any] = {} if userdata is None else userdata
 
     @classmethod
+    def _trusted(cls, samples: Int16Array, sample_rate: int, num_channels: int) -> AudioFrame:
+        """A frame over flat int16 ``samples`` the caller has already checked (hot path)."""
+        frame = cls.__new__(cls)
+        frame._array = samples
+        frame._sample_rate = sample_rate
+        frame._num_channels = num_channels
+        frame.userdata = {}
+        return frame
+
+    @classmethod
     def from_array(cls, samples: Int16Array, sample_rate: int) -> AudioFrame:
         """Build a frame from an int16 array shaped (n,) for mono or (n, channels)."""
         if samples.dtype != np.int16:
@@ -167,6 +177,45 @@ def frame_samples(frame: object) -> Int16Array:
             f" {frame.num_channels} * {frame.samples_per_channel}"
         )
     return array[:needed]
+
+
+class SampleChunker:
+    """Re-chunks int16 arrays into frames of exactly ``samples_per_channel`` (the engine's
+    internal twin of ``AudioByteStream``: no bytes round trip, one copy per frame)."""
+
+    def __init__(self, sample_rate: int, num_channels: int, samples_per_channel: int) -> None:
+        self._rate = sample_rate
+        self._channels = num_channels
+        self._size = samples_per_channel * num_channels
+        self._pending: list[Int16Array] = []
+        self._pending_size = 0
+
+    def push(self, samples: Int16Array) -> list[AudioFrame]:
+        """Add interleaved ``samples``; return the whole frames now available."""
+        if samples.size == 0:
+            return []
+        self._pending.append(samples)
+        self._pending_size += samples.size
+        if self._pending_size < self._size:
+            self._pending[-1] = samples.copy()
+            return []
+        joined = np.concatenate(self._pending) if len(self._pending) > 1 else samples.copy()
+        whole = joined.size // self._size * self._size
+        rest = joined[whole:]
+        self._pending = [rest] if rest.size else []
+        self._pending_size = rest.size
+        return [
+            AudioFrame._trusted(joined[start : start + self._size], self._rate, self._channels)
+            for start in range(0, whole, self._size)
+        ]
+
+    def flush(self) -> list[AudioFrame]:
+        """The remainder as one shorter frame."""
+        if not self._pending_size:
+            return []
+        tail = np.concatenate(self._pending)
+        self._pending, self._pending_size = [], 0
+        return [AudioFrame._trusted(tail, self._rate, self._channels)]
 
 
 class AudioByteStream:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import NS_PER_SECOND, ceil_div
 from .forwarder import PositionDriven, TranscriptForwarder
-from .frames import AudioByteStream, AudioFrame, Int16Array, frame_samples, pcm_view
+from .frames import AudioFrame, Int16Array, SampleChunker, frame_samples
 from .resample import FormatConverter
 from .transcript import TimedText
 
@@ -129,7 +129,7 @@ class ItemRun:
         handle = self.handle
         forwarder = handle._tr_fwd
         sink = self.sink
-        chunker = AudioByteStream(
+        chunker = SampleChunker(
             sink.sample_rate, sink.num_channels, sink.sample_rate * CHUNK_MS // 1000
         )
         converter: FormatConverter | None = None
@@ -153,13 +153,13 @@ class ItemRun:
             if forwarder is not None:
                 forwarder.push_audio(frame)
             handle._timeline.receive(samples.size // frame.num_channels)
-            self._buffer(chunker.write(pcm_view(converter.process(samples))))
+            self._buffer(chunker.push(converter.process(samples)))
             handle._captions_changed.set()
             while self._buffered > self._read_ahead:
                 self._room.clear()
                 await self._room.wait()
         if converter is not None:
-            self._buffer(chunker.write(pcm_view(converter.flush())))
+            self._buffer(chunker.push(converter.flush()))
         self._buffer(chunker.flush())
         if forwarder is not None:
             forwarder.mark_audio_segment_end()
