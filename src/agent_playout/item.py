@@ -58,6 +58,7 @@ class ItemRun:
         self._read_ahead = self.sink.sample_rate * read_ahead_ms // 1000
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
+        self._pusher_idle = False
 
     def fail(self, error: BaseException, *, drain: bool = False) -> None:
         """End the item on ``error``, logged once with the item id; ``drain`` plays the rest."""
@@ -106,7 +107,9 @@ class ItemRun:
                 if reader.done():
                     break
                 self._arrived.clear()
+                self._pusher_idle = True
                 await self._arrived.wait()
+                self._pusher_idle = False
             rejected = reader.exception()
             if isinstance(rejected, InputRejected):
                 self.fail(rejected.error, drain=True)
@@ -153,7 +156,8 @@ class ItemRun:
             if forwarder is not None:
                 forwarder.push_audio(frame)
             handle._timeline.receive(samples.size // frame.num_channels)
-            self._buffer(chunker.push(converter.process(samples)))
+            if self._buffer(chunker.push(converter.process(samples))) and self._pusher_idle:
+                await asyncio.sleep(0)
             handle._captions_changed.set()
             while self._buffered > self._read_ahead:
                 self._room.clear()
@@ -165,11 +169,14 @@ class ItemRun:
             forwarder.mark_audio_segment_end()
         handle._captions_changed.set()
 
-    def _buffer(self, chunks: list[AudioFrame]) -> None:
-        if chunks:
-            self._chunks.extend(chunks)
-            self._buffered += sum(chunk.samples_per_channel for chunk in chunks)
-            self._arrived.set()
+    def _buffer(self, chunks: list[AudioFrame]) -> bool:
+        """Queue ``chunks`` for the pusher; True if there were any."""
+        if not chunks:
+            return False
+        self._chunks.extend(chunks)
+        self._buffered += sum(chunk.samples_per_channel for chunk in chunks)
+        self._arrived.set()
+        return True
 
     def _start(self, frame: Any) -> FormatConverter:
         """First audio of the item: emit ``playout_started`` and set up its conversion."""
