@@ -35,6 +35,7 @@ _PHASE_WINDOW = 32
 _GUARD_BEFORE_NS = 3_500_000
 _GUARD_AFTER_NS = 500_000
 _EARLY_NS = 1_000_000
+_INSERT_NS = 1_000_000
 _PROMPT_NS = 2_000_000
 
 
@@ -66,6 +67,7 @@ class LiveKitSink:
         self._anchor_released = 0
         self._anchor_tick_ns: int | None = None
         self._anchor_provisional = True
+        self._last_request_ns = -_INSERT_NS
         self._offsets: deque[float] = deque(maxlen=_PHASE_WINDOW)
         self._phase_ns: int | None = None
         self._first_insert: tuple[int, int] | None = None
@@ -173,6 +175,7 @@ class LiveKitSink:
         self._written += count
         excess = self._written - released - self._queue_limit
         written_after = self._written
+        self._last_request_ns = time.monotonic_ns()
         await self._source.capture_frame(rtc_frame)
         done_ns = time.monotonic_ns()
         if self._waited(excess, done_ns - now):
@@ -247,18 +250,29 @@ class LiveKitSink:
             self._queue_limit = implied
 
     def clear_queue(self) -> None:
-        """Drop what is queued; the released count is final when this returns."""
+        """Drop what is queued; the released count is final when this returns.
+
+        The native clear is put off (by at most a few milliseconds) when it could race
+        either a release tick or the insertion of a capture just requested, which the
+        native side completes after the request returns: cleared before it, that audio
+        would still play.
+        """
         now = time.monotonic_ns()
-        tick = self._next_tick_within_guard(now)
-        if tick is None:
-            self._written = self._released(now)
+        clear_at = now
+        if self._exact_clear and now - self._last_request_ns < _INSERT_NS:
+            clear_at = self._last_request_ns + _INSERT_NS
+        tick = self._next_tick_within_guard(clear_at)
+        if tick is not None:
+            self._written = self._released_through(tick)
+            clear_at = max(clear_at, tick + _GUARD_AFTER_NS)
+        else:
+            self._written = self._released(clear_at)
+        if clear_at <= now:
             self._clear_native()
             return
-        self._written = self._released_through(tick)
-        loop = asyncio.get_running_loop()
         self._clear_done = asyncio.Event()
-        delay = (tick + _GUARD_AFTER_NS - now) / 1e9
-        self._pending_clear = loop.call_later(delay, self._clear_native)
+        delay = (clear_at - now) / 1e9
+        self._pending_clear = asyncio.get_running_loop().call_later(delay, self._clear_native)
 
     def _next_tick_within_guard(self, now_ns: int) -> int | None:
         """A tick so close to ``now_ns`` that clearing now could race it, if any."""
