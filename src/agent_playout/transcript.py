@@ -187,10 +187,6 @@ class TranscriptAligner:
         return self._audio
 
     @property
-    def text_ended(self) -> bool:
-        return self._text_ended
-
-    @property
     def repairs(self) -> int:
         """How many timestamps were repaired (see the module docstring)."""
         return self._repairs

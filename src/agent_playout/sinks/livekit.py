@@ -92,11 +92,6 @@ class LiveKitSink:
         return self._channels
 
     @property
-    def phase_known(self) -> bool:
-        """True once the tick grid has been learned from a capture that waited."""
-        return self._phase_ns is not None
-
-    @property
     def samples_played(self) -> int:
         return self._released(time.monotonic_ns())
 
