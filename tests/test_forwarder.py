@@ -9,6 +9,7 @@ from agent_playout import (
     AgentPlayout,
     AudioFrame,
     NullSink,
+    PlayoutHandle,
     TimedText,
     TranscriptForwarder,
     TranscriptSegment,
@@ -123,17 +124,22 @@ def test_position_going_backwards_is_refused() -> None:
         forwarder.set_playout_position(99)
 
 
-async def test_engine_interrupt_reports_exactly_the_words_heard() -> None:
-    clock = VirtualClock()
+def play_text(clock: VirtualClock, forwarder: TranscriptForwarder) -> PlayoutHandle:
+    """Play ``TEXT`` with 2.2 s of audio through the engine on ``clock``."""
     playout = AgentPlayout(audio_source=NullSink(clock=clock))
-    forwarder = TranscriptForwarder()
-    handle = playout.play(
+    return playout.play(
         item_id="it_1",
         content_index=0,
         transcription_fwd=forwarder,
         text_stream=stream(TEXT),
         audio_stream=stream(frames_of(ramp(round(2.2 * RATE)), 480)),
     )
+
+
+async def test_engine_interrupt_reports_exactly_the_words_heard() -> None:
+    clock = VirtualClock()
+    forwarder = TranscriptForwarder()
+    handle = play_text(clock, forwarder)
     heard_over_time = []
     for cut in (0.1, 0.6, 0.5):
         await clock.advance(cut)
@@ -147,17 +153,10 @@ async def test_engine_interrupt_reports_exactly_the_words_heard() -> None:
 
 async def test_engine_wakes_the_caption_exactly_at_each_word_start() -> None:
     clock = VirtualClock()
-    playout = AgentPlayout(audio_source=NullSink(clock=clock))
     forwarder = TranscriptForwarder()
     changes: list[tuple[int, str]] = []
     forwarder.on("segment", lambda s: changes.append((clock.now_ns(), s.text)))
-    handle = playout.play(
-        item_id="it_1",
-        content_index=0,
-        transcription_fwd=forwarder,
-        text_stream=stream(TEXT),
-        audio_stream=stream(frames_of(ramp(round(2.2 * RATE)), 480)),
-    )
+    handle = play_text(clock, forwarder)
     await clock.run(handle.wait_for_playout())
     interim_times = [t for t, _ in changes][:5]
     there = round(0.5 * 2 / 4.5 * RATE) * 1_000_000_000 // RATE
