@@ -191,3 +191,15 @@ async def test_audio_without_text_and_text_without_audio_both_finish() -> None:
     await clock.run(handle.wait_for_playout())
     assert no_audio.closed
     assert handle.audio_samples == 0
+
+
+def test_forwarder_checks_are_remembered_only_for_classes_that_define_the_methods() -> None:
+    from types import SimpleNamespace
+
+    from agent_playout.forwarder import is_position_driven, is_segments_forwarder
+
+    assert is_segments_forwarder(TranscriptForwarder())
+    assert is_position_driven(TranscriptForwarder())
+    driven = SimpleNamespace(set_playout_position=lambda played: None)
+    assert is_position_driven(driven)
+    assert not is_position_driven(SimpleNamespace())

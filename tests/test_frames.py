@@ -128,3 +128,27 @@ def test_sample_chunker_cuts_exact_frames_and_keeps_the_order(
     out += chunker.flush()
     joined = np.concatenate([f.array for f in out]) if out else np.zeros(0, np.int16)
     assert np.array_equal(joined, source)
+
+
+def test_frame_samples_trims_data_longer_than_the_header_and_reads_byte_views() -> None:
+    from types import SimpleNamespace
+
+    data = np.arange(6, dtype=np.int16)
+    longer = SimpleNamespace(
+        data=memoryview(data), sample_rate=24000, num_channels=1, samples_per_channel=4
+    )
+    assert frame_samples(longer).tolist() == [0, 1, 2, 3]
+    raw = SimpleNamespace(
+        data=memoryview(data.tobytes()), sample_rate=24000, num_channels=2, samples_per_channel=3
+    )
+    assert frame_samples(raw).tolist() == list(range(6))
+
+
+def test_sample_chunker_flush_drops_a_partial_sample_group(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    chunker = SampleChunker(24000, 2, 10)
+    assert chunker.push(np.arange(6, dtype=np.int16).tobytes()[:-2]) == []
+    (frame,) = chunker.flush()
+    assert frame.array.tolist() == [0, 1, 2, 3]
+    assert "dropped 2 trailing bytes" in caplog.text

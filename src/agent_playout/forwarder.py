@@ -9,12 +9,13 @@ with real times on the item's sample clock come out as ``"segment"`` events and 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 from .events import EventEmitter
 from .frames import AudioFrameLike
@@ -55,6 +56,42 @@ class PositionDriven(Protocol):
     def set_playout_position(self, played_samples: int) -> int | None:
         """Take the played count; return the count at which the text next changes, if known."""
         ...
+
+
+_CONFORMING: set[tuple[type, type]] = set()
+
+
+@functools.cache
+def _members(protocol: type) -> frozenset[str]:
+    return frozenset(
+        name for base in protocol.__mro__ for name in vars(base) if not name.startswith("_")
+    )
+
+
+def _conforms(obj: object, protocol: type) -> bool:
+    """``isinstance(obj, protocol)`` for a runtime-checkable Protocol, remembered per class.
+
+    The check walks the protocol's members (~25 µs, paid on every ``play()``); a class
+    that defines them all conforms for each of its instances, so it is checked once.
+    """
+    kind = type(obj)
+    if (kind, protocol) in _CONFORMING:
+        return True
+    if not isinstance(obj, protocol):
+        return False
+    if all(hasattr(kind, name) for name in _members(protocol)):
+        _CONFORMING.add((kind, protocol))
+    return True
+
+
+def is_segments_forwarder(obj: object) -> TypeGuard[SegmentsForwarder]:
+    """``isinstance(obj, SegmentsForwarder)``, cached per class."""
+    return _conforms(obj, SegmentsForwarder)
+
+
+def is_position_driven(obj: object) -> TypeGuard[PositionDriven]:
+    """``isinstance(obj, PositionDriven)``, cached per class."""
+    return _conforms(obj, PositionDriven)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ logger = logging.getLogger("agent_playout")
 
 Int16Array = npt.NDArray[np.int16]
 _BYTES_PER_SAMPLE = 2
+_INT16 = np.dtype(np.int16)
+"""numpy calls with a dtype object and positional arguments cost half as much (hot path)."""
 
 
 @runtime_checkable
@@ -165,11 +167,18 @@ _FRAME_TYPES: set[type] = set()
 """Classes seen to define the frame surface (``rtc.AudioFrame``): a runtime Protocol check
 costs ~50 µs a frame. Objects with the fields only on the instance are checked each time."""
 
+Pcm = Int16Array | memoryview
+"""Flat, contiguous interleaved int16 samples: an array, or a memoryview of format "h"."""
 
-def frame_samples(frame: object) -> Int16Array:
-    """The interleaved int16 samples of any frame-like object, validated against its header."""
+
+def frame_pcm(frame: object) -> Pcm:
+    """The interleaved int16 samples of any frame-like object, validated against its header.
+
+    No copy and no numpy call for ``rtc.AudioFrame``s (their int16 memoryview is used as
+    is): this runs for every frame the model sends.
+    """
     if isinstance(frame, AudioFrame):
-        return frame.array
+        return frame._array
     kind = type(frame)
     if kind not in _FRAME_TYPES:
         if not isinstance(frame, AudioFrameLike):
@@ -180,102 +189,58 @@ def frame_samples(frame: object) -> Int16Array:
         if all(hasattr(kind, name) for name in _FRAME_FIELDS):
             _FRAME_TYPES.add(kind)
     frame = cast(AudioFrameLike, frame)
-    array = as_int16(frame.data)
+    data = frame.data
+    pcm: Pcm
+    if isinstance(data, memoryview) and data.format == "h" and data.ndim == 1 and data.contiguous:
+        pcm = data
+    else:
+        pcm = as_int16(data)
     needed = frame.num_channels * frame.samples_per_channel
-    if array.size < needed:
+    if len(pcm) < needed:
         raise ValueError(
-            f"frame holds {array.size} samples, fewer than its header's"
+            f"frame holds {len(pcm)} samples, fewer than its header's"
             f" {frame.num_channels} * {frame.samples_per_channel}"
         )
-    return array[:needed]
+    return pcm if len(pcm) == needed else pcm[:needed]
+
+
+def frame_samples(frame: object) -> Int16Array:
+    """The interleaved int16 samples of any frame-like object as an array (see ``frame_pcm``)."""
+    return pcm_array(frame_pcm(frame))
+
+
+def pcm_array(pcm: Pcm) -> Int16Array:
+    """``pcm`` as an int16 array, without copying."""
+    return pcm if isinstance(pcm, np.ndarray) else np.frombuffer(pcm, _INT16)
 
 
 class SampleChunker:
-    """Re-chunks int16 arrays into frames of exactly ``samples_per_channel`` (the engine's
-    internal twin of ``AudioByteStream``: no bytes round trip, one copy per frame)."""
+    """Re-chunks interleaved int16 PCM into frames of exactly ``samples_per_channel``.
+
+    Input (bytes-like or an int16 array) is copied once into a byte buffer, so a producer
+    may reuse its own; each batch of whole frames is cut out of it with one more copy. A
+    write may split a sample or a sample group: the remainder waits for the next one.
+    """
 
     def __init__(self, sample_rate: int, num_channels: int, samples_per_channel: int) -> None:
         self._rate = sample_rate
         self._channels = num_channels
         self._size = samples_per_channel * num_channels
-        self._pending: list[Int16Array] = []
-        self._pending_size = 0
-
-    def push(self, samples: Int16Array) -> list[AudioFrame]:
-        """Add interleaved ``samples``; return the whole frames now available."""
-        if samples.size == 0:
-            return []
-        self._pending.append(samples)
-        self._pending_size += samples.size
-        if self._pending_size < self._size:
-            self._pending[-1] = samples.copy()
-            return []
-        joined = np.concatenate(self._pending) if len(self._pending) > 1 else samples.copy()
-        whole = joined.size // self._size * self._size
-        rest = joined[whole:]
-        self._pending = [rest] if rest.size else []
-        self._pending_size = rest.size
-        return [
-            AudioFrame._trusted(joined[start : start + self._size], self._rate, self._channels)
-            for start in range(0, whole, self._size)
-        ]
-
-    def flush(self) -> list[AudioFrame]:
-        """The remainder as one shorter frame."""
-        if not self._pending_size:
-            return []
-        tail = np.concatenate(self._pending)
-        self._pending, self._pending_size = [], 0
-        return [AudioFrame._trusted(tail, self._rate, self._channels)]
-
-
-class AudioByteStream:
-    """Re-chunks PCM16 bytes of any write size into frames of a fixed number of samples.
-
-    A write may split a sample (an odd byte) or a multi-channel sample group; the remainder
-    is carried to the next write, so nothing is lost or shifted.
-    """
-
-    def __init__(
-        self, sample_rate: int, num_channels: int, samples_per_channel: int | None = None
-    ) -> None:
-        self._sample_rate = _check_positive_int("sample_rate", sample_rate)
-        self._num_channels = _check_positive_int("num_channels", num_channels)
-        if samples_per_channel is None:
-            samples_per_channel = sample_rate // 10
-        self._samples_per_channel = _check_positive_int("samples_per_channel", samples_per_channel)
-        self._frame_bytes = samples_per_channel * num_channels * _BYTES_PER_SAMPLE
-        self._buffer = bytearray()
+        self._frame_bytes = self._size * _BYTES_PER_SAMPLE
+        self._pending = bytearray()
 
     @property
     def pending_bytes(self) -> int:
         """Bytes held back until a whole frame is available."""
-        return len(self._buffer)
+        return len(self._pending)
 
-    def write(self, data: bytes | bytearray | memoryview) -> list[AudioFrame]:
-        """Append ``data`` and return every whole frame now available."""
-        if isinstance(data, memoryview):
-            data = data.cast("B") if data.format != "B" else data
-        elif not isinstance(data, bytes | bytearray):
-            raise TypeError(f"write() takes bytes-like PCM16 data, got {type(data).__name__}")
-        self._buffer += data
-        whole = len(self._buffer) // self._frame_bytes
-        if whole == 0:
+    def push(self, pcm: bytes | bytearray | Pcm) -> list[AudioFrame]:
+        """Add ``pcm``; return the whole frames now available."""
+        pending = self._pending
+        pending.extend(pcm)
+        if len(pending) < self._frame_bytes:
             return []
-        cut = whole * self._frame_bytes
-        with memoryview(self._buffer) as view:
-            chunk = np.frombuffer(view[:cut].tobytes(), dtype=np.int16)
-        del self._buffer[:cut]
-        step = self._samples_per_channel * self._num_channels
-        return [
-            AudioFrame(
-                chunk[i * step : (i + 1) * step],
-                self._sample_rate,
-                self._num_channels,
-                self._samples_per_channel,
-            )
-            for i in range(whole)
-        ]
+        return self._cut(len(pending) - len(pending) % self._frame_bytes)
 
     def flush(self) -> list[AudioFrame]:
         """Return what is left as one shorter frame and empty the buffer.
@@ -283,22 +248,59 @@ class AudioByteStream:
         Only whole sample groups (one sample per channel) can form a frame; a trailing
         partial group is dropped with a warning, because no player could play it.
         """
-        group = self._num_channels * _BYTES_PER_SAMPLE
-        usable = len(self._buffer) - len(self._buffer) % group
-        if usable != len(self._buffer):
+        pending = self._pending
+        usable = len(pending) - len(pending) % (self._channels * _BYTES_PER_SAMPLE)
+        if usable != len(pending):
             logger.warning(
                 "AudioByteStream.flush dropped %d trailing bytes that do not form a whole sample"
                 " for %d channel(s)",
-                len(self._buffer) - usable,
-                self._num_channels,
+                len(pending) - usable,
+                self._channels,
             )
-        tail = bytes(self._buffer[:usable])
-        self._buffer.clear()
-        if not tail:
-            return []
-        samples = np.frombuffer(tail, dtype=np.int16)
+        frames = self._cut(usable) if usable else []
+        pending.clear()
+        return frames
+
+    def _cut(self, end: int) -> list[AudioFrame]:
+        """Frames of the first ``end`` pending bytes; the last may be shorter."""
+        block = np.frombuffer(self._pending[:end], _INT16)
+        del self._pending[:end]
+        size, rate, channels = self._size, self._rate, self._channels
+        if block.size <= size:
+            return [AudioFrame._trusted(block, rate, channels)]
         return [
-            AudioFrame(
-                samples, self._sample_rate, self._num_channels, samples.size // self._num_channels
-            )
+            AudioFrame._trusted(block[start : start + size], rate, channels)
+            for start in range(0, block.size, size)
         ]
+
+
+class AudioByteStream(SampleChunker):
+    """Re-chunks PCM16 bytes of any write size into frames of a fixed number of samples.
+
+    ``SampleChunker`` with its arguments checked and only bytes-like input, shaped like
+    LiveKit's: a write may split a sample or a multi-channel sample group; the remainder
+    is carried to the next write, so nothing is lost or shifted.
+    """
+
+    def __init__(
+        self, sample_rate: int, num_channels: int, samples_per_channel: int | None = None
+    ) -> None:
+        _check_positive_int("sample_rate", sample_rate)
+        _check_positive_int("num_channels", num_channels)
+        if samples_per_channel is None:
+            samples_per_channel = sample_rate // 10
+        _check_positive_int("samples_per_channel", samples_per_channel)
+        super().__init__(sample_rate, num_channels, samples_per_channel)
+
+    def write(self, data: bytes | bytearray | memoryview) -> list[AudioFrame]:
+        """Append ``data`` and return every whole frame now available."""
+        if not isinstance(data, _BYTES_LIKE):
+            raise TypeError(f"write() takes bytes-like PCM16 data, got {type(data).__name__}")
+        pending = self._pending
+        pending += data
+        if len(pending) < self._frame_bytes:
+            return []
+        return self._cut(len(pending) - len(pending) % self._frame_bytes)
+
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)

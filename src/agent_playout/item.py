@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import NS_PER_SECOND, ceil_div
 from .forwarder import PositionDriven, TranscriptForwarder
-from .frames import AudioFrame, Int16Array, SampleChunker, frame_samples
+from .frames import AudioFrame, Pcm, SampleChunker, frame_pcm, pcm_array
 from .resample import FormatConverter
 from .transcript import TimedText
 
@@ -26,6 +26,10 @@ logger = logging.getLogger("agent_playout")
 
 CHUNK_MS = 50
 """Audio is re-chunked into 50 ms frames before it reaches the sink, as in the seed."""
+
+REFILL_MS = 1000
+"""A reader held at the read-ahead limit resumes once this much (at most half the limit)
+has been pushed: it then wakes once a second instead of once a chunk."""
 
 
 class InputRejected(Exception):
@@ -56,9 +60,11 @@ class ItemRun:
         self._chunks: deque[AudioFrame] = deque()
         self._buffered = 0
         self._read_ahead = self.sink.sample_rate * read_ahead_ms // 1000
-        self._arrived = asyncio.Event()
-        self._room = asyncio.Event()
-        self._pusher_idle = False
+        self._refill_at = self._read_ahead - min(
+            self._read_ahead // 2, self.sink.sample_rate * REFILL_MS // 1000
+        )
+        self._pusher_waiting: asyncio.Future[None] | None = None
+        self._reader_waiting: asyncio.Future[None] | None = None
 
     def fail(self, error: BaseException, *, drain: bool = False) -> None:
         """End the item on ``error``, logged once with the item id; ``drain`` plays the rest."""
@@ -95,21 +101,23 @@ class ItemRun:
     async def play_audio(self, audio_stream: AsyncIterable[Any]) -> None:
         """Push what the reader buffers until the stream ends, then drain the sink."""
         reader = asyncio.create_task(self._read_audio(audio_stream))
-        reader.add_done_callback(lambda _: self._arrived.set())
+        reader.add_done_callback(lambda _: _wake(self._pusher_waiting))
+        chunks = self._chunks
         try:
             while True:
                 if reader.done() and _broken(reader):
                     self.fail(reader.exception() or RuntimeError("audio reader failed"))
                     return
-                if self._chunks:
+                if chunks:
                     await self._capture(self._next_chunk())
                     continue
                 if reader.done():
                     break
-                self._arrived.clear()
-                self._pusher_idle = True
-                await self._arrived.wait()
-                self._pusher_idle = False
+                self._pusher_waiting = asyncio.get_running_loop().create_future()
+                try:
+                    await self._pusher_waiting
+                finally:
+                    self._pusher_waiting = None
             rejected = reader.exception()
             if isinstance(rejected, InputRejected):
                 self.fail(rejected.error, drain=True)
@@ -123,60 +131,81 @@ class ItemRun:
     def _next_chunk(self) -> AudioFrame:
         chunk = self._chunks.popleft()
         self._buffered -= chunk.samples_per_channel
-        if self._buffered <= self._read_ahead:
-            self._room.set()
+        if self._buffered <= self._refill_at:
+            _wake(self._reader_waiting)
         return chunk
 
     async def _read_audio(self, audio_stream: AsyncIterable[Any]) -> None:
-        """Take frames as they arrive: count them, convert them, buffer them in 50 ms chunks."""
+        """Take frames as they arrive: count them, convert them, buffer them in 50 ms chunks.
+
+        This runs for every frame the model sends, so it keeps to plain comparisons and one
+        copy of the audio; numpy is only called when a 50 ms chunk is complete.
+        """
         handle = self.handle
         forwarder = handle._tr_fwd
+        timeline = handle._timeline
+        captions = handle._captions_changed
         sink = self.sink
-        chunker = SampleChunker(
-            sink.sample_rate, sink.num_channels, sink.sample_rate * CHUNK_MS // 1000
-        )
+        chunk_samples = sink.sample_rate * CHUNK_MS // 1000
+        chunker = SampleChunker(sink.sample_rate, sink.num_channels, chunk_samples)
         converter: FormatConverter | None = None
+        in_rate = in_channels = 0
         async for frame in audio_stream:
-            samples = _validate(frame)
-            if samples.size == 0:
+            pcm = _validate(frame)
+            if not len(pcm):
                 continue
             if converter is None:
                 converter = self._start(frame)
-            elif (frame.sample_rate, frame.num_channels) != (
-                converter.in_rate,
-                converter.in_channels,
-            ):
+                in_rate, in_channels = converter.in_rate, converter.in_channels
+            elif frame.sample_rate != in_rate or frame.num_channels != in_channels:
                 raise InputRejected(
                     ValueError(
                         f"item {handle.item_id!r} changed format mid-stream, from"
-                        f" {converter.in_rate} Hz x{converter.in_channels} to"
+                        f" {in_rate} Hz x{in_channels} to"
                         f" {frame.sample_rate} Hz x{frame.num_channels}"
                     )
                 )
             if forwarder is not None:
                 forwarder.push_audio(frame)
-            handle._timeline.receive(samples.size // frame.num_channels)
-            if self._buffer(chunker.push(converter.process(samples))) and self._pusher_idle:
-                await asyncio.sleep(0)
-            handle._captions_changed.set()
-            while self._buffered > self._read_ahead:
-                self._room.clear()
-                await self._room.wait()
+            timeline.receive(len(pcm) // in_channels)
+            if not converter.is_identity:
+                pcm = converter.process(pcm_array(pcm))
+            chunks = chunker.push(pcm)
+            if chunks:
+                self._buffer(chunks, len(chunks) * chunk_samples)
+                if self._pusher_waiting is not None and self._sink_starving(chunk_samples):
+                    await asyncio.sleep(0)
+            captions.set()
+            if self._buffered > self._read_ahead:
+                await self._wait_for_room()
         if converter is not None:
-            self._buffer(chunker.push(converter.flush()))
-        self._buffer(chunker.flush())
+            for chunk in chunker.push(converter.flush()) + chunker.flush():
+                self._buffer([chunk], chunk.samples_per_channel)
         if forwarder is not None:
             forwarder.mark_audio_segment_end()
-        handle._captions_changed.set()
+        captions.set()
 
-    def _buffer(self, chunks: list[AudioFrame]) -> bool:
-        """Queue ``chunks`` for the pusher; True if there were any."""
-        if not chunks:
-            return False
+    async def _wait_for_room(self) -> None:
+        """Hold the reader while more than ``read_ahead`` is buffered (see ``REFILL_MS``)."""
+        while self._buffered > self._read_ahead:
+            self._reader_waiting = asyncio.get_running_loop().create_future()
+            try:
+                await self._reader_waiting
+            finally:
+                self._reader_waiting = None
+
+    def _buffer(self, chunks: list[AudioFrame], samples: int) -> None:
+        """Queue ``chunks``, ``samples`` per channel in all, for the pusher."""
         self._chunks.extend(chunks)
-        self._buffered += sum(chunk.samples_per_channel for chunk in chunks)
-        self._arrived.set()
-        return True
+        self._buffered += samples
+        _wake(self._pusher_waiting)
+
+    def _sink_starving(self, chunk_samples: int) -> bool:
+        """Whether the sink holds less than a chunk, so the pusher must run before the reader
+        reads on. Otherwise the reader keeps the loop: under load every hand-over costs a
+        whole turn of the event loop, and it would cost one per chunk."""
+        sink = self.sink
+        return sink.samples_written - sink.samples_played < chunk_samples
 
     def _start(self, frame: Any) -> FormatConverter:
         """First audio of the item: emit ``playout_started`` and set up its conversion."""
@@ -240,6 +269,12 @@ class ItemRun:
                 timer.cancel()
 
 
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    """Resolve the future a task of the item waits on, if it waits."""
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
 def _broken(reader: asyncio.Task[None]) -> bool:
     """True when the reader stopped on an error other than rejected input."""
     if reader.cancelled():
@@ -248,10 +283,10 @@ def _broken(reader: asyncio.Task[None]) -> bool:
     return error is not None and not isinstance(error, InputRejected)
 
 
-def _validate(frame: object) -> Int16Array:
+def _validate(frame: object) -> Pcm:
     try:
         if frame is None:
             raise TypeError("audio_stream yielded None instead of an audio frame")
-        return frame_samples(frame)
+        return frame_pcm(frame)
     except (TypeError, ValueError) as error:
         raise InputRejected(error) from None

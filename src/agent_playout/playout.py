@@ -15,7 +15,7 @@ from typing import Any, Literal
 from .clock import NS_PER_SECOND, Clock, MonotonicClock
 from .errors import PlayoutClosedError, PlayoutStateError
 from .events import EventEmitter
-from .forwarder import PositionDriven, SegmentsForwarder
+from .forwarder import SegmentsForwarder, is_position_driven, is_segments_forwarder
 from .frames import AudioFrameLike
 from .item import ItemRun, sink_underruns
 from .sinks.base import PositionedSink, positioned
@@ -83,7 +83,7 @@ class PlayoutHandle:
     @property
     def played_samples(self) -> int:
         """Samples per channel the listener has heard, at the sink's rate; exact."""
-        if not self._timeline.state.is_final:
+        if not self._timeline.is_final:
             self._timeline.observe(self._playout.sink.samples_played)
         return self._timeline.played
 
@@ -255,7 +255,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
             raise TypeError(f"content_index must be an int, got {content_index!r}")
         if content_index < 0:
             raise ValueError(f"content_index must be >= 0, got {content_index}")
-        if transcription_fwd is not None and not isinstance(transcription_fwd, SegmentsForwarder):
+        if transcription_fwd is not None and not is_segments_forwarder(transcription_fwd):
             raise TypeError(
                 "transcription_fwd must have the TTSSegmentsForwarder methods or be None,"
                 f" got {type(transcription_fwd).__name__}"
@@ -322,7 +322,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
         """Clear the sink (if the item reached it) and freeze the position, synchronously."""
         timeline = handle._timeline
         handle._freeze_underruns()
-        if not timeline.state.is_final:
+        if not timeline.is_final:
             sink_total: int | None = None
             if timeline.started:
                 try:
@@ -349,7 +349,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
             if not handle._stop_fut.done():
                 tasks.append(asyncio.create_task(item.read_text(text_stream)))
                 tasks.append(asyncio.create_task(item.play_audio(audio_stream)))
-                if isinstance(handle._tr_fwd, PositionDriven):
+                if is_position_driven(handle._tr_fwd):
                     tasks.append(asyncio.create_task(item.drive_captions(handle._tr_fwd)))
                 await asyncio.shield(handle._stop_fut)
         finally:
@@ -375,7 +375,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
         completed = handle._timeline.state is ItemState.FINISHED
         if forwarder is not None:
             with _logged(handle, "closing the transcript forwarder"):
-                if isinstance(forwarder, PositionDriven):
+                if is_position_driven(forwarder):
                     forwarder.set_playout_position(handle.input_played_samples)
                 forwarder.mark_text_segment_end()
                 if started and completed:

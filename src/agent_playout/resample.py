@@ -47,10 +47,8 @@ class FormatConverter:
             self._resampler = soxr.ResampleStream(
                 in_rate, out_rate, self._stream_channels, dtype="int16", quality="HQ"
             )
-
-    @property
-    def is_identity(self) -> bool:
-        return self._resampler is None and self.in_channels == self.out_channels
+        self.is_identity = self._resampler is None and in_channels == out_channels
+        """True when audio passes through unchanged (checked for every frame)."""
 
     def process(self, samples: Int16Array, *, last: bool = False) -> Int16Array:
         """Convert the next interleaved chunk; ``last`` flushes the resampler's tail."""

@@ -42,11 +42,12 @@ class ItemTimeline:
     between 0 and ``pushed`` and never moving backwards.
     """
 
-    __slots__ = ("_base", "_played", "_pushed", "_received", "_state", "item_id")
+    __slots__ = ("_base", "_final", "_played", "_pushed", "_received", "_state", "item_id")
 
     def __init__(self, item_id: str) -> None:
         self.item_id = item_id
         self._state = ItemState.PENDING
+        self._final = False
         self._received = 0
         self._pushed = 0
         self._played = 0
@@ -55,6 +56,11 @@ class ItemTimeline:
     @property
     def state(self) -> ItemState:
         return self._state
+
+    @property
+    def is_final(self) -> bool:
+        """``state.is_final``, kept as a flag: it is read for every frame and chunk."""
+        return self._final
 
     @property
     def received(self) -> int:
@@ -83,12 +89,13 @@ class ItemTimeline:
                 f"item {self.item_id!r}: cannot go from {self._state.value} to {target.value}"
             )
         self._state = target
+        self._final = target.is_final
 
     def receive(self, samples: int) -> None:
         """Count ``samples`` received from the model (before re-chunking)."""
         if samples < 0:
             raise ValueError(f"received sample count must be >= 0, got {samples}")
-        if self._state.is_final:
+        if self._final:
             raise PlayoutStateError(f"item {self.item_id!r} is {self._state.value}")
         self._received += samples
 
@@ -96,7 +103,7 @@ class ItemTimeline:
         """Count ``samples`` handed to the sink; the first push fixes ``base``."""
         if samples < 0:
             raise ValueError(f"pushed sample count must be >= 0, got {samples}")
-        if self._state.is_final:
+        if self._final:
             raise PlayoutStateError(f"item {self.item_id!r} is {self._state.value}")
         if self._base is None:
             self._base = sink_write_position
@@ -106,7 +113,7 @@ class ItemTimeline:
 
     def observe(self, sink_played: int) -> int:
         """Update the item's played count from the sink's total and return it."""
-        if self._base is None or self._state.is_final:
+        if self._base is None or self._final:
             return self._played
         position = min(max(sink_played - self._base, 0), self._pushed)
         if position > self._played:
