@@ -49,6 +49,28 @@ def ramp(samples: int, start: int = 0, *, sign: int = 1) -> np.ndarray:
     return (sign * values).astype(np.int16)
 
 
+def heard_through(heard: np.ndarray, signal: np.ndarray, fade: int) -> tuple[int, int] | None:
+    """How much of ``signal`` went out, judged from ``heard`` (non-silent samples, in order).
+
+    What went out must be an exact prefix of the signal followed, unless the whole signal
+    played, by the next ``fade`` samples (fewer at the signal's end) under a linear fade to
+    silence. Returns the samples of the signal that went out (the fade included) and how
+    many samples of ``heard`` they account for; None if the audio heard is anything else.
+    """
+    size = min(heard.size, signal.size)
+    mismatch = np.flatnonzero(heard[:size] != signal[:size])
+    prefix = int(mismatch[0]) if mismatch.size else size
+    if fade == 0 or prefix == signal.size:
+        return prefix, prefix
+    faded_count = min(fade, signal.size - prefix)
+    ramp = np.linspace(0.0, 1.0, faded_count + 1, dtype=np.float32)[::-1][1:]
+    expected = (signal[prefix : prefix + faded_count] * ramp).astype(np.int16)
+    audible = expected[expected != 0]
+    if not np.array_equal(heard[prefix : prefix + audible.size], audible):
+        return None
+    return prefix + faded_count, prefix + audible.size
+
+
 def frames_of(signal: np.ndarray, frame_samples: int = FRAME_20MS) -> list[rtc.AudioFrame]:
     """``signal`` cut into ``rtc.AudioFrame``s of ``frame_samples`` (the last may be shorter)."""
     frames = []

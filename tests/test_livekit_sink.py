@@ -8,19 +8,22 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
+from bench.common import heard_through
 
-from agent_playout import AgentPlayout, PlayoutHandle
+from agent_playout import AgentPlayout, AudioFrame, PlayoutHandle
 
 from .conftest import RATE, frames_of, ramp, stream
 
 rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
 
+from agent_playout.sinks.livekit import LiveKitSink  # noqa: E402
+
 pytestmark = pytest.mark.realtime
 
 
 class Listener:
-    """Reads what the source really released, counting only non-silent samples (the signal
-    never contains a zero, while the track fills idle time with silence)."""
+    """Reads what the source really released, keeping only non-silent samples (the signals
+    here never contain a zero, while the track fills idle time with silence)."""
 
     def __init__(self, source: rtc.AudioSource) -> None:
         track = rtc.LocalAudioTrack.create_audio_track("ground-truth", source)
@@ -33,7 +36,15 @@ class Listener:
             data = np.frombuffer(event.frame.data, dtype=np.int16)
             self.samples.append(data[data != 0])
 
-    def heard(self) -> np.ndarray:
+    def count(self) -> int:
+        return sum(chunk.size for chunk in self.samples)
+
+    async def settled(self) -> np.ndarray:
+        """Everything heard, once no frame has reached the reader for 100 ms (it lags)."""
+        count = -1
+        while count != self.count():
+            count = self.count()
+            await asyncio.sleep(0.1)
         return np.concatenate(self.samples) if self.samples else np.zeros(0, np.int16)
 
     async def aclose(self) -> None:
@@ -42,56 +53,49 @@ class Listener:
         await self._stream.aclose()
 
 
-async def settled_heard(listener: Listener) -> np.ndarray:
-    """Ground truth once no frame has reached the reader for 100 ms (it lags under load)."""
-    count = -1
-    while count != sum(chunk.size for chunk in listener.samples):
-        count = sum(chunk.size for chunk in listener.samples)
-        await asyncio.sleep(0.1)
-    return listener.heard()
-
-
-def play(playout: AgentPlayout, item_id: str, seconds: float, start: int = 0) -> PlayoutHandle:
+def play(playout: AgentPlayout, item_id: str, signal: np.ndarray) -> PlayoutHandle:
     return playout.play(
         item_id=item_id,
         content_index=0,
         transcription_fwd=None,
         text_stream=stream([]),
-        audio_stream=stream(frames_of(ramp(round(seconds * RATE), start), 480)),
+        audio_stream=stream(frames_of(signal, 480)),
     )
 
 
 @pytest.fixture
-async def rig(request: pytest.FixtureRequest) -> AsyncIterator[tuple[AgentPlayout, Listener]]:
+async def rig(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[AgentPlayout, LiveKitSink, Listener]]:
     queue_ms = getattr(request, "param", 1000)
     source = rtc.AudioSource(RATE, 1, queue_size_ms=queue_ms)
     listener = Listener(source)
-    from agent_playout.sinks.livekit import LiveKitSink
-
-    playout = AgentPlayout(audio_source=LiveKitSink(source, queue_size_ms=queue_ms))
-    yield playout, listener
+    sink = LiveKitSink(source, queue_size_ms=queue_ms)
+    playout = AgentPlayout(audio_source=sink)
+    yield playout, sink, listener
     await playout.aclose()
     await listener.aclose()
     await source.aclose()
 
 
 @pytest.mark.parametrize("rig", [1000, 200], indirect=True)
-async def test_interrupt_position_matches_the_audio_out_of_the_track(
-    rig: tuple[AgentPlayout, Listener],
+async def test_interrupt_position_includes_the_fade_heard_out_of_the_track(
+    rig: tuple[AgentPlayout, LiveKitSink, Listener],
 ) -> None:
-    playout, listener = rig
+    playout, sink, listener = rig
     rng = random.Random(7)
-    errors = []
     for trial in range(5):
-        before = (await settled_heard(listener)).size
-        handle = play(playout, f"it_{trial}", 1.5, start=trial * 7)
+        before = (await listener.settled()).size
+        signal = ramp(round(1.5 * RATE), start=trial * 7)
+        handle = play(playout, f"it_{trial}", signal)
         await asyncio.sleep(rng.uniform(0.06, 0.6))
         handle.interrupt()
         await handle.wait_for_playout()
-        heard = (await settled_heard(listener))[before:]
-        errors.append(handle.played_samples - heard.size)
-        assert np.array_equal(heard, ramp(heard.size, trial * 7))
-    assert errors == [0] * 5
+        heard = (await listener.settled())[before:]
+        assert heard_through(heard, signal, sink.fade_samples) == (
+            handle.played_samples,
+            heard.size,
+        )
 
 
 async def test_a_raw_audio_source_is_accepted_and_completes_exactly() -> None:
@@ -99,30 +103,151 @@ async def test_a_raw_audio_source_is_accepted_and_completes_exactly() -> None:
     listener = Listener(source)
     playout = AgentPlayout(audio_source=source)
     try:
-        handle = play(playout, "whole", 0.505)
+        signal = ramp(12120)
+        handle = play(playout, "whole", signal)
         await asyncio.wait_for(handle.wait_for_playout(), 3)
         assert handle.audio_samples == 12120
-        assert (await settled_heard(listener)).size == 12120
+        assert np.array_equal(await listener.settled(), signal)
     finally:
         await playout.aclose()
         await listener.aclose()
+        await source.aclose()
 
 
 @pytest.mark.parametrize("rig", [1000], indirect=True)
 async def test_interrupt_followed_at_once_by_play_works_every_time(
-    rig: tuple[AgentPlayout, Listener],
+    rig: tuple[AgentPlayout, LiveKitSink, Listener],
 ) -> None:
-    playout, listener = rig
-    handle = play(playout, "first", 2.0)
-    for trial in range(6):
+    playout, sink, listener = rig
+    signals = [ramp(2 * RATE, start=1000 * trial) for trial in range(7)]
+    handles = [play(playout, "first", signals[0])]
+    for trial in range(1, 7):
         await asyncio.sleep(0.08)
-        handle.interrupt()
-        handle = play(playout, f"next_{trial}", 2.0)
+        handles[-1].interrupt()
+        handles.append(play(playout, f"next_{trial}", signals[trial]))
     await asyncio.sleep(0.15)
-    assert handle.error is None
-    assert handle.played_samples > 0
+    handles[-1].interrupt()
+    await handles[-1].wait_for_playout()
+    heard = await listener.settled()
+    for handle, signal in zip(handles, signals, strict=True):
+        assert handle.error is None
+        assert handle.played_samples > 0
+        result = heard_through(heard, signal, sink.fade_samples)
+        assert result is not None
+        assert result[0] == handle.played_samples
+        heard = heard[result[1] :]
+    assert heard.size == 0
+
+
+@pytest.mark.parametrize("rig", [1000, 200], indirect=True)
+async def test_pause_holds_everything_and_resume_continues_from_the_same_sample(
+    rig: tuple[AgentPlayout, LiveKitSink, Listener],
+) -> None:
+    playout, sink, listener = rig
+    signal = ramp(round(1.2 * RATE), start=500)
+    handle = play(playout, "paused", signal)
+    await asyncio.sleep(0.3)
+    playout.pause()
+    await asyncio.sleep(0.05)
+    stopped_at = handle.played_samples
+    await asyncio.sleep(0.25)
+    heard_paused = await listener.settled()
+    assert handle.played_samples == stopped_at
+    assert heard_through(heard_paused, signal, sink.fade_samples) == (
+        stopped_at,
+        heard_paused.size,
+    )
+    playout.resume()
+    await asyncio.wait_for(handle.wait_for_playout(), 3)
+    assert handle.audio_samples == signal.size
+    fade = sink.fade_samples
+    steps = np.linspace(0.0, 1.0, fade + 1, dtype=np.float32)
+    expected = signal.copy()
+    expected[stopped_at - fade : stopped_at] = (
+        signal[stopped_at - fade : stopped_at] * steps[::-1][1:]
+    )
+    expected[stopped_at : stopped_at + fade] = signal[stopped_at : stopped_at + fade] * steps[1:]
+    assert np.array_equal(await listener.settled(), expected[expected != 0])
+
+
+@pytest.mark.parametrize("rig", [1000], indirect=True)
+async def test_interrupt_while_paused_plays_nothing_more(
+    rig: tuple[AgentPlayout, LiveKitSink, Listener],
+) -> None:
+    playout, sink, listener = rig
+    signal = ramp(RATE, start=500)
+    handle = play(playout, "paused", signal)
+    await asyncio.sleep(0.25)
+    playout.pause()
+    await asyncio.sleep(0.05)
+    stopped_at = handle.played_samples
     handle.interrupt()
     await handle.wait_for_playout()
-    heard = (await settled_heard(listener)).size
-    total = playout.sink.samples_played
-    assert heard == total
+    playout.resume()
+    await asyncio.sleep(0.2)
+    heard = await listener.settled()
+    assert handle.interrupted
+    assert heard_through(heard, signal, sink.fade_samples) == (stopped_at, heard.size)
+
+
+async def _arriving_with_a_gap(signal: np.ndarray, gap_s: float) -> AsyncIterator[AudioFrame]:
+    """The model's audio: the first half at once, then nothing for ``gap_s``, then the rest."""
+    frames = frames_of(signal, 480)
+    for index, frame in enumerate(frames):
+        if index == len(frames) // 2:
+            await asyncio.sleep(gap_s)
+        yield frame
+
+
+@pytest.mark.parametrize("rig", [200], indirect=True)
+async def test_late_audio_is_an_underrun_that_the_position_does_not_count(
+    rig: tuple[AgentPlayout, LiveKitSink, Listener],
+) -> None:
+    playout, _, listener = rig
+    signal = ramp(round(0.6 * RATE), start=500)
+    handle = playout.play(
+        item_id="late",
+        content_index=0,
+        transcription_fwd=None,
+        text_stream=stream([]),
+        audio_stream=_arriving_with_a_gap(signal, 0.7),
+    )
+    await asyncio.sleep(0.55)
+    assert handle.played_samples == signal.size // 2
+    await asyncio.wait_for(handle.wait_for_playout(), 3)
+    assert handle.audio_samples == signal.size
+    assert handle.underruns == 1
+    assert handle.underrun_seconds is not None
+    assert 0.3 < handle.underrun_seconds < 0.45
+    assert np.array_equal(await listener.settled(), signal)
+
+
+@pytest.mark.parametrize("rig", [1000], indirect=True)
+async def test_audio_goes_to_the_source_in_few_large_captures(
+    rig: tuple[AgentPlayout, LiveKitSink, Listener],
+) -> None:
+    playout, sink, listener = rig
+    captures: list[int] = []
+    capture = sink.source.capture_frame
+
+    async def counted(frame: rtc.AudioFrame) -> None:
+        captures.append(frame.samples_per_channel)
+        await capture(frame)
+
+    sink.source.capture_frame = counted  # type: ignore[method-assign]
+    signal = ramp(2 * RATE, start=500)
+    handle = play(playout, "batched", signal)
+    await asyncio.wait_for(handle.wait_for_playout(), 4)
+    assert sum(captures) == signal.size
+    assert len(captures) <= 16
+    assert max(captures) == RATE // 2
+    assert np.array_equal(await listener.settled(), signal)
+
+
+async def test_a_source_without_a_queue_is_refused_with_the_reason() -> None:
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=0)
+    try:
+        with pytest.raises(ValueError, match="queue_size_ms must be >= 10"):
+            LiveKitSink(source, queue_size_ms=0)
+    finally:
+        await source.aclose()

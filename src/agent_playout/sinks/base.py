@@ -64,8 +64,8 @@ def buffer_settings(
 def faded(frames: Int16Array, *, down: bool = True) -> Int16Array:
     """``frames`` (shaped samples x channels) under a linear fade to (down) or from silence.
 
-    The ramp never reaches full scale or zero inside the audio, so a fade-out ends on the
-    sample before silence and a fade-in starts on the sample after it: no step, no click.
+    A fade-out reaches zero on its last sample and a fade-in starts one step above zero,
+    so the audio joins silence without a step: no click.
     """
     steps = np.linspace(0.0, 1.0, frames.shape[0] + 1, dtype=np.float32)
     ramp = (steps[::-1][1:] if down else steps[1:])[:, None]

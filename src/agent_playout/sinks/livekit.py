@@ -1,23 +1,24 @@
-"""``livekit.rtc.AudioSource`` as an exact sink (extra ``[livekit]``).
+"""``livekit.rtc.AudioSource`` as an exact sink, with fades and pause (extra ``[livekit]``).
 
-Position source: the source's native 10 ms release ticks. The native buffer releases one
-10 ms frame per tick on a drift-free grid fixed when the source was made. A capture that
-had to wait for room completes on the tick that brings the buffer down to
-``queue_size_ms``, so at that moment exactly ``written - queue`` samples were released: an
-anchor. From an anchor the count is ``anchor + frame * whole ticks since``, capped at what
-was written. The tick grid's phase is learned from the completion times of such captures.
+Position source: the source's native 10 ms release ticks, counted by ``TickCounter``.
 
-Two native quirks are handled here: only whole 10 ms frames are released (each capture is
-padded to a whole frame with silence), and a capture cancelled while it waits leaves the
-native request running (captures are never cancelled; the next one waits for it).
+The sink keeps what the source has not released yet (a copy of the native buffer, plus the
+audio not handed to it yet), because the native buffer can only be emptied whole. So on an
+interrupt it empties it and queues the next few milliseconds again, faded out; on a pause it
+does the same and keeps the rest, which it queues again, faded in, on resume.
+
+Audio goes to the source in few, large captures (``capture_ms``, 200 ms by default) timed so
+that each one that must wait for room waits only until the next tick. Few captures keep the
+cost low with hundreds of sessions; short waits keep the source ready to take the fade at
+any moment (a source takes no capture while one is waiting). Native quirks handled here:
+only whole 10 ms frames are released (the end of an item is padded to a whole frame with
+silence), and a capture is never cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import cmath
 import logging
-import math
 import time
 from collections import deque
 from typing import Any
@@ -26,26 +27,24 @@ import numpy as np
 from livekit import rtc
 
 from ..clock import MonotonicClock
-from ..frames import frame_samples
+from ..frames import Int16Array, frame_samples
+from .base import buffer_settings, faded
+from .ticks import GUARD_AFTER_NS, TICK_NS, CaptureTicket, TickCounter
 
 logger = logging.getLogger("agent_playout")
 
-TICK_NS = 10_000_000
-_PHASE_WINDOW = 32
-_GUARD_BEFORE_NS = 3_500_000
-_GUARD_AFTER_NS = 500_000
-_EARLY_NS = 1_000_000
-_INSERT_NS = 1_000_000
-_PROMPT_NS = 2_000_000
+LEAD_NS = 5_000_000
+"""A capture that must wait is requested this long before the tick that makes room."""
 
 
 class LiveKitSink:
     """Drives an ``rtc.AudioSource`` and counts, by its native ticks, what it released.
 
     ``queue_size_ms`` must be the value the source was made with (``rtc.AudioSource``'s
-    default is 1000 ms); a mismatch is detected at the first anchor, logged, and corrected.
-    With ``exact_clear`` an interrupt that lands within a few milliseconds of a tick is
-    applied just after that tick, so the count is exact (at most 4 ms later).
+    default is 1000 ms); a larger native queue is noticed and logged.
+    The fade (``fade_ms``, 0 disables it) is rounded up to whole 10 ms frames, the unit the
+    source releases. With ``exact_clear`` an interrupt that lands within a few milliseconds
+    of a tick is applied just after that tick, so the count is exact (at most 4 ms later).
     """
 
     def __init__(
@@ -53,27 +52,50 @@ class LiveKitSink:
         source: rtc.AudioSource,
         *,
         queue_size_ms: int = 1000,
+        fade_ms: float = 5.0,
+        capture_ms: int = 500,
         exact_clear: bool = True,
     ) -> None:
+        rate, channels = source.sample_rate, source.num_channels
+        _, fade = buffer_settings(rate, channels, queue_size_ms, fade_ms)
+        if queue_size_ms < 10:
+            raise ValueError(
+                f"queue_size_ms must be >= 10, got {queue_size_ms}: a source without a queue"
+                " releases audio unpaced, so there are no ticks to count what was heard"
+            )
+        if capture_ms < 10:
+            raise ValueError(f"capture_ms must be >= 10, got {capture_ms}")
         self._source = source
-        self._rate = source.sample_rate
-        self._channels = source.num_channels
-        self._tick_samples = self._rate // 100
-        self._queue_limit = self._rate * queue_size_ms // 1000
-        self._queue_checked = False
+        self._rate = rate
+        self._channels = channels
+        self._tick = rate // 100
+        self._counter = TickCounter(self._tick, queue_size_ms // 10 * self._tick)
+        self._batch = max(min(capture_ms, queue_size_ms // 2) // 10, 1) * self._tick
+        self._fade = -(-fade // self._tick) * self._tick
         self._exact_clear = exact_clear
         self._clock = MonotonicClock()
-        self._written = 0
-        self._anchor_released = 0
-        self._anchor_tick_ns: int | None = None
-        self._anchor_provisional = True
-        self._last_request_ns = -_INSERT_NS
-        self._offsets: deque[float] = deque(maxlen=_PHASE_WINDOW)
-        self._phase_ns: int | None = None
-        self._first_insert: tuple[int, int] | None = None
-        self._in_flight: asyncio.Task[None] | None = None
-        self._pending_clear: asyncio.TimerHandle | None = None
-        self._clear_done: asyncio.Event | None = None
+        self._pending: deque[Int16Array] = deque()
+        self._pending_count = 0
+        self._history: deque[tuple[int, Int16Array]] = deque()
+        self._in_transit = 0
+        self._capturing: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due: int | None = None
+        self._waiting: CaptureTicket | None = None
+        self._stopping: int | None = None
+        self._stop_timer: asyncio.TimerHandle | None = None
+        self._stop_after: asyncio.Task[None] | None = None
+        self._tail_pending = 0
+        self._epoch = 0
+        self._generation = 0
+        self._paused = False
+        self._flush_to: int | None = None
+        self._expecting_more = False
+        self._dry_floor_ns = 0
+        self._underruns = 0
+        self._underrun_ns = 0
+        self._failure: BaseException | None = None
+        self._progress = asyncio.Event()
 
     @property
     def source(self) -> rtc.AudioSource:
@@ -93,210 +115,377 @@ class LiveKitSink:
 
     @property
     def samples_played(self) -> int:
-        return self._released(time.monotonic_ns())
-
-    @property
-    def samples_queued(self) -> int:
-        return self._written - self._released(time.monotonic_ns())
+        return self._counter.released(time.monotonic_ns())
 
     @property
     def samples_written(self) -> int:
-        return self._written
+        return self._counter.written + self._in_transit + self._pending_count
+
+    @property
+    def samples_queued(self) -> int:
+        return self.samples_written - self.samples_played
 
     @property
     def queued_duration(self) -> float:
         return self.samples_queued / self._rate
 
-    def _released(self, now_ns: int) -> int:
-        """Samples the native buffer has released by ``now_ns``."""
-        if self._anchor_tick_ns is None:
-            return self._anchor_released
-        ticks = max((now_ns - self._anchor_tick_ns) // TICK_NS, 0)
-        return min(self._anchor_released + ticks * self._tick_samples, self._written)
+    @property
+    def fade_samples(self) -> int:
+        """Length of the fade-out after a stop, in samples per channel (whole 10 ms frames)."""
+        return self._fade
 
-    def _released_through(self, tick_ns: int) -> int:
-        """Samples released once the tick nearest ``tick_ns`` has fired.
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
-        Rounds rather than floors: the anchor sits on the grid as it was learned then, and
-        the phase may have been refined by a fraction of a millisecond since.
-        """
-        if self._anchor_tick_ns is None:
-            return self._anchor_released
-        ticks = max(round((tick_ns - self._anchor_tick_ns) / TICK_NS), 0)
-        return min(self._anchor_released + ticks * self._tick_samples, self._written)
+    @property
+    def underruns(self) -> int:
+        """How many times the source ran dry while more audio was expected."""
+        return self._underruns + (1 if self._dry_since(time.monotonic_ns()) is not None else 0)
 
-    def _grid_tick_at_or_before(self, when_ns: int) -> int:
-        """The latest tick time <= ``when_ns`` (mid-interval if the grid is not known yet)."""
-        phase = self._phase_ns if self._phase_ns is not None else when_ns - TICK_NS // 2
-        return when_ns - (when_ns - phase) % TICK_NS
+    @property
+    def underrun_ns(self) -> int:
+        """Total time the source spent dry while more audio was expected."""
+        now = time.monotonic_ns()
+        since = self._dry_since(now)
+        return self._underrun_ns + (0 if since is None else now - since)
 
     async def capture_frame(self, frame: Any) -> None:
-        """Queue ``frame`` on the source; returns when the source has room, like the source."""
+        """Queue ``frame``; returns once the sink has room for more, like the source."""
         samples = frame_samples(frame)
         if frame.sample_rate != self._rate or frame.num_channels != self._channels:
             raise ValueError(
                 f"frame is {frame.sample_rate} Hz x{frame.num_channels}, the source plays"
                 f" {self._rate} Hz x{self._channels}"
             )
+        self._raise_failure()
         count = samples.size // self._channels
         if count == 0:
             return
-        padded = -(-count // self._tick_samples) * self._tick_samples
-        if padded != count:
-            samples = np.concatenate(
-                [samples, np.zeros((padded - count) * self._channels, dtype=np.int16)]
-            )
-        await self._settle_previous()
-        rtc_frame = rtc.AudioFrame(samples.tobytes(), self._rate, self._channels, padded)
-        self._in_flight = asyncio.ensure_future(self._capture(rtc_frame, padded))
-        await asyncio.shield(self._in_flight)
-
-    async def _settle_previous(self) -> None:
-        """Wait for a capture or deferred clear still running natively from an earlier call."""
-        if self._clear_done is not None:
-            await self._clear_done.wait()
-        if self._in_flight is not None and not self._in_flight.done():
-            await asyncio.gather(self._in_flight, return_exceptions=True)
-
-    async def _capture(self, rtc_frame: rtc.AudioFrame, count: int) -> None:
-        now = time.monotonic_ns()
-        released = self._released(now)
-        if released >= self._written:
-            self._anchor_released = self._written
-            self._anchor_tick_ns = self._grid_tick_at_or_before(now)
-            self._anchor_provisional = True
-            if self._first_insert is None:
-                self._first_insert = (now, self._written)
-        self._written += count
-        excess = self._written - released - self._queue_limit
-        written_after = self._written
-        self._last_request_ns = time.monotonic_ns()
-        await self._source.capture_frame(rtc_frame)
-        done_ns = time.monotonic_ns()
-        if self._waited(excess, done_ns - now):
-            self._anchor_at(done_ns, written_after)
-
-    def _waited(self, excess: int, elapsed_ns: int) -> bool:
-        """Whether a capture that put ``excess`` samples over the limit really waited for
-        the ticks that release them (a count slightly off could think so wrongly)."""
-        if excess <= 0:
-            return False
-        ticks = -(-excess // self._tick_samples)
-        if ticks == 1:
-            return elapsed_ns > 2_000_000
-        return elapsed_ns >= (ticks - 1) * TICK_NS - 1_000_000
-
-    def _anchor_at(self, done_ns: int, written_after: int) -> None:
-        """A capture that waited finished: the buffer was exactly at the queue limit.
-
-        Completions reach Python late under load, never early. So a completion at or
-        after the tick the count already predicts only confirms it (and, when prompt,
-        refines the grid's phase); one that comes earlier shows the count is behind, and
-        re-anchors it. The count thus converges on the earliest, truest completions.
-        An anchor guessed from the learned grid when audio went into an empty buffer is
-        provisional: the grid may be a fraction of a millisecond off the native ticks, so
-        the first completion after it replaces it whatever its time.
-        """
-        if self._written != written_after:
-            return
-        expected = None if self._anchor_provisional else self._expected_completion(written_after)
-        if expected is not None and done_ns >= expected - _EARLY_NS:
-            if done_ns - expected <= _PROMPT_NS:
-                self._learn_phase(done_ns)
-            return
-        self._learn_phase(done_ns)
-        tick = self._grid_tick_at_or_before(done_ns + TICK_NS // 2)
-        if not self._queue_checked:
-            self._check_queue_limit(tick, written_after)
-        self._anchor_released = written_after - self._queue_limit
-        self._anchor_tick_ns = tick
-        self._anchor_provisional = False
-
-    def _expected_completion(self, written_after: int) -> int | None:
-        """When the current count says a capture ending at ``written_after`` completes."""
-        if self._anchor_tick_ns is None or not self._queue_checked:
-            return None
-        target = written_after - self._queue_limit - self._anchor_released
-        ticks = max(-(-target // self._tick_samples), 0)
-        return self._anchor_tick_ns + ticks * TICK_NS
-
-    def _learn_phase(self, done_ns: int) -> None:
-        angle = 2 * math.pi * (done_ns % TICK_NS) / TICK_NS
-        self._offsets.append(angle)
-        mean = sum(cmath.exp(1j * a) for a in self._offsets)
-        self._phase_ns = round((cmath.phase(mean) % (2 * math.pi)) / (2 * math.pi) * TICK_NS)
-
-    def _check_queue_limit(self, tick_ns: int, written: int) -> None:
-        """Compare the configured queue with what the first anchor implies; adopt the latter."""
-        self._queue_checked = True
-        if self._first_insert is None:
-            return
-        start_ns, start_written = self._first_insert
-        ticks = (tick_ns - self._grid_tick_at_or_before(start_ns)) // TICK_NS
-        implied = written - start_written - ticks * self._tick_samples
-        if abs(implied - self._queue_limit) >= 2 * self._tick_samples:
-            logger.warning(
-                "LiveKitSink: the source behaves as if queue_size_ms=%d, not %d; using %d."
-                " Pass the source's queue_size_ms to LiveKitSink for exact positions.",
-                implied * 1000 // self._rate,
-                self._queue_limit * 1000 // self._rate,
-                implied * 1000 // self._rate,
-            )
-            self._queue_limit = implied
+        self._end_underrun()
+        self._pending.append(samples.copy())
+        self._pending_count += count
+        self._expecting_more = True
+        self._flush_to = None
+        self._kick()
+        epoch = self._epoch
+        while self._pending_count >= self._batch and epoch == self._epoch:
+            await self._next_progress()
+            self._raise_failure()
 
     def clear_queue(self) -> None:
-        """Drop what is queued; the released count is final when this returns.
+        """Drop what is queued but a faded tail; the count is final when this returns.
 
-        The native clear is put off (by at most a few milliseconds) when it could race
-        either a release tick or the insertion of a capture just requested, which the
-        native side completes after the request returns: cleared before it, that audio
-        would still play.
+        While paused, only what the source still holds of the pause's own tail remains.
         """
-        now = time.monotonic_ns()
-        clear_at = now
-        if self._exact_clear and now - self._last_request_ns < _INSERT_NS:
-            clear_at = self._last_request_ns + _INSERT_NS
-        tick = self._next_tick_within_guard(clear_at)
-        if tick is not None:
-            self._written = self._released_through(tick)
-            clear_at = max(clear_at, tick + _GUARD_AFTER_NS)
-        else:
-            self._written = self._released(clear_at)
-        if clear_at <= now:
-            self._clear_native()
+        self._expecting_more = False
+        self._flush_to = None
+        self._epoch += 1
+        self._stop(hold=False, native_only=self._paused)
+
+    def pause(self) -> None:
+        """Stop after a faded tail and hold the rest; nothing queued is dropped."""
+        if self._paused:
             return
-        self._clear_done = asyncio.Event()
-        delay = (clear_at - now) / 1e9
-        self._pending_clear = asyncio.get_running_loop().call_later(delay, self._clear_native)
+        self._paused = True
+        self._stop(hold=True, native_only=False)
 
-    def _next_tick_within_guard(self, now_ns: int) -> int | None:
-        """A tick so close to ``now_ns`` that clearing now could race it, if any."""
-        if not self._exact_clear or self._phase_ns is None:
-            return None
-        if self._written == self._released(now_ns):
-            return None
-        previous = self._grid_tick_at_or_before(now_ns)
-        if now_ns - previous <= _GUARD_AFTER_NS:
-            return previous
-        upcoming = previous + TICK_NS
-        if upcoming - now_ns <= _GUARD_BEFORE_NS:
-            return upcoming
-        return None
-
-    def _clear_native(self) -> None:
-        self._pending_clear = None
-        self._anchor_released = self._written
-        self._anchor_tick_ns = None
-        self._source.clear_queue()
-        if self._clear_done is not None:
-            self._clear_done.set()
-            self._clear_done = None
+    def resume(self) -> None:
+        """Queue the held audio again, faded in, from the sample after the pause's tail."""
+        if not self._paused:
+            return
+        self._paused = False
+        self._dry_floor_ns = time.monotonic_ns()
+        held_count = self._pending_count - self._tail_pending
+        if self._fade and held_count > 0:
+            tail = self._take_pending(self._tail_pending) if self._tail_pending else None
+            held = self._take_pending(held_count)
+            lead = held[: self._fade * self._channels]
+            held[: lead.size] = faded(lead.reshape(-1, self._channels), down=False).reshape(-1)
+            self._pending.extend(piece for piece in (tail, held) if piece is not None)
+            self._pending_count = self._tail_pending + held_count
+        self._progress.set()
+        self._kick()
 
     async def wait_for_playout(self) -> None:
-        """Return once the source has released everything written (or it was cleared)."""
-        while self._anchor_tick_ns is not None and self._written > self._released(
-            time.monotonic_ns()
+        """Return once everything captured so far was released (or cleared, or failed)."""
+        self._expecting_more = False
+        epoch = self._epoch
+        tick = self._tick
+        target = self._counter.written + self._in_transit + -(-self._pending_count // tick) * tick
+        self._flush_to = target
+        self._kick()
+        while epoch == self._epoch:
+            self._raise_failure()
+            now = time.monotonic_ns()
+            if self._counter.released(now) >= target:
+                return
+            due = self._counter.release_time(target)
+            await self._next_progress(None if due is None else due + GUARD_AFTER_NS - now)
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    async def _next_progress(self, timeout_ns: int | None = None) -> None:
+        """Wait for the sink's state to change, or for ``timeout_ns``."""
+        self._progress.clear()
+        timer = None
+        if timeout_ns is not None:
+            timer = asyncio.get_running_loop().call_later(
+                max(timeout_ns, 0) / 1e9, self._progress.set
+            )
+        try:
+            await self._progress.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _kick(self) -> None:
+        """Hand the source its next capture now, or set a timer for when it should go."""
+        if (
+            self._capturing is not None
+            or self._paused
+            or self._stopping is not None
+            or not self._pending_count
         ):
-            ticks = -(-(self._written - self._anchor_released) // self._tick_samples)
-            deadline = self._anchor_tick_ns + ticks * TICK_NS + _GUARD_AFTER_NS
-            await asyncio.sleep(max(deadline - time.monotonic_ns(), 0) / 1e9)
+            self._cancel_timer()
+            return
+        flushing = self._flush_to is not None
+        size = min(self._pending_count // self._tick * self._tick, self._batch)
+        if size == 0:
+            if not flushing:
+                return
+            size = self._tick
+        now = time.monotonic_ns()
+        probe = self._probe_size(now)
+        if 0 < probe <= size:
+            self._cancel_timer()
+            self._submit(probe)
+            return
+        due = self._due(now, size, partial=size < self._batch and not flushing)
+        if due <= now:
+            self._cancel_timer()
+            self._submit(size)
+        elif due != self._timer_due:
+            self._cancel_timer()
+            self._timer_due = due
+            self._timer = asyncio.get_running_loop().call_later((due - now) / 1e9, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_due = None
+        self._kick()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_due = None
+
+    def _probe_size(self, now_ns: int) -> int:
+        """While the tick grid is unknown: the capture that waits for exactly one tick.
+
+        Its completion marks a tick, so the count is exact from the first item on, rather
+        than from the first capture that waits in the course of things.
+        """
+        counter = self._counter
+        if counter.phase_ns is not None or counter.queue_suspect:
+            return 0
+        return counter.queue_limit + self._tick - (counter.written - counter.released(now_ns))
+
+    def _due(self, now_ns: int, size: int, *, partial: bool) -> int:
+        """When a capture of ``size`` should be requested.
+
+        If it fits under the source's queue limit, now (or just after a tick, if the source is
+        empty and a tick is near); otherwise just before the tick after which the source
+        holds at most one frame over the limit with it, so it waits for that one tick only.
+        A partial batch also waits until the source runs low.
+        """
+        counter = self._counter
+        written = counter.written
+        due = counter.unambiguous_start(now_ns)
+        if written - counter.released(now_ns) + size > counter.queue_limit:
+            room = counter.release_time(written + size - counter.queue_limit - self._tick)
+            if room is not None:
+                due = room + TICK_NS - LEAD_NS
+        if partial:
+            low = counter.release_time(written - self._batch)
+            if low is not None:
+                due = max(due, low)
+        return due
+
+    def _take_pending(self, count: int) -> Int16Array:
+        """Remove the next ``count`` pending samples per channel (silence past the end)."""
+        needed = count * self._channels
+        pieces: list[Int16Array] = []
+        while needed > 0 and self._pending:
+            head = self._pending.popleft()
+            if head.size > needed:
+                self._pending.appendleft(head[needed:])
+                head = head[:needed]
+            pieces.append(head)
+            needed -= head.size
+        self._pending_count = max(self._pending_count - count, 0)
+        if needed > 0:
+            pieces.append(np.zeros(needed, dtype=np.int16))
+        if len(pieces) == 1:
+            return pieces[0]
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+
+    def _submit(self, size: int) -> None:
+        """Start the capture of the next ``size`` samples per channel."""
+        data = self._take_pending(size)
+        start = self._counter.written + self._in_transit
+        self._history.append((start, data))
+        released = self._counter.released(time.monotonic_ns())
+        while (
+            self._history
+            and self._history[0][0] + self._history[0][1].size // (self._channels) <= released
+        ):
+            self._history.popleft()
+        self._in_transit = size
+        tail = self._tail_pending > 0
+        self._tail_pending = 0
+        self._capturing = asyncio.ensure_future(
+            self._capture(data, size, self._generation, tail=tail)
+        )
+
+    async def _capture(self, data: Int16Array, count: int, generation: int, *, tail: bool) -> None:
+        """Request one native capture and learn from its completion; never cancelled.
+
+        A stop between the submission and the request drops it (its audio is in the tail
+        or held); a completion after a stop says nothing about the new count.
+        """
+        try:
+            if generation != self._generation:
+                return
+            self._in_transit = 0
+            ticket = self._counter.request(time.monotonic_ns(), count)
+            self._waiting = ticket if ticket.excess > 0 else None
+            frame = rtc.AudioFrame(data.tobytes(), self._rate, self._channels, count)
+            try:
+                await self._source.capture_frame(frame)
+            except Exception as error:
+                if generation == self._generation:
+                    self._counter.failed(ticket, count)
+                    if tail:
+                        logger.warning("the fade-out after a stop could not be queued: %s", error)
+                    else:
+                        self._failure = error
+                return
+            if generation == self._generation:
+                self._counter.complete(ticket, time.monotonic_ns())
+        finally:
+            task = asyncio.current_task()
+            if self._capturing is task:
+                self._capturing = None
+                self._waiting = None
+            if self._stop_after is task and self._stopping is not None:
+                self._stop_after = None
+                self._clear_native(self._stopping)
+            self._progress.set()
+            self._kick()
+
+    def _stop(self, *, hold: bool, native_only: bool) -> None:
+        """Empty the source but for a faded tail; ``hold`` keeps the rest to play later.
+
+        ``native_only`` takes the tail only from what the source holds, not from the audio
+        not handed to it yet (which a pause holds back).
+        """
+        self._cancel_timer()
+        self._end_underrun()
+        self._generation += 1
+        if self._stopping is not None:
+            if not hold:
+                tail = self._take_pending(self._tail_pending)
+                self._pending.clear()
+                if tail.size:
+                    self._pending.append(tail)
+                self._pending_count = self._tail_pending
+            self._progress.set()
+            return
+        now = time.monotonic_ns()
+        if self._waiting is not None:
+            clear_at, stop = now, self._waiting.written_after - self._counter.queue_limit
+            self._stop_after = self._capturing
+        else:
+            clear_at, stop = self._counter.stop_point(now, exact=self._exact_clear)
+        rest = self._audio_from(stop, with_pending=not native_only)
+        tail = self._tail_of(rest, whole_frames=hold)
+        self._history.clear()
+        self._in_transit = 0
+        self._counter.stop_at(stop)
+        kept = rest[tail.size :] if hold else rest[:0]
+        self._pending.clear()
+        self._pending.extend(piece for piece in (tail, kept) if piece.size)
+        self._pending_count = (tail.size + kept.size) // self._channels
+        self._tail_pending = tail.size // self._channels
+        self._stopping = stop
+        if self._stop_after is None:
+            if clear_at <= now:
+                self._clear_native(stop)
+            else:
+                self._stop_timer = asyncio.get_running_loop().call_later(
+                    (clear_at - now) / 1e9, self._clear_native, stop
+                )
+        self._progress.set()
+
+    def _tail_of(self, rest: Int16Array, *, whole_frames: bool) -> Int16Array:
+        """The first ``fade`` samples of ``rest``, faded out, in whole 10 ms frames.
+
+        A stop that holds the rest takes only whole frames of audio (padding would put
+        silence inside the item); one that drops it pads the tail with silence instead.
+        """
+        frame = self._tick * self._channels
+        tail = rest[: self._fade * self._channels]
+        if whole_frames:
+            tail = tail[: tail.size // frame * frame]
+        if not tail.size:
+            return tail
+        tail = faded(tail.reshape(-1, self._channels)).reshape(-1)
+        if tail.size % frame:
+            tail = np.concatenate([tail, np.zeros(frame - tail.size % frame, dtype=np.int16)])
+        return tail
+
+    def _audio_from(self, index: int, *, with_pending: bool) -> Int16Array:
+        """What is not yet released from native index ``index`` on: history, then pending."""
+        pieces = []
+        for start, data in self._history:
+            end = start + data.size // self._channels
+            if end > index:
+                pieces.append(data[max(index - start, 0) * self._channels :])
+        if with_pending:
+            pieces.extend(self._pending)
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+
+    def _clear_native(self, stop: int) -> None:
+        """Empty the native buffer at ``stop`` samples released, and queue the tail at once."""
+        self._stopping = None
+        self._stop_timer = None
+        self._counter.cleared(stop)
+        self._source.clear_queue()
+        if self._tail_pending:
+            self._submit(self._tail_pending)
+        self._progress.set()
+
+    def _dry_since(self, now_ns: int) -> int | None:
+        """When the source ran dry, if it is dry now while more audio is expected."""
+        if not self._expecting_more or self._paused or self._stopping is not None:
+            return None
+        counter = self._counter
+        if self._in_transit or counter.released(now_ns) < counter.written:
+            return None
+        if self._pending_count >= self._tick:
+            return None
+        emptied = counter.release_time(counter.written)
+        return max(emptied if emptied is not None else now_ns, self._dry_floor_ns)
+
+    def _end_underrun(self) -> None:
+        now = time.monotonic_ns()
+        since = self._dry_since(now)
+        if since is not None and since < now:
+            self._underruns += 1
+            self._underrun_ns += now - since
+        self._dry_floor_ns = now

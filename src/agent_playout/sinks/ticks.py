@@ -1,0 +1,236 @@
+"""Pure counting of what a paced ``rtc.AudioSource`` released, from its native 10 ms ticks.
+
+No asyncio and no I/O: ``LiveKitSink`` tells it when captures were requested and when they
+completed, and asks it how much was released at a given time.
+
+The native buffer releases one 10 ms frame per tick on a drift-free grid fixed when the
+source was made. A capture that had to wait for room completes on the tick that brings the
+buffer down to ``queue_size_ms``, so at that moment exactly ``written - queue`` samples were
+released: an anchor. From an anchor the count is ``anchor + frame * whole ticks since``,
+capped at what was written. The grid's phase is learned from the completion times of such
+captures (their circular mean).
+"""
+
+from __future__ import annotations
+
+import cmath
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass
+
+logger = logging.getLogger("agent_playout")
+
+TICK_NS = 10_000_000
+_PHASE_WINDOW = 32
+GUARD_BEFORE_NS = 3_500_000
+"""A clear this close before a tick could race it natively, so it waits until after it."""
+GUARD_AFTER_NS = 500_000
+"""A tick this recent may not have been applied natively yet."""
+INSERT_NS = 1_000_000
+"""The native side inserts a capture's audio up to this long after the request returns."""
+START_BEFORE_NS = 1_000_000
+START_AFTER_NS = 400_000
+"""Audio going into an empty buffer this close to a tick may or may not make that tick."""
+_EARLY_NS = 1_000_000
+_PROMPT_NS = 2_000_000
+_PROMPT_PROOFS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureTicket:
+    """What was known when a capture was requested, to judge its completion."""
+
+    requested_ns: int
+    excess: int
+    written_after: int
+
+
+class TickCounter:
+    """Counts the samples a source released (in samples per channel, padding included)."""
+
+    def __init__(self, tick_samples: int, queue_limit: int) -> None:
+        self.tick_samples = tick_samples
+        self.queue_limit = queue_limit
+        self.written = 0
+        self.last_request_ns = -INSERT_NS
+        self._anchor_released = 0
+        self._anchor_tick_ns: int | None = None
+        self._anchor_provisional = True
+        self._floor_tick_ns: int | None = None
+        self._prompt_waits = 0
+        self.queue_suspect = False
+        self._offsets: deque[float] = deque(maxlen=_PHASE_WINDOW)
+        self.phase_ns: int | None = None
+
+    def released(self, now_ns: int) -> int:
+        """Samples released by ``now_ns``."""
+        if self._anchor_tick_ns is None:
+            return self._anchor_released
+        ticks = max((now_ns - self._anchor_tick_ns) // TICK_NS, 0)
+        return min(self._anchor_released + ticks * self.tick_samples, self.written)
+
+    def released_through(self, tick_ns: int) -> int:
+        """Samples released once the tick nearest ``tick_ns`` has fired.
+
+        Rounds rather than floors: the anchor sits on the grid as it was learned then, and
+        the phase may have been refined by a fraction of a millisecond since.
+        """
+        if self._anchor_tick_ns is None:
+            return self._anchor_released
+        ticks = max(round((tick_ns - self._anchor_tick_ns) / TICK_NS), 0)
+        return min(self._anchor_released + ticks * self.tick_samples, self.written)
+
+    def release_time(self, sample: int) -> int | None:
+        """When the tick that releases sample index ``sample`` fires (None if never known)."""
+        if self._anchor_tick_ns is None or sample > self.written:
+            return None
+        ticks = max(-(-(sample - self._anchor_released) // self.tick_samples), 0)
+        return self._anchor_tick_ns + ticks * TICK_NS
+
+    def grid_tick_at_or_before(self, when_ns: int) -> int:
+        """The latest tick time <= ``when_ns`` (mid-interval if the grid is not known yet)."""
+        phase = self.phase_ns if self.phase_ns is not None else when_ns - TICK_NS // 2
+        return when_ns - (when_ns - phase) % TICK_NS
+
+    def request(self, now_ns: int, count: int) -> CaptureTicket:
+        """A capture of ``count`` samples is being requested at ``now_ns``."""
+        released = self.released(now_ns)
+        if released >= self.written:
+            tick = self.grid_tick_at_or_before(now_ns)
+            if self._floor_tick_ns is not None:
+                tick = max(tick, self._floor_tick_ns)
+            self._anchor_released = self.written
+            self._anchor_tick_ns = tick
+            self._anchor_provisional = True
+        self.written += count
+        self.last_request_ns = now_ns
+        return CaptureTicket(now_ns, self.written - released - self.queue_limit, self.written)
+
+    def unambiguous_start(self, now_ns: int) -> int:
+        """The earliest time from ``now_ns`` at which audio put into an empty buffer surely
+        starts at the next tick: not so close to a tick that its insertion could race it."""
+        if self.phase_ns is None or self.released(now_ns) < self.written:
+            return now_ns
+        previous = self.grid_tick_at_or_before(now_ns)
+        if now_ns - previous < START_AFTER_NS:
+            return previous + START_AFTER_NS
+        if previous + TICK_NS - now_ns < START_BEFORE_NS:
+            return previous + TICK_NS + START_AFTER_NS
+        return now_ns
+
+    def complete(self, ticket: CaptureTicket, done_ns: int) -> None:
+        """The capture of ``ticket`` completed at ``done_ns``: anchor on it if it waited.
+
+        Completions reach Python late under load, never early. So a completion at or after
+        the tick the count already predicts only confirms it (and, when prompt, refines the
+        grid's phase); one that comes earlier shows the count is behind, and re-anchors it.
+        An anchor guessed when audio went into an empty buffer is provisional: the first
+        completion after it replaces it whatever its time.
+        """
+        self._check_queue(ticket, done_ns - ticket.requested_ns)
+        if self.written != ticket.written_after or not self._waited(
+            ticket.excess, done_ns - ticket.requested_ns
+        ):
+            return
+        expected = None if self._anchor_provisional else self._expected_completion(ticket)
+        if expected is not None and done_ns >= expected - _EARLY_NS:
+            if done_ns - expected <= _PROMPT_NS:
+                self._learn_phase(done_ns)
+            return
+        self._learn_phase(done_ns)
+        tick = self.grid_tick_at_or_before(done_ns + TICK_NS // 2)
+        self._anchor_released = ticket.written_after - self.queue_limit
+        self._anchor_tick_ns = tick
+        self._anchor_provisional = False
+
+    def _waited(self, excess: int, elapsed_ns: int) -> bool:
+        """Whether a capture that put ``excess`` samples over the limit really waited for
+        the ticks that release them (a count slightly off could think so wrongly)."""
+        if excess <= 0:
+            return False
+        ticks = -(-excess // self.tick_samples)
+        if ticks == 1:
+            return elapsed_ns > 2_000_000
+        return elapsed_ns >= (ticks - 1) * TICK_NS - 1_000_000
+
+    def _expected_completion(self, ticket: CaptureTicket) -> int | None:
+        """When the current count says the capture of ``ticket`` completes."""
+        if self._anchor_tick_ns is None:
+            return None
+        target = ticket.written_after - self.queue_limit - self._anchor_released
+        ticks = max(-(-target // self.tick_samples), 0)
+        return self._anchor_tick_ns + ticks * TICK_NS
+
+    def _learn_phase(self, done_ns: int) -> None:
+        angle = 2 * math.pi * (done_ns % TICK_NS) / TICK_NS
+        self._offsets.append(angle)
+        mean = sum(cmath.exp(1j * a) for a in self._offsets)
+        self.phase_ns = round((cmath.phase(mean) % (2 * math.pi)) / (2 * math.pi) * TICK_NS)
+
+    def _check_queue(self, ticket: CaptureTicket, elapsed_ns: int) -> None:
+        """Notice a source whose queue is larger than ``queue_limit``.
+
+        Load only delays completions, so captures that should have waited two ticks or more
+        yet came back at once prove the queue is larger: the count would run ahead.
+        """
+        if self.queue_suspect or ticket.excess <= self.tick_samples:
+            return
+        if elapsed_ns >= _PROMPT_NS:
+            self._prompt_waits = 0
+            return
+        self._prompt_waits += 1
+        if self._prompt_waits >= _PROMPT_PROOFS:
+            self.queue_suspect = True
+            logger.warning(
+                "LiveKitSink: the source took more audio at once than queue_size_ms=%d allows;"
+                " pass the queue_size_ms the source was made with, or positions will be early.",
+                self.queue_limit // self.tick_samples * 10,
+            )
+
+    def stop_point(self, now_ns: int, *, exact: bool) -> tuple[int, int]:
+        """When to clear the native buffer, asked at ``now_ns``, and the count at that moment.
+
+        With ``exact``, a clear that could race a release tick, or the insertion of a
+        capture just requested, is put off (by at most a few milliseconds): cleared before
+        that insertion the audio would still play, and racing a tick the count is a guess.
+        """
+        clear_at = now_ns
+        if exact and now_ns - self.last_request_ns < INSERT_NS:
+            clear_at = self.last_request_ns + INSERT_NS
+        tick = self._tick_within_guard(clear_at) if exact else None
+        if tick is None:
+            return clear_at, self.released(clear_at)
+        return max(clear_at, tick + GUARD_AFTER_NS), self.released_through(tick)
+
+    def _tick_within_guard(self, when_ns: int) -> int | None:
+        """A tick so close to ``when_ns`` that clearing then could race it, if any."""
+        if self.phase_ns is None or self.written == self.released(when_ns):
+            return None
+        previous = self.grid_tick_at_or_before(when_ns)
+        if when_ns - previous <= GUARD_AFTER_NS:
+            return previous
+        upcoming = previous + TICK_NS
+        if upcoming - when_ns <= GUARD_BEFORE_NS:
+            return upcoming
+        return None
+
+    def stop_at(self, released: int) -> None:
+        """Nothing past ``released`` will be released: the buffer is about to be emptied."""
+        self.written = min(self.written, released)
+
+    def failed(self, ticket: CaptureTicket, count: int) -> None:
+        """The capture of ``ticket`` (``count`` samples) failed: its audio never went in."""
+        if self.written == ticket.written_after:
+            self.written -= count
+
+    def cleared(self, released: int) -> None:
+        """The native buffer was emptied with ``released`` samples out: nothing is queued.
+
+        What goes in next plays from the tick after the one that released ``released``,
+        whatever the learned grid says about the moment of its request.
+        """
+        self._floor_tick_ns = self.release_time(released)
+        self.written = released
+        self._anchor_released = released
+        self._anchor_tick_ns = None
