@@ -31,6 +31,8 @@ from agent_playout import AgentPlayout, AudioFrame, PlayoutHandle
 from agent_playout.resample import FormatConverter
 from agent_playout.sinks.wav import WavSink
 
+from .common import heard_through
+
 RATE = 24000
 RESULTS = Path(__file__).resolve().parent / "results" / "sinks.json"
 
@@ -101,28 +103,33 @@ async def livekit_sink(trials: int, rng: random.Random, queue_ms: int) -> dict[s
     source = rtc.AudioSource(RATE, 1, queue_size_ms=queue_ms)
     track = rtc.LocalAudioTrack.create_audio_track("truth", source)
     stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
-    heard: list[tuple[int, int]] = []
+    heard: list[tuple[int, np.ndarray]] = []
 
     async def read() -> None:
         async for event in stream:
             data = np.frombuffer(event.frame.data, dtype=np.int16)
             if np.any(data):
-                heard.append((time.monotonic_ns(), int(np.count_nonzero(data))))
+                heard.append((time.monotonic_ns(), data[data != 0]))
 
     reader = asyncio.create_task(read())
-    playout = AgentPlayout(audio_source=LiveKitSink(source, queue_size_ms=queue_ms))
+    sink = LiveKitSink(source, queue_size_ms=queue_ms)
+    playout = AgentPlayout(audio_source=sink)
     errors: list[int] = []
     silence: list[float] = []
     for trial in range(trials):
         await settle(heard)
-        before = sum(count for _, count in heard)
+        before = len(heard)
         handle = play(playout, f"lk_{trial}", 1.5)
         await asyncio.sleep(rng.uniform(0.06, 1.0))
         interrupted_at = time.monotonic_ns()
         handle.interrupt()
         await handle.wait_for_playout()
         await settle(heard)
-        errors.append(handle.played_samples - (sum(count for _, count in heard) - before))
+        out = np.concatenate([samples for _, samples in heard[before:]])
+        went_out = heard_through(out, signal(1.5), sink.fade_samples)
+        if went_out is None or went_out[1] != out.size:
+            raise AssertionError(f"trial {trial}: what came out is not the item's audio")
+        errors.append(handle.played_samples - went_out[0])
         silence.append(max(heard[-1][0] - interrupted_at, 0) / 1e6)
     await playout.aclose()
     reader.cancel()
@@ -132,7 +139,7 @@ async def livekit_sink(trials: int, rng: random.Random, queue_ms: int) -> dict[s
     return summary(errors, silence)
 
 
-async def settle(heard: list[tuple[int, int]]) -> None:
+async def settle(heard: list[tuple[int, np.ndarray]]) -> None:
     """Wait until no audio has reached the reader for 100 ms."""
     count = -1
     while count != len(heard):
