@@ -81,7 +81,7 @@ def test_a_prompt_completion_is_not_taken_for_a_wait() -> None:
 def test_a_clear_just_before_a_tick_waits_for_it_and_counts_it() -> None:
     counter = learned()
     tick = PHASE + 2 * TICK_NS
-    clear_at, released = counter.stop_point(tick - 2 * MS, exact=True)
+    clear_at, released = counter.stop_point(tick - MS, exact=True)
     assert clear_at >= tick + GUARD_AFTER_NS - 200_000
     assert clear_at <= tick + GUARD_AFTER_NS + 200_000
     assert released == 3 * FRAME
