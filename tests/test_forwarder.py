@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -203,3 +204,118 @@ def test_forwarder_checks_are_remembered_only_for_classes_that_define_the_method
     driven = SimpleNamespace(set_playout_position=lambda played: None)
     assert is_position_driven(driven)
     assert not is_position_driven(SimpleNamespace())
+
+
+def test_next_caption_sample_is_what_the_position_returned_and_moves_nothing() -> None:
+    forwarder = TranscriptForwarder()
+    feed(forwarder)
+    assert forwarder.next_caption_sample() == 1
+    upcoming = forwarder.set_playout_position(2)
+    assert forwarder.next_caption_sample() == upcoming
+    assert forwarder.next_caption_sample() == upcoming
+    assert forwarder.played_text == "Hello "
+    forwarder.segment_playout_finished()
+    assert forwarder.next_caption_sample() is None
+
+
+class EveryInputForwarder:
+    """Delegates to a ``TranscriptForwarder`` but is not one, so the engine cannot ask it
+    where its next caption is and wakes its caption driver on every input."""
+
+    def __init__(self, inner: TranscriptForwarder) -> None:
+        self.inner = inner
+        self.positions = 0
+
+    @property
+    def played_text(self) -> str:
+        return self.inner.played_text
+
+    def push_text(self, text: str) -> None:
+        self.inner.push_text(text)
+
+    def push_audio(self, frame: AudioFrame) -> None:
+        self.inner.push_audio(frame)
+
+    def mark_text_segment_end(self) -> None:
+        self.inner.mark_text_segment_end()
+
+    def mark_audio_segment_end(self) -> None:
+        self.inner.mark_audio_segment_end()
+
+    def segment_playout_started(self) -> None:
+        self.inner.segment_playout_started()
+
+    def segment_playout_finished(self) -> None:
+        self.inner.segment_playout_finished()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def set_playout_position(self, played_samples: int) -> int | None:
+        self.positions += 1
+        return self.inner.set_playout_position(played_samples)
+
+
+async def _streamed_captions(
+    wrap: bool, words: list[str], pause_at: float | None = None
+) -> tuple[list[tuple[int, str, float, bool]], int]:
+    """Stream plain text and 6 s of audio in real time (virtual), with an optional pause;
+    returns each segment with the time it came out, and how often the driver looked.
+
+    Frames come every 13 ms and words every 97 ms, so input rarely lands on a caption time.
+    """
+    clock = VirtualClock()
+    playout = AgentPlayout(audio_source=NullSink(clock=clock))
+    inner = TranscriptForwarder()
+    forwarder = EveryInputForwarder(inner) if wrap else inner
+    looks = 0
+    if not wrap:
+        setter = inner.set_playout_position
+
+        def counted(played_samples: int) -> int | None:
+            nonlocal looks
+            looks += 1
+            return setter(played_samples)
+
+        inner.set_playout_position = counted  # type: ignore[method-assign]
+    segments: list[tuple[int, str, float, bool]] = []
+    inner.on("segment", lambda s: segments.append((clock.now_ns(), s.text, s.end, s.final)))
+
+    async def audio() -> AsyncIterator[AudioFrame]:
+        for frame in frames_of(ramp(6 * RATE), 480):
+            await clock.sleep_until(clock.now_ns() + 13_000_000)
+            yield frame
+
+    async def text() -> AsyncIterator[str]:
+        for word in words:
+            await clock.sleep_until(clock.now_ns() + 97_000_000)
+            yield word
+
+    handle = playout.play(
+        item_id="streamed",
+        content_index=0,
+        transcription_fwd=forwarder,
+        text_stream=text(),
+        audio_stream=audio(),
+    )
+    if pause_at is not None:
+        await clock.advance(pause_at)
+        playout.pause()
+        await clock.advance(0.4)
+        playout.resume()
+    await clock.run(handle.wait_for_playout())
+    return segments, forwarder.positions if isinstance(forwarder, EveryInputForwarder) else looks
+
+
+@pytest.mark.parametrize("pause_at", [None, 2.3])
+async def test_captions_woken_only_by_earlier_input_match_captions_woken_by_all_input(
+    pause_at: float | None,
+) -> None:
+    words = [f"word{n}{'.' if n % 7 == 6 else ''} " for n in range(40)]
+    selective, looks = await _streamed_captions(False, words, pause_at)
+    every_input, every_looks = await _streamed_captions(True, words, pause_at)
+    assert [s[1:] for s in selective] == [s[1:] for s in every_input]
+    sample_ns = 1_000_000_000 // RATE + 1
+    assert all(abs(a[0] - b[0]) <= sample_ns for a, b in zip(selective, every_input, strict=True))
+    assert len(selective) >= len(words)
+    assert looks < every_looks / 3

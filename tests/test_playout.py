@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -128,7 +129,7 @@ async def test_interrupt_clears_the_sink_in_the_same_tick_and_finishes_without_t
     assert sink.samples_queued == 0
     before = clock.now_ns()
     await clock.settle()
-    assert handle._done_fut.done()
+    assert handle._finished
     assert clock.now_ns() == before
     await clock.advance(1.0)
     assert heard_audio(sink).size == 24000
@@ -521,3 +522,113 @@ async def test_an_unmappable_channel_layout_is_named(clock: VirtualClock) -> Non
     await clock.run(handle.wait_for_playout())
     assert isinstance(handle.error, ValueError)
     assert "cannot map 3 channels to 2" in str(handle.error)
+
+
+async def test_interrupt_finishes_the_handle_in_one_turn_of_the_loop(clock: VirtualClock) -> None:
+    playout, _, recorder = make(clock, fade_ms=0)
+    handle = play(playout, "it_1", 3.0)
+    await clock.advance(1.0)
+    waiter = asyncio.create_task(handle.wait_for_playout())
+    await asyncio.sleep(0)
+    handle.interrupt()
+    await asyncio.sleep(0)
+    assert handle._finished
+    assert recorder.events == [("started", None), ("stopped", True)]
+    assert not waiter.done()
+    await asyncio.sleep(0)
+    assert waiter.done()
+    assert playout._tasks == set()
+
+
+async def test_a_cancelled_waiter_leaves_the_other_waiters_waiting(clock: VirtualClock) -> None:
+    playout, _, _ = make(clock)
+    handle = play(playout, "it_1", 1.0)
+    cancelled = asyncio.create_task(handle.wait_for_playout())
+    kept = asyncio.create_task(handle.wait_for_playout())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.sleep(0)
+    assert cancelled.cancelled()
+    assert len(handle._waiters) == 1
+    await clock.run(kept)
+    assert handle.audio_samples == 24000
+    assert handle._waiters == []
+
+
+async def _ending_slowly(clock: VirtualClock, signal: np.ndarray) -> AsyncIterator[AudioFrame]:
+    """Audio whose stream, once cancelled, takes 50 ms to end."""
+    try:
+        for frame in frames_of(signal, 480):
+            await clock.sleep_until(clock.now_ns() + 20_000_000)
+            yield frame
+    finally:
+        await clock.sleep_until(clock.now_ns() + 50_000_000)
+
+
+async def test_cancelling_the_item_task_while_a_stream_ends_finishes_the_handle_after_it(
+    clock: VirtualClock,
+) -> None:
+    playout, _, recorder = make(clock, fade_ms=0)
+    handle = playout.play(
+        item_id="it_1",
+        content_index=0,
+        transcription_fwd=None,
+        text_stream=stream([]),
+        audio_stream=_ending_slowly(clock, ramp(RATE)),
+    )
+    await clock.advance(0.1)
+    (task,) = playout._tasks
+    handle.interrupt()
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    assert not handle._finished
+    await clock.advance(0.05)
+    await clock.settle()
+    assert handle._finished
+    assert task.cancelled()
+    assert recorder.events == [("started", None), ("stopped", True)]
+
+
+class _SlowClosingForwarder:
+    """A forwarder whose ``aclose`` waits until released."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.closing = False
+        self.played_text = ""
+
+    def push_text(self, text: str) -> None: ...
+
+    def push_audio(self, frame: Any) -> None: ...
+
+    def mark_text_segment_end(self) -> None: ...
+
+    def mark_audio_segment_end(self) -> None: ...
+
+    def segment_playout_started(self) -> None: ...
+
+    def segment_playout_finished(self) -> None: ...
+
+    async def aclose(self) -> None:
+        self.closing = True
+        await self.release.wait()
+
+
+async def test_cancelling_the_item_task_while_the_forwarder_closes_still_finishes_the_handle(
+    clock: VirtualClock,
+) -> None:
+    playout, _, recorder = make(clock, fade_ms=0)
+    forwarder = _SlowClosingForwarder()
+    handle = play(playout, "it_1", 1.0, forwarder=forwarder)
+    await clock.advance(0.1)
+    (task,) = playout._tasks
+    handle.interrupt()
+    await clock.settle()
+    assert forwarder.closing
+    assert not handle._finished
+    task.cancel()
+    await clock.settle()
+    assert handle._finished
+    assert task.cancelled()
+    assert recorder.events == [("started", None), ("stopped", True)]

@@ -72,14 +72,17 @@ def _conforms(obj: object, protocol: type) -> bool:
     """``isinstance(obj, protocol)`` for a runtime-checkable Protocol, remembered per class.
 
     The check walks the protocol's members (~25 µs, paid on every ``play()``); a class
-    that defines them all conforms for each of its instances, so it is checked once.
+    that defines them all conforms for each of its instances, so it is checked once. An
+    object without one of the members is turned down by ``hasattr`` alone (a forwarder
+    that is not position-driven is asked on every ``play()``).
     """
     kind = type(obj)
     if (kind, protocol) in _CONFORMING:
         return True
-    if not isinstance(obj, protocol):
+    members = _members(protocol)
+    if not all(hasattr(obj, name) for name in members) or not isinstance(obj, protocol):
         return False
-    if all(hasattr(kind, name) for name in _members(protocol)):
+    if all(hasattr(kind, name) for name in members):
         _CONFORMING.add((kind, protocol))
     return True
 
@@ -253,6 +256,18 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         self._aligner.advance(played_samples)
         self._report(heard_before, played_samples, final=False)
         return self._aligner.next_boundary(played_samples)
+
+    def next_caption_sample(self) -> int | None:
+        """The played count at which the heard text next changes, from the text and audio
+        received so far; None if no word is waiting to be heard.
+
+        Moves nothing: the engine asks after each input, to wake its caption driver only
+        when the answer comes earlier. Right after ``set_playout_position`` it equals what
+        that returned.
+        """
+        if self._finished or self._closed:
+            return None
+        return self._aligner.next_boundary(self._played_samples)
 
     def segments(self) -> AsyncIterator[TranscriptSegment]:
         """Segments emitted from this call on, until the forwarder is closed.

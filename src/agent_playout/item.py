@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
 from .clock import NS_PER_SECOND, ceil_div
-from .forwarder import PositionDriven, TranscriptForwarder
+from .forwarder import PositionDriven, TranscriptForwarder, is_position_driven
 from .frames import AudioFrame, Pcm, SampleChunker, frame_pcm, pcm_array
 from .resample import FormatConverter
 from .transcript import TimedText
@@ -30,6 +31,9 @@ CHUNK_MS = 50
 REFILL_MS = 1000
 """A reader held at the read-ahead limit resumes once this much (at most half the limit)
 has been pushed: it then wakes once a second instead of once a chunk."""
+
+_ANY_CAPTION = sys.maxsize
+"""``ItemRun._caption_due`` while the driver waits for no caption: any caption is earlier."""
 
 
 class InputRejected(Exception):
@@ -50,7 +54,8 @@ def sink_underruns(sink: object) -> tuple[int, int] | None:
 
 
 class ItemRun:
-    """Runs one item for ``AgentPlayout``; every way out ends in ``AgentPlayout._stop_item``."""
+    """Runs one item for ``AgentPlayout``; every way out ends in ``AgentPlayout._stop_item``,
+    which cancels all of the item's tasks at once."""
 
     def __init__(self, playout: AgentPlayout, handle: PlayoutHandle, read_ahead_ms: int) -> None:
         self.playout = playout
@@ -63,8 +68,31 @@ class ItemRun:
         self._refill_at = self._read_ahead - min(
             self._read_ahead // 2, self.sink.sample_rate * REFILL_MS // 1000
         )
+        self._reader: asyncio.Task[None] | None = None
         self._pusher_waiting: asyncio.Future[None] | None = None
         self._reader_waiting: asyncio.Future[None] | None = None
+        forwarder = handle._tr_fwd
+        self.captions: PositionDriven | None = forwarder if is_position_driven(forwarder) else None
+        self._next_caption = (
+            forwarder.next_caption_sample if isinstance(forwarder, TranscriptForwarder) else None
+        )
+        self._caption_due: int | None = None
+
+    def start(
+        self, text_stream: AsyncIterable[Any], audio_stream: AsyncIterable[Any]
+    ) -> list[asyncio.Task[None]]:
+        """Start the item's tasks and return them: pusher, audio reader, text, captions.
+
+        The pusher starts first, so it is already waiting when the first chunk is buffered
+        and takes it at once; the text comes after the audio, as the first frame matters most.
+        """
+        pusher = asyncio.create_task(self.play_audio())
+        self._reader = reader = asyncio.create_task(self._read_audio(audio_stream))
+        reader.add_done_callback(lambda _: _wake(self._pusher_waiting))
+        tasks = [pusher, reader, asyncio.create_task(self.read_text(text_stream))]
+        if self.captions is not None:
+            tasks.append(asyncio.create_task(self.drive_captions(self.captions)))
+        return tasks
 
     def fail(self, error: BaseException, *, drain: bool = False) -> None:
         """End the item on ``error``, logged once with the item id; ``drain`` plays the rest."""
@@ -91,17 +119,20 @@ class ItemRun:
                     forwarder.push_text(text.text)
                 else:
                     forwarder.push_text(text)  # type: ignore[arg-type]
-                self.handle._captions_changed.set()
+                self._captions_input()
             if forwarder is not None:
                 forwarder.mark_text_segment_end()
-                self.handle._captions_changed.set()
+                self._captions_input()
         except Exception as error:
             self.fail(error)
 
-    async def play_audio(self, audio_stream: AsyncIterable[Any]) -> None:
-        """Push what the reader buffers until the stream ends, then drain the sink."""
-        reader = asyncio.create_task(self._read_audio(audio_stream))
-        reader.add_done_callback(lambda _: _wake(self._pusher_waiting))
+    async def play_audio(self) -> None:
+        """Push what the reader buffers until it ends, then drain the sink.
+
+        Every way out stops the item first, and so cancels the reader with the other tasks.
+        """
+        reader = self._reader
+        assert reader is not None
         chunks = self._chunks
         try:
             while True:
@@ -124,9 +155,6 @@ class ItemRun:
             await self._drain(complete=rejected is None)
         except Exception as error:
             self.fail(error)
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
 
     def _next_chunk(self) -> AudioFrame:
         chunk = self._chunks.popleft()
@@ -144,7 +172,6 @@ class ItemRun:
         handle = self.handle
         forwarder = handle._tr_fwd
         timeline = handle._timeline
-        captions = handle._captions_changed
         sink = self.sink
         chunk_samples = sink.sample_rate * CHUNK_MS // 1000
         chunker = SampleChunker(sink.sample_rate, sink.num_channels, chunk_samples)
@@ -167,6 +194,8 @@ class ItemRun:
                 )
             if forwarder is not None:
                 forwarder.push_audio(frame)
+                if self._caption_due is not None:
+                    self._captions_input()
             timeline.receive(len(pcm) // in_channels)
             if not converter.is_identity:
                 pcm = converter.process(pcm_array(pcm))
@@ -175,7 +204,6 @@ class ItemRun:
                 self._buffer(chunks, len(chunks) * chunk_samples)
                 if self._pusher_waiting is not None and self._sink_starving(chunk_samples):
                     await asyncio.sleep(0)
-            captions.set()
             if self._buffered > self._read_ahead:
                 await self._wait_for_room()
         if converter is not None:
@@ -183,7 +211,7 @@ class ItemRun:
                 self._buffer([chunk], chunk.samples_per_channel)
         if forwarder is not None:
             forwarder.mark_audio_segment_end()
-        captions.set()
+            self._captions_input()
 
     async def _wait_for_room(self) -> None:
         """Hold the reader while more than ``read_ahead`` is buffered (see ``REFILL_MS``)."""
@@ -213,6 +241,7 @@ class ItemRun:
         self.started = True
         handle._first_frame_ns = self.playout.clock.now_ns()
         handle._input_rate = frame.sample_rate
+        handle._captions_changed.set()
         if handle._tr_fwd is not None:
             handle._tr_fwd.segment_playout_started()
         self.playout.emit("playout_started")
@@ -233,7 +262,6 @@ class ItemRun:
                 timeline.pause()
         timeline.push(chunk.samples_per_channel, self.sink.samples_written)
         await self.sink.capture_frame(chunk)
-        handle._captions_changed.set()
 
     async def _drain(self, *, complete: bool) -> None:
         """Wait until the sink has played everything pushed, then end the item.
@@ -249,8 +277,30 @@ class ItemRun:
             handle._timeline.complete()
         self.playout._stop_item(handle)
 
+    def _captions_input(self) -> None:
+        """Wake the caption driver if the input just taken can bring its next caption earlier.
+
+        A caption that moves later needs no wake: the driver's timer fires early, it sees no
+        new word heard, and it waits again. A forwarder other than ``TranscriptForwarder``
+        cannot say where its next caption is, so the driver is woken on all its input.
+        """
+        due = self._caption_due
+        if due is None:
+            return
+        if self._next_caption is not None:
+            upcoming = self._next_caption()
+            if upcoming is None or upcoming >= due:
+                return
+            self._caption_due = upcoming
+        self.handle._captions_changed.set()
+
     async def drive_captions(self, forwarder: PositionDriven) -> None:
-        """Report the played position to the forwarder when its text is due to change."""
+        """Report the played position to the forwarder when its text is due to change.
+
+        It wakes on its timer, at the first frame, on ``resume()``, and on input that brings
+        the next caption earlier (``_captions_input``); ``_caption_due`` tells the input
+        which caption its timer waits for (None: none until the first frame or a resume).
+        """
         clock = self.playout.clock
         handle = self.handle
         changed = handle._captions_changed
@@ -258,9 +308,15 @@ class ItemRun:
             played = handle.input_played_samples
             upcoming = forwarder.set_playout_position(played)
             changed.clear()
-            if upcoming is None or not self.started or self.playout.paused:
+            if not self.started or self.playout.paused:
+                self._caption_due = None
                 await changed.wait()
                 continue
+            if upcoming is None:
+                self._caption_due = _ANY_CAPTION
+                await changed.wait()
+                continue
+            self._caption_due = upcoming
             wait_ns = ceil_div((upcoming - played) * NS_PER_SECOND, handle.input_sample_rate)
             timer = clock.call_at(clock.now_ns() + wait_ns, changed.set)
             try:

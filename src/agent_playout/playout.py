@@ -7,7 +7,6 @@ transcript is driven by that same count, so audio and text cannot disagree.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterable
 from typing import Any, Literal
@@ -15,7 +14,7 @@ from typing import Any, Literal
 from .clock import NS_PER_SECOND, Clock, MonotonicClock
 from .errors import PlayoutClosedError, PlayoutStateError
 from .events import EventEmitter
-from .forwarder import SegmentsForwarder, is_position_driven, is_segments_forwarder
+from .forwarder import SegmentsForwarder, is_segments_forwarder
 from .frames import AudioFrameLike
 from .item import ItemRun, sink_underruns
 from .sinks.base import PositionedSink, positioned
@@ -55,9 +54,11 @@ class PlayoutHandle:
         self._content_index = content_index
         self._tr_fwd = transcription_fwd
         self._timeline = ItemTimeline(item_id)
-        loop = asyncio.get_running_loop()
-        self._stop_fut: asyncio.Future[None] = loop.create_future()
-        self._done_fut: asyncio.Future[None] = loop.create_future()
+        self._stop_fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._stopped = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._finished = False
+        self._waiters: list[asyncio.Future[None]] = []
         self._interrupted = False
         self._error: BaseException | None = None
         self._first_frame_ns: int | None = None
@@ -171,7 +172,7 @@ class PlayoutHandle:
         return (self._first_frame_ns - self._play_ns) / NS_PER_SECOND
 
     def done(self) -> bool:
-        return self._done_fut.done() or self._interrupted
+        return self._finished or self._interrupted
 
     def interrupt(self) -> None:
         """Stop now: the sink is cleared in this call and the heard position frozen."""
@@ -181,8 +182,28 @@ class PlayoutHandle:
         self._playout._stop_item(self)
 
     async def wait_for_playout(self) -> None:
-        """Return once the item is fully finished: sink drained or cleared, events emitted."""
-        await asyncio.shield(self._done_fut)
+        """Return once the item is fully finished: sink drained or cleared, events emitted.
+
+        Each caller waits on its own future, released directly by ``_release``: cancelling
+        one caller cancels only its future, and a release costs one hop, not two (shield).
+        """
+        if self._finished:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if not self._finished:
+                self._waiters.remove(waiter)
+
+    def _release(self) -> None:
+        """Mark the handle finished and wake every ``wait_for_playout`` caller."""
+        self._finished = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
 
     def __repr__(self) -> str:
         return (
@@ -319,7 +340,12 @@ class AgentPlayout(EventEmitter[EventTypes]):
             await asyncio.wait(set(self._tasks))
 
     def _stop_item(self, handle: PlayoutHandle) -> None:
-        """Clear the sink (if the item reached it) and freeze the position, synchronously."""
+        """Clear the sink (if the item reached it), freeze the position and cancel the item's
+        tasks, synchronously; then wake the item's own task to finish the handle.
+
+        The tasks are cancelled before that task is woken, so by the time it runs they have
+        ended and it finishes the handle in the same turn of the event loop.
+        """
         timeline = handle._timeline
         handle._freeze_underruns()
         if not timeline.is_final:
@@ -331,8 +357,12 @@ class AgentPlayout(EventEmitter[EventTypes]):
                     logger.exception("clearing the sink failed", extra={"item_id": handle.item_id})
                 sink_total = self._sink.samples_written
             timeline.interrupt(sink_total)
-        if not handle._stop_fut.done():
-            handle._stop_fut.set_result(None)
+        for task in handle._tasks:
+            task.cancel()
+        if not handle._stopped:
+            handle._stopped = True
+            if not handle._stop_fut.done():
+                handle._stop_fut.set_result(None)
 
     async def _run_item(
         self,
@@ -341,58 +371,76 @@ class AgentPlayout(EventEmitter[EventTypes]):
         text_stream: AsyncIterable[Any],
         audio_stream: AsyncIterable[Any],
     ) -> None:
+        """Wait for the previous item, start this one's tasks, and finish it once stopped.
+
+        ``_stop_fut`` is awaited directly (no shield): if this task is cancelled there, the
+        future is cancelled, ``_stopped`` is still False, and the ``finally`` stops the item.
+        """
         item = ItemRun(self, handle, self._read_ahead_ms)
-        tasks: list[asyncio.Task[None]] = []
         try:
             if previous is not None:
-                await asyncio.shield(previous._done_fut)
-            if not handle._stop_fut.done():
-                tasks.append(asyncio.create_task(item.read_text(text_stream)))
-                tasks.append(asyncio.create_task(item.play_audio(audio_stream)))
-                if is_position_driven(handle._tr_fwd):
-                    tasks.append(asyncio.create_task(item.drive_captions(handle._tr_fwd)))
-                await asyncio.shield(handle._stop_fut)
+                await previous.wait_for_playout()
+            if not handle._stopped:
+                handle._tasks = item.start(text_stream, audio_stream)
+                await handle._stop_fut
         finally:
-            if not handle._stop_fut.done():
+            if not handle._stopped:
                 handle._interrupted = True
                 self._stop_item(handle)
-            await asyncio.shield(self._wind_down(handle, item, tasks))
+            await self._wind_down(handle, item)
 
-    async def _wind_down(
-        self, handle: PlayoutHandle, item: ItemRun, tasks: list[asyncio.Task[None]]
-    ) -> None:
-        """Stop the item's tasks and finish its handle; shielded, so it completes even when
-        the item's own task is cancelled."""
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await self._finish(handle, started=item.started)
+    async def _wind_down(self, handle: PlayoutHandle, item: ItemRun) -> None:
+        """Finish the handle once the item's tasks, cancelled by ``_stop_item``, have ended.
 
-    async def _finish(self, handle: PlayoutHandle, *, started: bool) -> None:
-        """Close the forwarder, emit ``playout_stopped``, release waiters; never raises."""
+        Runs inline in the item's task: usually the tasks ended before this task woke, so it
+        finishes without waiting. A cancellation while a task is still ending is held until
+        the handle is finished, then raised, so the handle always finishes.
+        """
+        cancelled: asyncio.CancelledError | None = None
+        pending = [task for task in handle._tasks if not task.done()]
+        while pending:
+            try:
+                await asyncio.wait(pending)
+            except asyncio.CancelledError as error:
+                cancelled = error
+            pending = [task for task in pending if not task.done()]
+        for task in handle._tasks:
+            if not task.cancelled():
+                task.exception()
+        handle._tasks = []
+        await self._finish(handle, item)
+        if cancelled is not None:
+            raise cancelled
+
+    async def _finish(self, handle: PlayoutHandle, item: ItemRun) -> None:
+        """Close the forwarder, emit ``playout_stopped``, release waiters; never raises but
+        ``CancelledError`` (closing the forwarder is the one wait), after which the handle
+        is still finished. Errors are logged with the item id instead of raised."""
         forwarder = handle._tr_fwd
+        started = item.started
         completed = handle._timeline.state is ItemState.FINISHED
-        if forwarder is not None:
-            with _logged(handle, "closing the transcript forwarder"):
-                if is_position_driven(forwarder):
-                    forwarder.set_playout_position(handle.input_played_samples)
-                forwarder.mark_text_segment_end()
-                if started and completed:
-                    forwarder.segment_playout_finished()
-                await forwarder.aclose()
-        if self._current is handle:
-            self._current = None
-        if started:
-            with _logged(handle, "a playout_stopped listener"):
-                self.emit("playout_stopped", handle.interrupted)
-        handle._done_fut.set_result(None)
+        try:
+            if forwarder is not None:
+                try:
+                    if item.captions is not None:
+                        item.captions.set_playout_position(handle.input_played_samples)
+                    forwarder.mark_text_segment_end()
+                    if started and completed:
+                        forwarder.segment_playout_finished()
+                    await forwarder.aclose()
+                except Exception:
+                    _log_failure(handle, "closing the transcript forwarder")
+        finally:
+            if self._current is handle:
+                self._current = None
+            if started:
+                try:
+                    self.emit("playout_stopped", handle.interrupted)
+                except Exception:
+                    _log_failure(handle, "a playout_stopped listener")
+            handle._release()
 
 
-@contextlib.contextmanager
-def _logged(handle: PlayoutHandle, what: str) -> Any:
-    """Log an exception from ``what`` with the item id instead of letting cleanup raise."""
-    try:
-        yield
-    except Exception:
-        logger.exception("%s failed for item %s", what, handle.item_id)
+def _log_failure(handle: PlayoutHandle, what: str) -> None:
+    """Log the exception being handled, raised by ``what``, with the item id."""
+    logger.exception("%s failed for item %s", what, handle.item_id)
