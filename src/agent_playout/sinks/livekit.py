@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,43 @@ logger = logging.getLogger("agent_playout")
 
 LEAD_NS = 5_000_000
 """A capture that must wait is requested this long before the tick that makes room."""
+
+
+_LEARNING_STEPS = 5
+_SLOW_STEP_NS = 3 * TICK_NS
+
+
+async def _learn_grid(
+    source: rtc.AudioSource, counter: TickCounter, wanted: Callable[[], bool]
+) -> None:
+    """Teach ``counter`` the source's tick grid while the source is idle.
+
+    Each step puts one frame more silence than the queue holds into the empty source: the
+    capture completes on the next tick, which marks the grid. The source is emptied after
+    each step, so the listener hears at most 10 ms of silence. It stops as soon as
+    ``wanted()`` turns false (audio to play), and after a step that took more than a few
+    ticks: the process is too loaded for the times to mean much, or the queue is not the
+    one ``counter`` was told.
+    """
+    tick = counter.tick_samples
+    scratch = TickCounter(tick, counter.queue_limit)
+    size = counter.queue_limit + tick
+    silence = bytes(size * source.num_channels * 2)
+    for _ in range(_LEARNING_STEPS):
+        if not wanted():
+            break
+        frame = rtc.AudioFrame(silence, source.sample_rate, source.num_channels, size)
+        ticket = scratch.request(time.monotonic_ns(), size)
+        try:
+            await source.capture_frame(frame)
+        finally:
+            source.clear_queue()
+        done = time.monotonic_ns()
+        scratch.complete(ticket, done)
+        scratch.cleared(scratch.written)
+        if done - ticket.requested_ns > _SLOW_STEP_NS:
+            break
+    counter.adopt_grid(scratch)
 
 
 class LiveKitSink:
@@ -96,6 +134,26 @@ class LiveKitSink:
         self._underrun_ns = 0
         self._failure: BaseException | None = None
         self._progress = asyncio.Event()
+        self._learning: asyncio.Task[None] | None = None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._start_learning()
+
+    def _start_learning(self) -> None:
+        """Learn the source's tick grid in the background, before its first audio."""
+        self._learning = asyncio.ensure_future(
+            _learn_grid(self._source, self._counter, lambda: not self._pending_count)
+        )
+        self._learning.add_done_callback(self._learned)
+
+    def _learned(self, task: asyncio.Task[None]) -> None:
+        self._learning = None
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("LiveKitSink could not learn the source's ticks: %s", task.exception())
+        self._progress.set()
+        self._kick()
 
     @property
     def source(self) -> rtc.AudioSource:
@@ -163,6 +221,8 @@ class LiveKitSink:
         if count == 0:
             return
         self._end_underrun()
+        if self._learning is not None and not self._pending_count:
+            self._source.clear_queue()
         self._pending.append(samples.copy())
         self._pending_count += count
         self._expecting_more = True
@@ -246,6 +306,7 @@ class LiveKitSink:
         """Hand the source its next capture now, or set a timer for when it should go."""
         if (
             self._capturing is not None
+            or self._learning is not None
             or self._paused
             or self._stopping is not None
             or not self._pending_count
@@ -285,27 +346,27 @@ class LiveKitSink:
             self._timer_due = None
 
     def _probe_size(self, now_ns: int) -> int:
-        """While the tick grid is unknown: the capture that waits for exactly one tick.
+        """While the count rests on a guess: the capture that waits for exactly one tick.
 
-        Its completion marks a tick, so the count is exact from the first item on, rather
-        than from the first capture that waits in the course of things.
+        Audio put into an empty source starts at a tick the count can only guess (the
+        native insertion lags the request, more under load). The capture that first fills
+        the source one frame past its queue completes on a tick, which settles the count.
         """
         counter = self._counter
-        if counter.phase_ns is not None or counter.queue_suspect:
+        if not counter.provisional:
             return 0
         return counter.queue_limit + self._tick - (counter.written - counter.released(now_ns))
 
     def _due(self, now_ns: int, size: int, *, partial: bool) -> int:
         """When a capture of ``size`` should be requested.
 
-        If it fits under the source's queue limit, now (or just after a tick, if the source is
-        empty and a tick is near); otherwise just before the tick after which the source
-        holds at most one frame over the limit with it, so it waits for that one tick only.
-        A partial batch also waits until the source runs low.
+        If it fits under the source's queue limit, now; otherwise just before the tick after
+        which the source holds at most one frame over the limit with it, so it waits for that
+        one tick only. A partial batch also waits until the source runs low.
         """
         counter = self._counter
         written = counter.written
-        due = counter.unambiguous_start(now_ns)
+        due = now_ns
         if written - counter.released(now_ns) + size > counter.queue_limit:
             room = counter.release_time(written + size - counter.queue_limit - self._tick)
             if room is not None:
@@ -355,14 +416,20 @@ class LiveKitSink:
     async def _capture(self, data: Int16Array, count: int, generation: int, *, tail: bool) -> None:
         """Request one native capture and learn from its completion; never cancelled.
 
-        A stop between the submission and the request drops it (its audio is in the tail
-        or held); a completion after a stop says nothing about the new count.
+        Audio for an empty source waits until no tick is near, so it surely starts at the
+        next one. A stop between the submission and the request drops it (its audio is in
+        the tail or held); a completion after a stop says nothing about the new count.
         """
         try:
+            now = time.monotonic_ns()
+            start = self._counter.unambiguous_start(now)
+            if start > now:
+                await asyncio.sleep((start - now) / 1e9)
+                now = time.monotonic_ns()
             if generation != self._generation:
                 return
             self._in_transit = 0
-            ticket = self._counter.request(time.monotonic_ns(), count)
+            ticket = self._counter.request(now, count)
             self._waiting = ticket if ticket.excess > 0 else None
             frame = rtc.AudioFrame(data.tobytes(), self._rate, self._channels, count)
             try:
@@ -397,6 +464,11 @@ class LiveKitSink:
         self._cancel_timer()
         self._end_underrun()
         self._generation += 1
+        if self._learning is not None:
+            if not hold:
+                self._take_pending(self._pending_count)
+            self._progress.set()
+            return
         if self._stopping is not None:
             if not hold:
                 tail = self._take_pending(self._tail_pending)
@@ -413,7 +485,8 @@ class LiveKitSink:
         else:
             clear_at, stop = self._counter.stop_point(now, exact=self._exact_clear)
         rest = self._audio_from(stop, with_pending=not native_only)
-        tail = self._tail_of(rest, whole_frames=hold)
+        playing = stop < self._counter.written
+        tail = self._tail_of(rest, whole_frames=hold) if playing else rest[:0]
         self._history.clear()
         self._in_transit = 0
         self._counter.stop_at(stop)

@@ -30,7 +30,7 @@ GUARD_AFTER_NS = 500_000
 """A tick this recent may not have been applied natively yet."""
 INSERT_NS = 1_000_000
 """The native side inserts a capture's audio up to this long after the request returns."""
-START_BEFORE_NS = 1_000_000
+START_BEFORE_NS = 1_500_000
 START_AFTER_NS = 400_000
 """Audio going into an empty buffer this close to a tick may or may not make that tick."""
 _EARLY_NS = 1_000_000
@@ -63,6 +63,18 @@ class TickCounter:
         self.queue_suspect = False
         self._offsets: deque[int] = deque(maxlen=_PHASE_WINDOW)
         self.phase_ns: int | None = None
+
+    @property
+    def provisional(self) -> bool:
+        """Whether the count rests on a guess (audio went into an empty buffer since the
+        last capture that waited)."""
+        return self._anchor_provisional and self._anchor_tick_ns is not None
+
+    def adopt_grid(self, other: TickCounter) -> None:
+        """Take the tick grid ``other`` learned (of the same source)."""
+        if other.phase_ns is not None:
+            self._offsets.extend(other._offsets)
+            self.phase_ns = other.phase_ns
 
     def released(self, now_ns: int) -> int:
         """Samples released by ``now_ns``."""
