@@ -28,6 +28,10 @@ logger = logging.getLogger("agent_playout")
 CHUNK_MS = 50
 """Audio is re-chunked into 50 ms frames before it reaches the sink, as in the seed."""
 
+TURN_MS = 500
+"""The reader lets the loop turn after each this much audio it reads without waiting, so a
+model that sends a long answer at once never holds up the other sessions in the process."""
+
 REFILL_MS = 1000
 """A reader held at the read-ahead limit resumes once this much (at most half the limit)
 has been pushed: it then wakes once a second instead of once a chunk."""
@@ -175,6 +179,8 @@ class ItemRun:
         sink = self.sink
         chunk_samples = sink.sample_rate * CHUNK_MS // 1000
         chunker = SampleChunker(sink.sample_rate, sink.num_channels, chunk_samples)
+        turn_samples = sink.sample_rate * TURN_MS // 1000
+        unyielded = 0
         converter: FormatConverter | None = None
         in_rate = in_channels = 0
         async for frame in audio_stream:
@@ -202,7 +208,11 @@ class ItemRun:
             chunks = chunker.push(pcm)
             if chunks:
                 self._buffer(chunks, len(chunks) * chunk_samples)
-                if self._pusher_waiting is not None and self._sink_starving(chunk_samples):
+                unyielded += len(chunks) * chunk_samples
+                if unyielded >= turn_samples or (
+                    self._pusher_waiting is not None and self._sink_starving(chunk_samples)
+                ):
+                    unyielded = 0
                     await asyncio.sleep(0)
             if self._buffered > self._read_ahead:
                 await self._wait_for_room()
