@@ -7,8 +7,9 @@ audio not handed to it yet), because the native buffer can only be emptied whole
 interrupt it empties it and queues the next few milliseconds again, faded out; on a pause it
 does the same and keeps the rest, which it queues again, faded in, on resume.
 
-Audio goes to the source in few, large captures (``capture_ms``, 200 ms by default) timed so
-that each one that must wait for room waits only until the next tick. Few captures keep the
+Audio goes to the source in few, large captures (``capture_ms``, 500 ms by default, at most
+half the queue) timed so that each one that must wait for room waits only until the next
+tick. Few captures keep the
 cost low with hundreds of sessions; short waits keep the source ready to take the fade at
 any moment (a source takes no capture while one is waiting). Native quirks handled here:
 only whole 10 ms frames are released (the end of an item is padded to a whole frame with
@@ -81,8 +82,9 @@ class LiveKitSink:
     ``queue_size_ms`` must be the value the source was made with (``rtc.AudioSource``'s
     default is 1000 ms); a larger native queue is noticed and logged.
     The fade (``fade_ms``, 0 disables it) is rounded up to whole 10 ms frames, the unit the
-    source releases. With ``exact_clear`` an interrupt that lands within a few milliseconds
-    of a tick is applied just after that tick, so the count is exact (at most 4 ms later).
+    source releases. With ``exact_clear`` an interrupt that lands within 1.5 ms of a tick is
+    applied just after that tick, so the count is exact (at most 2 ms later). A sink made in
+    a running event loop learns the source's tick grid while the source is idle.
     """
 
     def __init__(
@@ -127,7 +129,7 @@ class LiveKitSink:
         self._epoch = 0
         self._generation = 0
         self._paused = False
-        self._flush_to: int | None = None
+        self._flushing = False
         self._expecting_more = False
         self._dry_floor_ns = 0
         self._underruns = 0
@@ -226,7 +228,7 @@ class LiveKitSink:
         self._pending.append(samples.copy())
         self._pending_count += count
         self._expecting_more = True
-        self._flush_to = None
+        self._flushing = False
         self._kick()
         epoch = self._epoch
         while self._pending_count >= self._batch and epoch == self._epoch:
@@ -239,7 +241,7 @@ class LiveKitSink:
         While paused, only what the source still holds of the pause's own tail remains.
         """
         self._expecting_more = False
-        self._flush_to = None
+        self._flushing = False
         self._epoch += 1
         self._stop(hold=False, native_only=self._paused)
 
@@ -273,7 +275,7 @@ class LiveKitSink:
         epoch = self._epoch
         tick = self._tick
         target = self._counter.written + self._in_transit + -(-self._pending_count // tick) * tick
-        self._flush_to = target
+        self._flushing = True
         self._kick()
         while epoch == self._epoch:
             self._raise_failure()
@@ -313,7 +315,7 @@ class LiveKitSink:
         ):
             self._cancel_timer()
             return
-        flushing = self._flush_to is not None
+        flushing = self._flushing
         size = min(self._pending_count // self._tick * self._tick, self._batch)
         if size == 0:
             if not flushing:
