@@ -486,7 +486,9 @@ class LiveKitSink:
             self._stop_after = self._capturing
         else:
             clear_at, stop = self._counter.stop_point(now, exact=self._exact_clear)
-        rest = self._audio_from(stop, with_pending=not native_only)
+        rest = self._audio_from(
+            stop, with_pending=not native_only, limit=None if hold else self._fade
+        )
         playing = stop < self._counter.written
         tail = self._tail_of(rest, whole_frames=hold) if playing else rest[:0]
         self._history.clear()
@@ -524,16 +526,26 @@ class LiveKitSink:
             tail = np.concatenate([tail, np.zeros(frame - tail.size % frame, dtype=np.int16)])
         return tail
 
-    def _audio_from(self, index: int, *, with_pending: bool) -> Int16Array:
-        """What is not yet released from native index ``index`` on: history, then pending."""
+    def _audio_from(self, index: int, *, with_pending: bool, limit: int | None) -> Int16Array:
+        """What is not yet released from native index ``index`` on, history then pending;
+        only the first ``limit`` samples per channel of it when that is all a stop needs."""
+        wanted = None if limit is None else limit * self._channels
         pieces = []
-        for start, data in self._history:
-            end = start + data.size // self._channels
-            if end > index:
-                pieces.append(data[max(index - start, 0) * self._channels :])
+        gathered = 0
+        sources = [
+            data[max(index - start, 0) * self._channels :]
+            for start, data in self._history
+            if start + data.size // self._channels > index
+        ]
         if with_pending:
-            pieces.extend(self._pending)
-        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+            sources.extend(self._pending)
+        for piece in sources:
+            if wanted is not None and gathered >= wanted:
+                break
+            pieces.append(piece)
+            gathered += piece.size
+        audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+        return audio if wanted is None else audio[:wanted]
 
     def _clear_native(self, stop: int) -> None:
         """Empty the native buffer at ``stop`` samples released, and queue the tail at once."""
