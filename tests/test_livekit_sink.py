@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator
 
@@ -250,5 +251,18 @@ async def test_a_source_without_a_queue_is_refused_with_the_reason() -> None:
     try:
         with pytest.raises(ValueError, match="queue_size_ms must be >= 10"):
             LiveKitSink(source, queue_size_ms=0)
+    finally:
+        await source.aclose()
+
+
+async def test_a_source_with_a_larger_queue_than_told_is_noticed_while_idle(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=1000)
+    try:
+        with caplog.at_level(logging.WARNING, logger="agent_playout"):
+            LiveKitSink(source, queue_size_ms=200)
+            await asyncio.sleep(0.3)
+        assert "the source took more audio at once than queue_size_ms=200" in caplog.text
     finally:
         await source.aclose()

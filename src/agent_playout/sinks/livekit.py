@@ -41,6 +41,8 @@ LEAD_NS = 5_000_000
 
 _LEARNING_STEPS = 5
 _SLOW_STEP_NS = 3 * TICK_NS
+_PROMPT_STEP_NS = 1_000_000
+"""A step that waited for its tick takes 0-10 ms; all of them this quick means no wait."""
 
 
 async def _learn_grid(
@@ -52,13 +54,14 @@ async def _learn_grid(
     capture completes on the next tick, which marks the grid. The source is emptied after
     each step, so the listener hears at most 10 ms of silence. It stops as soon as
     ``wanted()`` turns false (audio to play), and after a step that took more than a few
-    ticks: the process is too loaded for the times to mean much, or the queue is not the
-    one ``counter`` was told.
+    ticks: the process is too loaded for the times to mean much, or the queue is smaller
+    than ``counter`` was told. Steps that all came back at once show a larger queue.
     """
     tick = counter.tick_samples
     scratch = TickCounter(tick, counter.queue_limit)
     size = counter.queue_limit + tick
     silence = bytes(size * source.num_channels * 2)
+    steps = prompt = 0
     for _ in range(_LEARNING_STEPS):
         if not wanted():
             break
@@ -71,9 +74,13 @@ async def _learn_grid(
         done = time.monotonic_ns()
         scratch.complete(ticket, done)
         scratch.cleared(scratch.written)
+        steps += 1
+        prompt += done - ticket.requested_ns < _PROMPT_STEP_NS
         if done - ticket.requested_ns > _SLOW_STEP_NS:
             break
     counter.adopt_grid(scratch)
+    if steps == _LEARNING_STEPS and prompt == steps:
+        counter.suspect_queue()
 
 
 class LiveKitSink:
@@ -355,7 +362,7 @@ class LiveKitSink:
         the source one frame past its queue completes on a tick, which settles the count.
         """
         counter = self._counter
-        if not counter.provisional:
+        if not counter.provisional or counter.queue_suspect:
             return 0
         return counter.queue_limit + self._tick - (counter.written - counter.released(now_ns))
 

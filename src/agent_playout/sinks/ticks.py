@@ -8,7 +8,7 @@ source was made. A capture that had to wait for room completes on the tick that 
 buffer down to ``queue_size_ms``, so at that moment exactly ``written - queue`` samples were
 released: an anchor. From an anchor the count is ``anchor + frame * whole ticks since``,
 capped at what was written. The grid's phase is learned from the completion times of such
-captures (their circular mean).
+captures (a low percentile around their circular mean: they reach Python late, never early).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ GUARD_AFTER_NS = 500_000
 INSERT_NS = 1_000_000
 """The native side inserts a capture's audio up to this long after the request returns."""
 START_BEFORE_NS = 1_500_000
+"""Audio requested for an empty buffer this soon before a tick may or may not make it."""
 START_AFTER_NS = 400_000
-"""Audio going into an empty buffer this close to a tick may or may not make that tick."""
+"""Nor may audio requested this soon after a tick (the learned grid is a little late)."""
 _EARLY_NS = 1_000_000
 _PROMPT_NS = 2_000_000
 _PROMPT_PROOFS = 3
@@ -203,12 +204,18 @@ class TickCounter:
             return
         self._prompt_waits += 1
         if self._prompt_waits >= _PROMPT_PROOFS:
-            self.queue_suspect = True
-            logger.warning(
-                "LiveKitSink: the source took more audio at once than queue_size_ms=%d allows;"
-                " pass the queue_size_ms the source was made with, or positions will be early.",
-                self.queue_limit // self.tick_samples * 10,
-            )
+            self.suspect_queue()
+
+    def suspect_queue(self) -> None:
+        """The source took more audio at once than ``queue_limit`` allows: say so, once."""
+        if self.queue_suspect:
+            return
+        self.queue_suspect = True
+        logger.warning(
+            "LiveKitSink: the source took more audio at once than queue_size_ms=%d allows;"
+            " pass the queue_size_ms the source was made with, or positions will be early.",
+            self.queue_limit // self.tick_samples * 10,
+        )
 
     def stop_point(self, now_ns: int, *, exact: bool) -> tuple[int, int]:
         """When to clear the native buffer, asked at ``now_ns``, and the count at that moment.
