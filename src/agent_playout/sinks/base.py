@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..frames import Int16Array
+from ..frames import Int16Array, frame_samples
 
 
 @runtime_checkable
@@ -59,6 +60,32 @@ def buffer_settings(
     if fade_ms < 0:
         raise ValueError(f"fade_ms must be >= 0, got {fade_ms}")
     return sample_rate * queue_size_ms // 1000, round(sample_rate * fade_ms / 1000)
+
+
+def sink_samples(frame: Any, sample_rate: int, num_channels: int) -> Int16Array:
+    """``frame``'s interleaved samples, if it has the format the sink plays; else ValueError."""
+    samples = frame_samples(frame)
+    if frame.sample_rate != sample_rate or frame.num_channels != num_channels:
+        raise ValueError(
+            f"frame is {frame.sample_rate} Hz x{frame.num_channels}, this sink plays"
+            f" {sample_rate} Hz x{num_channels}"
+        )
+    return samples
+
+
+def take_samples(chunks: deque[Int16Array], values: int) -> Int16Array:
+    """Remove the first ``values`` interleaved samples from ``chunks`` (fewer if it runs out)."""
+    pieces: list[Int16Array] = []
+    while values > 0 and chunks:
+        head = chunks.popleft()
+        if head.size > values:
+            chunks.appendleft(head[values:])
+            head = head[:values]
+        pieces.append(head)
+        values -= head.size
+    if len(pieces) == 1:
+        return pieces[0]
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
 
 
 def faded(frames: Int16Array, *, down: bool = True) -> Int16Array:

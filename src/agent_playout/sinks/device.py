@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import PlayoutClosedError, PlayoutError
-from ..frames import Int16Array, frame_samples
-from .base import buffer_settings, faded
+from ..frames import Int16Array
+from .base import buffer_settings, faded, sink_samples
 from .paced import AudioCallback
 
 logger = logging.getLogger("agent_playout")
@@ -300,12 +300,7 @@ class DeviceSink:
 
     async def capture_frame(self, frame: Any) -> None:
         """Queue ``frame`` and return once the sink's queue is back within its limit."""
-        samples = frame_samples(frame)
-        if frame.sample_rate != self._rate or frame.num_channels != self._channels:
-            raise ValueError(
-                f"frame is {frame.sample_rate} Hz x{frame.num_channels}, this sink plays"
-                f" {self._rate} Hz x{self._channels}"
-            )
+        samples = sink_samples(frame, self._rate, self._channels)
         if self._closed:
             raise PlayoutClosedError("DeviceSink is closed; create a new one")
         self._raise_if_failed()

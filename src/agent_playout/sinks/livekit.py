@@ -29,8 +29,8 @@ import numpy as np
 from livekit import rtc
 
 from ..clock import MonotonicClock
-from ..frames import Int16Array, frame_samples
-from .base import buffer_settings, faded
+from ..frames import Int16Array
+from .base import buffer_settings, faded, sink_samples, take_samples
 from .ticks import GUARD_AFTER_NS, TICK_NS, CaptureTicket, TickCounter
 
 logger = logging.getLogger("agent_playout")
@@ -219,12 +219,7 @@ class LiveKitSink:
 
     async def capture_frame(self, frame: Any) -> None:
         """Queue ``frame``; returns once the sink has room for more, like the source."""
-        samples = frame_samples(frame)
-        if frame.sample_rate != self._rate or frame.num_channels != self._channels:
-            raise ValueError(
-                f"frame is {frame.sample_rate} Hz x{frame.num_channels}, the source plays"
-                f" {self._rate} Hz x{self._channels}"
-            )
+        samples = sink_samples(frame, self._rate, self._channels)
         self._raise_failure()
         count = samples.size // self._channels
         if count == 0:
@@ -388,21 +383,12 @@ class LiveKitSink:
 
     def _take_pending(self, count: int) -> Int16Array:
         """Remove the next ``count`` pending samples per channel (silence past the end)."""
-        needed = count * self._channels
-        pieces: list[Int16Array] = []
-        while needed > 0 and self._pending:
-            head = self._pending.popleft()
-            if head.size > needed:
-                self._pending.appendleft(head[needed:])
-                head = head[:needed]
-            pieces.append(head)
-            needed -= head.size
+        taken = take_samples(self._pending, count * self._channels)
         self._pending_count = max(self._pending_count - count, 0)
-        if needed > 0:
-            pieces.append(np.zeros(needed, dtype=np.int16))
-        if len(pieces) == 1:
-            return pieces[0]
-        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+        missing = count * self._channels - taken.size
+        if missing > 0:
+            return np.concatenate([taken, np.zeros(missing, dtype=np.int16)])
+        return taken
 
     def _submit(self, size: int) -> None:
         """Start the capture of the next ``size`` samples per channel."""

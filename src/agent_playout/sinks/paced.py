@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..clock import NS_PER_SECOND, Clock, MonotonicClock, TimerHandle, ceil_div
-from ..frames import Int16Array, frame_samples
-from .base import buffer_settings, faded
+from ..frames import Int16Array
+from .base import buffer_settings, faded, sink_samples, take_samples
 
 AudioCallback = Callable[[Int16Array], None]
 
@@ -115,12 +115,7 @@ class PacedSink:
 
     async def capture_frame(self, frame: Any) -> None:
         """Queue ``frame`` and return once the queue is back within its limit."""
-        samples = frame_samples(frame)
-        if frame.sample_rate != self._rate or frame.num_channels != self._channels:
-            raise ValueError(
-                f"frame is {frame.sample_rate} Hz x{frame.num_channels}, this sink plays"
-                f" {self._rate} Hz x{self._channels}"
-            )
+        samples = sink_samples(frame, self._rate, self._channels)
         count = samples.size // self._channels
         if count == 0:
             return
@@ -240,16 +235,7 @@ class PacedSink:
 
     def _take_head(self, count: int) -> Int16Array:
         """Remove and return the next ``count`` queued samples per channel."""
-        needed = count * self._channels
-        pieces: list[Int16Array] = []
-        while needed > 0 and self._chunks:
-            head = self._chunks.popleft()
-            if head.size > needed:
-                self._chunks.appendleft(head[needed:])
-                head = head[:needed]
-            pieces.append(head)
-            needed -= head.size
-        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+        return take_samples(self._chunks, count * self._channels)
 
     def _faded(self, samples: Int16Array, *, down: bool) -> Int16Array:
         return faded(samples.reshape(-1, self._channels), down=down).reshape(-1)
