@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+import importlib
+import importlib.abc
+import os
+import sys
+from collections.abc import AsyncIterator, Iterable, Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -12,6 +17,32 @@ import pytest
 from agent_playout import AudioFrame, VirtualClock
 
 RATE = 24000
+
+REQUIRE_PORTAUDIO = "AGENT_PLAYOUT_REQUIRE_PORTAUDIO"
+"""Set to 1 (CI does) to fail, rather than skip, the tests that need a real PortAudio."""
+PORTAUDIO_INSTALL = "apt-get install libportaudio2"
+
+
+def portaudio_missing() -> str | None:
+    """Why ``sounddevice`` cannot run here (no package, or no PortAudio library), or None."""
+    try:
+        importlib.import_module("sounddevice")
+    except ImportError as error:
+        return f"the [device] extra is not installed ({error}): pip install 'agent-playout[device]'"
+    except OSError as error:
+        return f"the PortAudio library is missing ({error}): {PORTAUDIO_INSTALL}"
+    return None
+
+
+def require_portaudio() -> ModuleType:
+    """``sounddevice`` on a real PortAudio; skips with the reason and the install line when
+    it cannot load, or fails when ``AGENT_PLAYOUT_REQUIRE_PORTAUDIO=1``."""
+    reason = portaudio_missing()
+    if reason is not None:
+        if os.environ.get(REQUIRE_PORTAUDIO) == "1":
+            pytest.fail(f"{REQUIRE_PORTAUDIO}=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return importlib.import_module("sounddevice")
 
 
 def ramp(samples: int, start: int = 0) -> np.ndarray:
@@ -47,3 +78,25 @@ async def failing_stream(items: Iterable[Any], error: Exception) -> AsyncIterato
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock()
+
+
+class _PortAudioNotFound(importlib.abc.MetaPathFinder):
+    """Makes ``import sounddevice`` fail as it does on a machine without libportaudio2."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> None:
+        if fullname == "sounddevice":
+            raise OSError("PortAudio library not found")
+
+
+def hide_portaudio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``import sounddevice`` raises sounddevice's own OSError, as with no PortAudio."""
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_PortAudioNotFound(), *sys.meta_path])
+
+
+@pytest.fixture
+def without_portaudio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine as if libportaudio2 were not installed."""
+    hide_portaudio(monkeypatch)

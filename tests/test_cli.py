@@ -31,6 +31,8 @@ from agent_playout.display import LiveCaptions, PlainCaptions, captions_for
 from agent_playout.speak import speak, voice_pieces
 from agent_playout.tts import VoiceUnavailableError, available_voices, load_voice
 
+from .conftest import hide_portaudio, require_portaudio
+
 needs_espeak = pytest.mark.skipif("espeak" not in available_voices(), reason="no espeak voice")
 needs_piper = pytest.mark.skipif("piper" not in available_voices(), reason="no piper voice")
 TEXT = "The next train leaves at six forty from platform three. It is on time today."
@@ -371,10 +373,7 @@ def test_plot_without_matplotlib_says_what_to_install(
 
 
 def no_output_device(monkeypatch: pytest.MonkeyPatch) -> None:
-    try:
-        importlib.import_module("sounddevice")
-    except (ImportError, OSError):
-        pytest.skip("sounddevice or PortAudio is missing, so that is the reason given")
+    require_portaudio()
     monkeypatch.setattr(commands, "output_device_available", lambda: False)
 
 
@@ -389,6 +388,7 @@ def no_sounddevice(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         (no_output_device, "no sound output device was found (no sound card or sound server)"),
         (no_sounddevice, "sounddevice is not installed (pip install 'agent-playout[device]')"),
+        (hide_portaudio, "the PortAudio library is missing (Debian: apt-get install libportaudio2"),
     ],
 )
 def test_speakers_fall_back_to_a_wav_file_and_say_why(

@@ -28,7 +28,7 @@ from agent_playout.sinks.device import (
     output_device_available,
 )
 
-from .conftest import RATE, frames_of, ramp, stream
+from .conftest import RATE, REQUIRE_PORTAUDIO, frames_of, ramp, require_portaudio, stream
 
 ASOUNDRC = 'pcm.!default {type plug slave.pcm "nullsink"}\npcm.nullsink {type null}\n'
 GUARD_S = 10.0
@@ -40,10 +40,7 @@ to find the stream in the middle of it after a short sleep."""
 
 @pytest.fixture
 def sounddevice() -> ModuleType:
-    module: ModuleType = pytest.importorskip(
-        "sounddevice", reason="the [device] extra is not installed"
-    )
-    return module
+    return require_portaudio()
 
 
 def restart_portaudio(sd: ModuleType) -> None:
@@ -148,8 +145,27 @@ def test_without_sounddevice_the_error_gives_the_install_command(
 ) -> None:
     monkeypatch.setitem(sys.modules, "sounddevice", None)
     assert not output_device_available()
-    with pytest.raises(ImportError, match=r"pip install 'agent-playout\[device\]'"):
+    with pytest.raises(NoOutputDeviceError, match=r"pip install 'agent-playout\[device\]'"):
         DeviceSink()
+
+
+@pytest.mark.usefixtures("without_portaudio")
+def test_without_portaudio_the_sink_says_no_device_and_gives_the_apt_line() -> None:
+    assert not output_device_available()
+    with pytest.raises(NoOutputDeviceError, match=r"PortAudio.*apt-get install libportaudio2"):
+        DeviceSink()
+
+
+@pytest.mark.usefixtures("without_portaudio")
+def test_tests_needing_portaudio_skip_with_the_install_line_unless_ci_requires_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(REQUIRE_PORTAUDIO, raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"apt-get install libportaudio2"):
+        require_portaudio()
+    monkeypatch.setenv(REQUIRE_PORTAUDIO, "1")
+    with pytest.raises(pytest.fail.Exception, match=r"AGENT_PLAYOUT_REQUIRE_PORTAUDIO=1 but"):
+        require_portaudio()
 
 
 @pytest.mark.realtime

@@ -44,28 +44,34 @@ _STREAM_STOPPED = "the audio output stream stopped by itself (device lost or fai
 
 
 class NoOutputDeviceError(PlayoutError):
-    """PortAudio has no output device to play to (no sound card or sound server)."""
+    """There is nothing to play to here: no ``sounddevice`` package, no PortAudio library,
+    or no output device (no sound card or sound server). The message says which, and what
+    to install; play to a file with ``WavSink`` instead."""
+
+
+_PORTAUDIO_HINT = "Debian/Ubuntu: apt-get install libportaudio2"
 
 
 def _sounddevice() -> Any:
-    """Import ``sounddevice``, saying how to install it (or PortAudio) when that fails."""
+    """Import ``sounddevice``, or raise ``NoOutputDeviceError`` saying what to install."""
     try:
         import sounddevice
     except ImportError as error:
-        raise ImportError(f"DeviceSink needs the sounddevice package: {_INSTALL_HINT}") from error
-    except OSError as error:
-        raise ImportError(
-            "DeviceSink needs the PortAudio library (Debian: apt-get install libportaudio2)"
-            f" as well as {_INSTALL_HINT}: {error}"
+        raise NoOutputDeviceError(
+            f"DeviceSink needs the sounddevice package: {_INSTALL_HINT}"
+        ) from error
+    except OSError as error:  # sounddevice's import raises this when PortAudio is missing
+        raise NoOutputDeviceError(
+            f"DeviceSink needs the PortAudio library ({error}); {_PORTAUDIO_HINT}"
         ) from error
     return sounddevice
 
 
 def output_device_available() -> bool:
-    """True when ``sounddevice`` is installed and PortAudio has a default output device."""
+    """True when ``sounddevice`` and PortAudio load and PortAudio has a default output."""
     try:
         sd = _sounddevice()
-    except ImportError:
+    except NoOutputDeviceError:
         return False
     try:
         info = sd.query_devices(kind="output")
@@ -168,6 +174,9 @@ class DeviceSink:
     thread, each stretch of audio as it is handed to the device, in order. ``device`` and
     ``latency`` go to ``sounddevice.OutputStream``; a lower latency shortens the time from
     an interrupt to silence (at most the device's latency plus the fade).
+
+    Raises ``NoOutputDeviceError`` when there is nothing to play to: ``sounddevice`` or the
+    PortAudio library is missing, or PortAudio has no output device.
     """
 
     def __init__(
