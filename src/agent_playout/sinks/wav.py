@@ -2,21 +2,35 @@
 
 Position source: the reference sink's integer clock (``PacedSink``); the file's length in
 samples equals the played count, fade-out included, so it is the ground truth for tests.
+That holds however the ``with`` block is left: closing right after an interrupt writes the
+fade-out the engine already counted, and closing while an item plays ends that item with
+``PlayoutClosedError`` at the sample the file ends on.
 """
 
 from __future__ import annotations
 
 import wave
+from collections import deque
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ..clock import Clock
+from ..errors import PlayoutClosedError
 from ..frames import Int16Array
+from .base import take_samples
 from .paced import PacedSink
 
 
 class WavSink(PacedSink):
-    """Plays at real time on ``clock`` and writes what is played to a 16-bit WAV file."""
+    """Plays at real time on ``clock`` and writes what is played to a 16-bit WAV file.
+
+    Reading a count (``samples_played``, ``underruns``...) never touches the file: played
+    audio is buffered and written by the calls that change the sink (``capture_frame``,
+    ``wait_for_playout``, ``clear_queue``, ``pause``, ``resume``, ``close``). After
+    ``close`` the counts stay at what the file holds, and ``capture_frame`` and
+    ``wait_for_playout`` raise ``PlayoutClosedError`` (those waiting are woken with it).
+    """
 
     def __init__(
         self,
@@ -28,38 +42,119 @@ class WavSink(PacedSink):
         fade_ms: float = 5.0,
         clock: Clock | None = None,
     ) -> None:
-        self._path = Path(path)
-        self._file = wave.open(str(self._path), "wb")  # noqa: SIM115 - closed in close()
-        self._file.setnchannels(num_channels)
-        self._file.setsampwidth(2)
-        self._file.setframerate(sample_rate)
-        self._frames_written = 0
         super().__init__(
             sample_rate,
             num_channels,
             queue_size_ms=queue_size_ms,
             fade_ms=fade_ms,
             clock=clock,
-            on_audio=self._write,
+            on_audio=self._buffer,
         )
+        self._path = Path(path)
+        self._pending: list[Int16Array] = []
+        self._frames_written = 0
+        self._owes_tail = False
+        self._closed_counts: tuple[int, int, int] | None = None
+        self._file = wave.open(str(self._path), "wb")  # noqa: SIM115 - closed in close()
+        self._file.setnchannels(num_channels)
+        self._file.setsampwidth(2)
+        self._file.setframerate(sample_rate)
 
     @property
     def path(self) -> Path:
         return self._path
 
     @property
+    def closed(self) -> bool:
+        return self._closed_counts is not None
+
+    @property
     def frames_written(self) -> int:
-        """Samples per channel written to the file so far."""
+        """Samples per channel the file holds, or will once the buffered audio is written."""
         return self._frames_written
 
-    def _write(self, samples: Int16Array) -> None:
-        self._file.writeframes(samples.astype("<i2", copy=False).tobytes())
-        self._frames_written += samples.size // self.num_channels
+    @property
+    def samples_played(self) -> int:
+        if self._closed_counts is not None:
+            return self._closed_counts[0]
+        return super().samples_played
+
+    @property
+    def samples_written(self) -> int:
+        if self._closed_counts is not None:
+            return self._closed_counts[0]
+        return super().samples_written
+
+    @property
+    def samples_queued(self) -> int:
+        return 0 if self._closed_counts is not None else super().samples_queued
+
+    @property
+    def underruns(self) -> int:
+        if self._closed_counts is not None:
+            return self._closed_counts[1]
+        return super().underruns
+
+    @property
+    def underrun_ns(self) -> int:
+        if self._closed_counts is not None:
+            return self._closed_counts[2]
+        return super().underrun_ns
+
+    async def capture_frame(self, frame: Any) -> None:
+        self._check_open()
+        self._owes_tail = False
+        self._write_pending()
+        await super().capture_frame(frame)
+        self._check_open()
+        self._write_pending()
+
+    async def wait_for_playout(self) -> None:
+        self._check_open()
+        await super().wait_for_playout()
+        self._check_open()
+        self._write_pending()
+
+    def clear_queue(self) -> None:
+        if self.closed:
+            return
+        super().clear_queue()
+        self._owes_tail = True  # the engine counts the faded tail as played from now on
+        self._write_pending()
+
+    def pause(self) -> None:
+        if not self.closed:
+            super().pause()
+            self._write_pending()
+
+    def resume(self) -> None:
+        if not self.closed:
+            super().resume()
+            self._write_pending()
 
     def close(self) -> None:
-        """Write out what has played so far and close the file; queued audio is dropped."""
-        _ = self.samples_played
-        self._file.close()
+        """Write what has played, and the faded tail of a cleared queue (already counted as
+        played), then close the file. Other queued audio is dropped, and the captures and
+        waits in progress fail with ``PlayoutClosedError``."""
+        if self._closed_counts is not None:
+            return
+        try:
+            played = super().samples_played
+            underruns, underrun_ns = super().underruns, super().underrun_ns
+            if self._owes_tail:
+                owed = super().samples_written - played
+                if owed > 0:
+                    # Read, not taken: the base class's queue stays consistent.
+                    self._buffer(take_samples(deque(self._chunks), owed * self.num_channels))
+            self._closed_counts = (self._frames_written, underruns, underrun_ns)
+            super().clear_queue()  # wakes whoever waits; they then raise PlayoutClosedError
+        finally:
+            if self._closed_counts is None:
+                self._closed_counts = (self._frames_written, 0, 0)
+            try:
+                self._write_pending()
+            finally:
+                self._file.close()
 
     def __enter__(self) -> WavSink:
         return self
@@ -71,3 +166,19 @@ class WavSink(PacedSink):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _check_open(self) -> None:
+        if self._closed_counts is not None:
+            raise PlayoutClosedError(f"WavSink for {self._path} is closed; create a new one")
+
+    def _buffer(self, samples: Int16Array) -> None:
+        """``on_audio``: keep what just played for the next write (never after close)."""
+        if self._closed_counts is None:
+            self._pending.append(samples)
+            self._frames_written += samples.size // self.num_channels
+
+    def _write_pending(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, []
+            for samples in pending:
+                self._file.writeframes(samples.astype("<i2", copy=False).tobytes())
