@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import soundfile
 
 pytest.importorskip("typer")
 pytest.importorskip("rich")
 
 from rich.console import Console
 
+import agent_playout
 from agent_playout import AgentPlayout, NullSink, VirtualClock, commands
 from agent_playout.cli import main
 from agent_playout.display import LiveCaptions, PlainCaptions, captions_for
@@ -55,6 +57,16 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def wav_frames(path: Path) -> int:
     with wave.open(str(path)) as wav:
         return int(wav.getnframes())
+
+
+def single_report(path: Path) -> dict[str, Any]:
+    """The one item of a ``--report`` file, after checking the file's shape."""
+    document = json.loads(path.read_text())
+    assert set(document) == {"version", "items"}
+    assert document["version"] == agent_playout.__version__
+    (item,) = document["items"]
+    assert isinstance(item, dict)
+    return item
 
 
 def write_wav(path: Path, rate: int, channels: int, seconds: float, width: int = 2) -> None:
@@ -121,7 +133,7 @@ def test_say_writes_exactly_the_reported_samples_and_the_report(
         "--interrupt-at", "1.2", "--report", str(report_path), "--plot", str(plot),
     )  # fmt: skip
     assert code == 0
-    report = json.loads(report_path.read_text())
+    report = single_report(report_path)
     assert wav_frames(out) == report["played_samples"] > 0
     assert report["item_id"] == "item_1"
     assert report["interrupted"] is True
@@ -162,7 +174,7 @@ def test_say_to_the_end_hears_every_word_and_needs_no_event(
         "--report", str(report_path),
     )  # fmt: skip
     assert code == 0
-    report = json.loads(report_path.read_text())
+    report = single_report(report_path)
     assert report["interrupted"] is False
     assert report["truncation"] is None
     assert report["heard_text"].strip() == "Hello there."
@@ -181,7 +193,7 @@ def test_demo_plays_a_completed_and_an_interrupted_item(
         "--report", str(report_path),
     )  # fmt: skip
     assert code == 0
-    first, second = json.loads(report_path.read_text())
+    first, second = json.loads(report_path.read_text())["items"]
     assert wav_frames(out) == first["played_samples"] + second["played_samples"]
     assert (first["interrupted"], second["interrupted"]) == (False, True)
     assert first["truncation"] is None
@@ -211,7 +223,7 @@ def test_play_resamples_a_recording_of_any_rate(
         "--out", f"wav:{out}", "--fast", "--report", str(report_path),
     )  # fmt: skip
     assert code == 0
-    report = json.loads(report_path.read_text())
+    report = single_report(report_path)
     assert (report["input_sample_rate"], report["received_samples"]) == (16000, 24000)
     assert report["played_samples"] == wav_frames(out) == 36000
     assert report["heard_text"] == "One two three four five."
@@ -227,7 +239,7 @@ def test_play_interrupted_reports_unheard_words_without_a_start(
         "--out", "null", "--fast", "--interrupt-at", "1.0", "--report", str(report_path),
     )  # fmt: skip
     assert code == 0
-    report = json.loads(report_path.read_text())
+    report = single_report(report_path)
     assert report["played_samples"] == 24000
     unheard = [word for word in report["words"] if not word["heard"]]
     assert unheard
@@ -309,24 +321,24 @@ def test_bad_arguments_exit_2_with_a_clear_message(
     assert out == ""
 
 
-def test_play_refuses_a_wav_that_is_not_16_bit(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    recording = tmp_path / "eight.wav"
-    write_wav(recording, 8000, 1, 0.5, width=1)
-    code, _, err = run(capsys, "play", str(recording), "--out", "null", "--fast")
-    assert code == 2
-    assert "only 16-bit PCM is supported" in err
-
-
-def test_play_refuses_a_file_that_is_not_a_wav(
+def test_play_refuses_a_file_that_is_not_audio(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     recording = tmp_path / "notes.wav"
     recording.write_text("not audio")
     code, _, err = run(capsys, "play", str(recording), "--out", "null")
     assert code == 2
-    assert "is not a WAV file" in err
+    assert "is not an audio file this can read" in " ".join(err.split())
+
+
+def test_play_refuses_a_file_without_audio(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    recording = tmp_path / "empty.wav"
+    soundfile.write(str(recording), np.zeros(0, np.int16), 16000, subtype="PCM_16")
+    code, _, err = run(capsys, "play", str(recording), "--out", "null", "--fast")
+    assert code == 2
+    assert "holds no audio" in err
 
 
 def test_a_missing_voice_exits_1_and_says_what_to_install(
@@ -388,7 +400,7 @@ def no_sounddevice(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         (no_output_device, "no sound output device was found (no sound card or sound server)"),
         (no_sounddevice, "sounddevice is not installed (pip install 'agent-playout[device]')"),
-        (hide_portaudio, "the PortAudio library is missing (Debian: apt-get install libportaudio2"),
+        (hide_portaudio, "the PortAudio library is missing (apt-get install libportaudio2)"),
     ],
 )
 def test_speakers_fall_back_to_a_wav_file_and_say_why(
@@ -405,7 +417,125 @@ def test_speakers_fall_back_to_a_wav_file_and_say_why(
     )  # fmt: skip
     assert code == 0
     assert f"no speakers: {reason}; writing the audio to agent-playout.wav instead" in err
-    report = json.loads((tmp_path / "r.json").read_text())
+    report = single_report(tmp_path / "r.json")
     assert wav_frames(tmp_path / "agent-playout.wav") == report["played_samples"]
     assert 0.3 <= report["played_samples"] / 24000 < 0.4
     assert "wrote agent-playout.wav" in printed
+
+
+# version and help
+
+
+def pyproject_version() -> str:
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    version: str = tomllib.loads(pyproject.read_text())["project"]["version"]
+    return version
+
+
+def test_version_is_the_projects_in_the_package_and_the_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert agent_playout.__version__ == pyproject_version()
+    code, out, _ = run(capsys, "--version")
+    assert (code, out) == (0, f"agent-playout {pyproject_version()}\n")
+
+
+@pytest.mark.parametrize("command", [[], ["say"], ["play"], ["demo"]])
+def test_help_fits_80_columns_without_type_tags(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == 0
+    assert re.search(r"<\w[^>]*>|\{[A-Z]+\}", out) is None, out  # <bool>, <str>, {TEXT}...
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "Usage: agent-playout" in out
+
+
+# input files
+
+
+TONE_RATE = 16000
+
+
+def tone(seconds: float, rate: int = TONE_RATE, channels: int = 1) -> np.ndarray:
+    """``write_wav``'s 200 Hz tone as float in [-1, 1], shaped frames x channels."""
+    t = np.arange(round(seconds * rate)) / rate
+    mono = np.sin(2 * np.pi * 200 * t) * 8000 / 32768
+    return np.repeat(mono[:, None], channels, axis=1)
+
+
+def played_audio(capsys: pytest.CaptureFixture[str], recording: Path, out: Path) -> np.ndarray:
+    code, _, err = run(capsys, "play", str(recording), "--out", f"wav:{out}", "--fast")
+    assert code == 0, err
+    audio, rate = soundfile.read(str(out), dtype="int16")
+    assert rate == 24000
+    return np.asarray(audio)
+
+
+@pytest.mark.parametrize(
+    ("name", "subtype", "channels", "tolerance"),
+    [
+        ("float.wav", "FLOAT", 1, 4),
+        ("double.wav", "DOUBLE", 1, 4),
+        ("pcm24.wav", "PCM_24", 1, 4),
+        ("pcm32.wav", "PCM_32", 1, 4),
+        ("u8.wav", "PCM_U8", 1, 300),
+        ("voice.flac", "PCM_16", 1, 4),
+        ("stereo.wav", "FLOAT", 2, 4),
+        ("voice.aiff", "PCM_24", 1, 4),
+    ],
+)
+def test_play_reads_common_audio_files_as_the_16_bit_wav_of_the_same_sound(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    name: str,
+    subtype: str,
+    channels: int,
+    tolerance: int,
+) -> None:
+    reference = tmp_path / "reference.wav"
+    write_wav(reference, TONE_RATE, 1, 1.0)  # the same tone through the stdlib's wave
+    expected = played_audio(capsys, reference, tmp_path / "expected.wav")
+    recording = tmp_path / name
+    soundfile.write(str(recording), tone(1.0, channels=channels), TONE_RATE, subtype=subtype)
+    heard = played_audio(capsys, recording, tmp_path / "heard.wav")
+    assert heard.shape == expected.shape == (24000,)
+    assert int(np.max(np.abs(heard.astype(np.int32) - expected))) <= tolerance
+
+
+def test_play_clips_float_audio_beyond_full_scale(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    recording = tmp_path / "loud.wav"
+    soundfile.write(str(recording), 8 * tone(0.5, rate=24000), 24000, subtype="FLOAT")
+    heard = played_audio(capsys, recording, tmp_path / "heard.wav")
+    assert (heard.max(), heard.min()) == (32767, -32768)
+    assert np.count_nonzero(heard == 32767) > 1000  # clipped, not wrapped around
+
+
+# the fallback file
+
+
+def test_without_speakers_an_existing_fallback_file_is_kept_unless_forced(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(commands, "_no_speakers_reason", lambda: "no sound card here")
+    recording = tmp_path / "in.wav"
+    soundfile.write(str(recording), tone(0.2), TONE_RATE, subtype="PCM_16")
+    earlier = tmp_path / "agent-playout.wav"
+    earlier.write_bytes(b"an earlier run's audio")
+    code, out, err = run(capsys, "play", str(recording))
+    assert code == 1
+    assert out == ""
+    assert (
+        "error: no speakers (no sound card here), and agent-playout.wav already exists: pass"
+        " --force to overwrite it, or choose a file with --out wav:PATH" in " ".join(err.split())
+    )
+    assert earlier.read_bytes() == b"an earlier run's audio"
+    code, _, err = run(capsys, "play", str(recording), "--force")
+    assert code == 0
+    assert "no speakers: no sound card here; overwriting agent-playout.wav instead" in err
+    assert wav_frames(earlier) == 4800

@@ -12,19 +12,20 @@ import contextlib
 import importlib
 import importlib.util
 import json
-import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from . import __version__
 from .clock import Clock, MonotonicClock, VirtualClock
 from .display import captions_for, print_result
 from .playout import AgentPlayout
@@ -39,14 +40,78 @@ T = TypeVar("T")
 SINK_RATE = 24000
 """Outputs play at the realtime API's rate; the engine resamples whatever comes in."""
 
+
+def _plain_help(command: Any, ctx: Any) -> None:
+    """Drop the type tags typer adds to help: ``<bool>`` on flags, ``<str>`` on arguments."""
+    for param in command.get_params(ctx):
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+        elif isinstance(param, TyperArgument) and not isinstance(param, _PlainArgument):
+            param.__class__ = _PlainArgument
+
+
+class _PlainArgument(TyperArgument):
+    """An argument shown by its name only: no type tag, no braces in the usage line."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def get_usage_pieces(self, ctx: Any) -> list[str]:
+        return [self.metavar or (self.name or "").upper()]
+
+
+class _Command(TyperCommand):
+    """A command whose help shows each parameter by name, without typer's type tags."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _plain_help(self, ctx)
+        super().format_help(ctx, formatter)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        _plain_help(self, ctx)
+        pieces: list[str] = super().collect_usage_pieces(ctx)
+        return pieces
+
+
+class _Group(TyperGroup):
+    """The command group, with the same plain help as its commands."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _plain_help(self, ctx)
+        super().format_help(ctx, formatter)
+
+
 app = typer.Typer(
     name="agent-playout",
+    cls=_Group,
     help="Play an agent's spoken answer in real time, captions in step, and report exactly"
     " what the listener heard when they barge in.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"agent-playout {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Play an agent's spoken answer in real time, captions in step, and report exactly
+    what the listener heard when they barge in."""
 
 
 class VoiceName(str, Enum):
@@ -59,10 +124,13 @@ class VoiceName(str, Enum):
 
 @dataclass(frozen=True)
 class Output:
-    """Where the audio goes: ``speakers``, ``null``, or ``wav`` with its ``path``."""
+    """Where the audio goes: ``speakers``, ``null``, or ``wav`` with its ``path``. For
+    speakers, ``path`` is the fallback file should the device fail to open, and ``force``
+    whether that may replace an existing file."""
 
     kind: str
     path: Path | None = None
+    force: bool = False
 
 
 def parse_output(value: str) -> Output:
@@ -83,27 +151,50 @@ def _writable(path: Path, hint: str) -> Path:
     return path
 
 
+def _seconds(value: float | None) -> float | None:
+    if value is not None and not value >= 0:
+        raise typer.BadParameter(f"must be 0 or more seconds, got {value}")
+    return value
+
+
 VoiceOption = Annotated[
-    VoiceName, typer.Option(help="Offline voice; auto is piper if installed, else espeak.")
+    VoiceName,
+    typer.Option(
+        metavar="auto|piper|espeak", help="Offline voice; auto is piper if installed, else espeak."
+    ),
 ]
 OutOption = Annotated[
     str,
     typer.Option(
         metavar="speakers|wav:PATH|null",
         help="Where the audio plays. Without a sound device, speakers fall back to a WAV file"
-        " in the current directory.",
+        " in the current directory, which is never overwritten without --force.",
     ),
 ]
 InterruptOption = Annotated[
     float | None,
-    typer.Option(min=0.0, help="Barge in once the listener has heard this many seconds."),
+    typer.Option(
+        metavar="SECONDS",
+        callback=_seconds,
+        help="Barge in once the listener has heard this many seconds.",
+    ),
 ]
 ReportOption = Annotated[
-    Path | None, typer.Option(dir_okay=False, help="Write the per-item report here (JSON).")
+    Path | None,
+    typer.Option(
+        metavar="PATH",
+        dir_okay=False,
+        help="Write the report here as JSON, the same shape for every command: an object"
+        ' with "version" and "items" (one report per item).',
+    ),
 ]
 PlotOption = Annotated[
     Path | None,
-    typer.Option(dir_okay=False, help="Draw the timeline here (PNG; needs the plot extra)."),
+    typer.Option(
+        metavar="PATH",
+        dir_okay=False,
+        help="Draw the timeline here (PNG; needs the plot extra).",
+    ),
 ]
 FastOption = Annotated[
     bool,
@@ -111,9 +202,13 @@ FastOption = Annotated[
         "--fast", help="Run on a virtual clock, as fast as possible (wav and null outputs only)."
     ),
 ]
+ForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="Let the speakers' fallback WAV file replace an existing one."),
+]
 
 
-@app.command()
+@app.command(cls=_Command)
 def say(
     text: Annotated[str, typer.Argument(metavar="TEXT", help="What the agent says.")],
     voice: VoiceOption = VoiceName.auto,
@@ -122,11 +217,14 @@ def say(
     report: ReportOption = None,
     plot: PlotOption = None,
     fast: FastOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Speak TEXT with an offline voice, streamed through the engine like a model's audio."""
     if not text.strip():
         raise typer.BadParameter("there is nothing to say", param_hint="TEXT")
-    output = _checked_output(out, fast=fast, report=report, plot=plot)
+    output = _checked_output(
+        out, fast=fast, report=report, plot=plot, fallback=Path(FALLBACK_WAV), force=force
+    )
     console = Console()
     spoken_voice = _load_voice(console, voice)
 
@@ -137,28 +235,38 @@ def say(
         )
         return [item]
 
-    spoken = _run(script, output, console=console, fast=fast, fallback=Path("agent-playout.wav"))
-    _write_outputs(spoken, report=report, plot=plot, console=console, single=True)
+    spoken = _run(script, output, console=console, fast=fast)
+    _write_outputs(spoken, report=report, plot=plot, console=console)
 
 
-@app.command()
+@app.command(cls=_Command)
 def play(
     file: Annotated[
         Path,
         typer.Argument(
-            exists=True, dir_okay=False, readable=True, metavar="FILE", help="A 16-bit PCM WAV."
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            metavar="FILE",
+            help="A recording: WAV (16/24/32-bit, float, 8-bit), FLAC, OGG, AIFF..., any rate,"
+            " mono or stereo.",
         ),
     ],
-    text: Annotated[str, typer.Option(help="The transcript of the recording.")] = "",
+    text: Annotated[
+        str, typer.Option(metavar="TEXT", help="The transcript of the recording.")
+    ] = "",
     out: OutOption = "speakers",
     interrupt_at: InterruptOption = None,
     report: ReportOption = None,
     plot: PlotOption = None,
     fast: FastOption = False,
+    force: ForceOption = False,
 ) -> None:
     """Play a recorded answer (any rate; the engine resamples), its captions estimated."""
-    output = _checked_output(out, fast=fast, report=report, plot=plot)
-    audio, rate, channels = _read_wav(file)
+    output = _checked_output(
+        out, fast=fast, report=report, plot=plot, fallback=Path(FALLBACK_WAV), force=force
+    )
+    audio, rate, channels = read_audio(file)
     console = Console()
 
     async def script(playout: AgentPlayout) -> list[Spoken]:
@@ -166,8 +274,8 @@ def play(
         item = await _play_item(console, playout, pieces, "item_1", rate, interrupt_at, channels)
         return [item]
 
-    spoken = _run(script, output, console=console, fast=fast, fallback=Path("agent-playout.wav"))
-    _write_outputs(spoken, report=report, plot=plot, console=console, single=True)
+    spoken = _run(script, output, console=console, fast=fast)
+    _write_outputs(spoken, report=report, plot=plot, console=console)
 
 
 DEMO_TURNS = (
@@ -186,19 +294,27 @@ DEMO_TURNS = (
 """(user question, agent answer, the user's barge-in or None) for each turn."""
 
 
-@app.command()
+@app.command(cls=_Command)
 def demo(
     voice: VoiceOption = VoiceName.auto,
     out: OutOption = "speakers",
     interrupt_at: Annotated[
-        float, typer.Option(min=0.0, help="Seconds of the second answer heard before the barge-in.")
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            callback=_seconds,
+            help="Seconds of the second answer heard before the barge-in.",
+        ),
     ] = 2.5,
     report: ReportOption = None,
     plot: PlotOption = None,
     fast: FastOption = False,
+    force: ForceOption = False,
 ) -> None:
     """A two-turn conversation: one answer plays to the end, the next is cut by a barge-in."""
-    output = _checked_output(out, fast=fast, report=report, plot=plot)
+    output = _checked_output(
+        out, fast=fast, report=report, plot=plot, fallback=Path(DEMO_FALLBACK_WAV), force=force
+    )
     console = Console()
     spoken_voice = _load_voice(console, voice)
 
@@ -220,12 +336,26 @@ def demo(
             items.append(item)
         return items
 
-    spoken = _run(script, output, console=console, fast=fast, fallback=Path("demo.wav"))
-    _write_outputs(spoken, report=report, plot=plot, console=console, single=False)
+    spoken = _run(script, output, console=console, fast=fast)
+    _write_outputs(spoken, report=report, plot=plot, console=console)
 
 
-def _checked_output(out: str, *, fast: bool, report: Path | None, plot: Path | None) -> Output:
-    """Validate the options that depend on each other, before anything is loaded."""
+FALLBACK_WAV = "agent-playout.wav"
+DEMO_FALLBACK_WAV = "demo.wav"
+"""Where ``say``/``play`` and ``demo`` write their audio when there are no speakers."""
+
+
+def _checked_output(
+    out: str,
+    *,
+    fast: bool,
+    report: Path | None,
+    plot: Path | None,
+    fallback: Path,
+    force: bool,
+) -> Output:
+    """Validate the options that depend on each other, and settle where the audio goes,
+    before anything is loaded: speakers, or the fallback file when there are none."""
     output = parse_output(out)
     for path, hint in ((report, "'--report'"), (plot, "'--plot'")):
         if path is not None:
@@ -236,11 +366,36 @@ def _checked_output(out: str, *, fast: bool, report: Path | None, plot: Path | N
             param_hint="'--fast'",
         )
     if plot is not None and importlib.util.find_spec("matplotlib") is None:
-        Console(stderr=True).print(
-            "--plot needs matplotlib: pip install 'agent-playout[plot]'", markup=False
-        )
-        raise typer.Exit(1)
+        _error("--plot needs matplotlib: pip install 'agent-playout[plot]'")
+    if output.kind == "speakers":
+        reason = _no_speakers_reason()
+        if reason is not None:
+            return _fallback(reason, fallback, force=force)
+        return Output("speakers", fallback, force)
     return output
+
+
+def _fallback(reason: str, path: Path, *, force: bool) -> Output:
+    """The WAV file that stands in for missing speakers; an existing one is replaced only
+    with ``--force``, so a second run never silently loses the first one's audio."""
+    replacing = path.exists()
+    if replacing and not force:
+        _error(
+            f"no speakers ({reason}), and {path} already exists: pass --force to overwrite"
+            " it, or choose a file with --out wav:PATH"
+        )
+    action = "overwriting" if replacing else "writing the audio to"
+    Console(stderr=True).print(
+        f"[yellow]no speakers:[/] {escape(reason)}; {action} {escape(str(path))} instead",
+        soft_wrap=True,
+    )
+    return Output("wav", path)
+
+
+def _error(message: str) -> Any:
+    """Say what is wrong on stderr, and exit 1."""
+    Console(stderr=True).print(f"error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(1)
 
 
 def _load_voice(console: Console, name: VoiceName) -> Voice:
@@ -250,8 +405,7 @@ def _load_voice(console: Console, name: VoiceName) -> Voice:
         try:
             voice = load_voice(name.value)
         except VoiceUnavailableError as error:
-            Console(stderr=True).print(f"error: {error}", markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            _error(str(error))
         for _ in voice.synthesize("Ready."):
             pass
     console.print(
@@ -261,20 +415,27 @@ def _load_voice(console: Console, name: VoiceName) -> Voice:
     return voice
 
 
-def _read_wav(path: Path) -> tuple[npt.NDArray[np.int16], int, int]:
-    """The file's int16 samples (interleaved), rate and channel count."""
+def read_audio(path: Path) -> tuple[npt.NDArray[np.int16], int, int]:
+    """The file's samples as interleaved int16, its rate and channel count.
+
+    Any format libsndfile reads (WAV of any sample type, FLAC, OGG, AIFF...), through
+    ``soundfile``; float audio is clipped to full scale. A usage error (exit 2) when the
+    file is not audio, or holds none.
+    """
     try:
-        with wave.open(str(path), "rb") as wav:
-            width, rate, channels = wav.getsampwidth(), wav.getframerate(), wav.getnchannels()
-            data = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError) as error:
-        raise typer.BadParameter(f"{path} is not a WAV file: {error}", param_hint="FILE") from None
-    if width != 2:
+        import soundfile
+    except ImportError:
+        _error("play needs soundfile (the 'cli' extra): pip install 'agent-playout[cli]'")
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, TypeError) as error:  # soundfile's LibsndfileError is a RuntimeError
         raise typer.BadParameter(
-            f"{path} holds {8 * width}-bit samples; only 16-bit PCM is supported",
-            param_hint="FILE",
-        )
-    return np.frombuffer(data, dtype="<i2").astype(np.int16), rate, channels
+            f"{path} is not an audio file this can read: {error}", param_hint="FILE"
+        ) from None
+    if data.size == 0:
+        raise typer.BadParameter(f"{path} holds no audio", param_hint="FILE")
+    scaled = np.clip(np.round(data * 32768.0), -32768, 32767).astype(np.int16)
+    return scaled.reshape(-1), int(rate), int(data.shape[1])
 
 
 async def _play_item(
@@ -316,13 +477,12 @@ def _run(
     *,
     console: Console,
     fast: bool,
-    fallback: Path,
 ) -> T:
     """Run ``script`` against the output, on a virtual clock when ``fast``."""
     clock: Clock = VirtualClock() if fast else MonotonicClock()
 
     async def run_script() -> T:
-        with _open_sink(output, clock, console, fallback) as sink:
+        with _open_sink(output, clock, console) as sink:
             playout = AgentPlayout(audio_source=sink, clock=clock)
             try:
                 result = await script(playout)
@@ -341,24 +501,23 @@ def _run(
 
 @contextlib.contextmanager
 def _open_sink(
-    output: Output, clock: Clock, console: Console, fallback: Path
+    output: Output, clock: Clock, console: Console
 ) -> Iterator[NullSink | WavSink | DeviceSink]:
-    """The output's sink; speakers fall back to ``fallback`` (a WAV) with a message."""
+    """The output's sink. Speakers that fail to open here, though the probe found them,
+    fall back to the command's WAV file like missing ones."""
     if output.kind == "null":
         yield NullSink(SINK_RATE, clock=clock)
         return
     if output.kind == "speakers":
-        device, reason = _speakers()
-        if device is not None:
+        assert output.path is not None
+        try:
+            device = DeviceSink(SINK_RATE, 1)
+        except NoOutputDeviceError as error:
+            output = _fallback(str(error), output.path, force=output.force)
+        else:
             with contextlib.closing(device):
                 yield device
             return
-        Console(stderr=True).print(
-            f"[yellow]no speakers:[/] {escape(reason)}; writing the audio to"
-            f" {escape(str(fallback))} instead",
-            soft_wrap=True,
-        )
-        output = Output("wav", fallback)
     assert output.path is not None
     with WavSink(output.path, SINK_RATE, clock=clock) as wav:
         yield wav
@@ -369,20 +528,23 @@ def _open_sink(
     )
 
 
-def _speakers() -> tuple[DeviceSink | None, str]:
-    """A sink on the default output device, or None and the reason there is none."""
+def _no_speakers_reason() -> str | None:
+    """Why the speakers cannot play here, or None when there is an output device."""
     try:
         importlib.import_module("sounddevice")
     except ImportError:
-        return None, "sounddevice is not installed (pip install 'agent-playout[device]')"
+        return "sounddevice is not installed (pip install 'agent-playout[device]')"
     except OSError:
-        return None, "the PortAudio library is missing (Debian: apt-get install libportaudio2)"
+        return "the PortAudio library is missing (apt-get install libportaudio2)"
     if not output_device_available():
-        return None, "no sound output device was found (no sound card or sound server)"
-    try:
-        return DeviceSink(SINK_RATE, 1), ""
-    except NoOutputDeviceError as error:
-        return None, str(error)
+        return "no sound output device was found (no sound card or sound server)"
+    return None
+
+
+def report_document(spoken: Sequence[Spoken]) -> dict[str, Any]:
+    """What ``--report`` writes, the same shape for every command:
+    ``{"version": <agent-playout's version>, "items": [one report object per item]}``."""
+    return {"version": __version__, "items": [item.report.to_dict() for item in spoken]}
 
 
 def _write_outputs(
@@ -391,13 +553,11 @@ def _write_outputs(
     report: Path | None,
     plot: Path | None,
     console: Console,
-    single: bool,
 ) -> None:
-    """The JSON report (one object for ``say``/``play``, a list for ``demo``) and the plot."""
+    """The JSON report and the plot."""
     if report is not None:
-        dicts = [item.report.to_dict() for item in spoken]
-        payload = dicts[0] if single else dicts
-        report.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        document = json.dumps(report_document(spoken), indent=2, ensure_ascii=False)
+        report.write_text(document + "\n")
         console.print(f"wrote {report}", markup=False, highlight=False)
     if plot is not None:
         from .plot import plot_timeline
