@@ -539,3 +539,75 @@ def test_without_speakers_an_existing_fallback_file_is_kept_unless_forced(
     assert code == 0
     assert "no speakers: no sound card here; overwriting agent-playout.wav instead" in err
     assert wav_frames(earlier) == 4800
+
+
+# signals and pipes, in a real process
+
+
+def command(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "agent_playout", *argv]
+
+
+def child_env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+
+
+def assert_valid_wav(path: Path) -> int:
+    """The file's header agrees with its size; returns its frames."""
+    frames = wav_frames(path)
+    assert path.stat().st_size == 44 + 2 * frames
+    assert soundfile.info(str(path)).frames == frames
+    return frames
+
+
+def default_sigint() -> None:
+    """A child started from a non-interactive shell may inherit SIGINT ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.realtime
+@needs_espeak
+def test_ctrl_c_exits_130_with_one_line_and_a_valid_partial_wav(tmp_path: Path) -> None:
+    import signal
+
+    out = tmp_path / "partial.wav"
+    child = subprocess.Popen(
+        command("say", "Hello there. This sentence is still playing when the listener"
+                " presses control C.", "--voice", "espeak", "--out", f"wav:{out}"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+        preexec_fn=default_sigint,
+    )  # fmt: skip
+    assert child.stdout is not None
+    lines = []
+    while not CAPTION_LINE.match(line := child.stdout.readline()):
+        assert line, "the command ended before its first caption"
+        lines.append(line)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 130
+    assert err == "agent-playout: interrupted\n"
+    heard = assert_valid_wav(out)
+    assert 0.5 * 24000 < heard < 4 * 24000
+
+
+@pytest.mark.realtime
+@needs_espeak
+def test_a_closed_stdout_ends_the_run_quietly_with_141_and_a_valid_wav(tmp_path: Path) -> None:
+    out = tmp_path / "piped.wav"
+    child = subprocess.Popen(
+        command("say", "Hello there. And a second sentence after it.", "--voice", "espeak",
+                "--out", f"wav:{out}"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+    )  # fmt: skip
+    assert child.stdout is not None
+    assert child.stderr is not None
+    assert child.stdout.readline().startswith("voice: espeak")
+    child.stdout.close()  # as `| head -1` does once it has its line
+    err = child.stderr.read()
+    assert child.wait(timeout=30) == 141
+    assert err == ""  # no "Task exception was never retrieved", no traceback
+    assert assert_valid_wav(out) < 2 * 24000

@@ -12,6 +12,8 @@ import contextlib
 import importlib
 import importlib.util
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -39,6 +41,12 @@ T = TypeVar("T")
 
 SINK_RATE = 24000
 """Outputs play at the realtime API's rate; the engine resamples whatever comes in."""
+
+INTERRUPTED_EXIT = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report a process SIGINT ended."""
+BROKEN_PIPE_EXIT = 141
+"""Exit code when stdout's reader goes away (``| head``): 128 + SIGPIPE, what a shell
+reports for a command that a closed pipe ended, so ``set -o pipefail`` still sees it."""
 
 
 def _plain_help(command: Any, ctx: Any) -> None:
@@ -86,6 +94,7 @@ app = typer.Typer(
     cls=_Group,
     help="Play an agent's spoken answer in real time, captions in step, and report exactly"
     " what the listener heard when they barge in.",
+    epilog="Exit codes: 0 done, 1 error, 2 bad usage, 130 Ctrl-C, 141 output pipe closed.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -225,7 +234,7 @@ def say(
     output = _checked_output(
         out, fast=fast, report=report, plot=plot, fallback=Path(FALLBACK_WAV), force=force
     )
-    console = Console()
+    console = _Console()
     spoken_voice = _load_voice(console, voice)
 
     async def script(playout: AgentPlayout) -> list[Spoken]:
@@ -267,7 +276,7 @@ def play(
         out, fast=fast, report=report, plot=plot, fallback=Path(FALLBACK_WAV), force=force
     )
     audio, rate, channels = read_audio(file)
-    console = Console()
+    console = _Console()
 
     async def script(playout: AgentPlayout) -> list[Spoken]:
         pieces = file_pieces(audio, text)
@@ -315,7 +324,7 @@ def demo(
     output = _checked_output(
         out, fast=fast, report=report, plot=plot, fallback=Path(DEMO_FALLBACK_WAV), force=force
     )
-    console = Console()
+    console = _Console()
     spoken_voice = _load_voice(console, voice)
 
     async def script(playout: AgentPlayout) -> list[Spoken]:
@@ -471,17 +480,54 @@ async def _play_item(
     return spoken
 
 
+class _Console(Console):
+    """The commands' stdout. When its reader goes away (``| head``) it goes quiet and
+    stops the run instead of raising in whatever callback happened to print."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken_pipe = False
+        self._stop: Callable[[], None] | None = None
+
+    def stop_run_on_broken_pipe(self, stop: Callable[[], None] | None) -> None:
+        self._stop = stop
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        if self.broken_pipe:
+            return
+        self.broken_pipe = True
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # later writes, and the exit flush, vanish
+        if self._stop is None:  # no run to stop yet: end here
+            raise typer.Exit(BROKEN_PIPE_EXIT)
+        self._stop()
+
+
 def _run(
     script: Callable[[AgentPlayout], Awaitable[T]],
     output: Output,
     *,
-    console: Console,
+    console: _Console,
     fast: bool,
 ) -> T:
-    """Run ``script`` against the output, on a virtual clock when ``fast``."""
+    """Run ``script`` against the output, on a virtual clock when ``fast``.
+
+    Ctrl-C and a closed stdout both stop the run the same way: the main task is
+    cancelled, so the playout and the sink close (a WAV file keeps a valid header);
+    then the command exits with one line on stderr (Ctrl-C) or silently (closed stdout).
+    """
     clock: Clock = VirtualClock() if fast else MonotonicClock()
 
     async def run_script() -> T:
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        assert task is not None
+
+        def stop() -> None:
+            loop.call_soon_threadsafe(task.cancel)
+
+        console.stop_run_on_broken_pipe(stop)
         with _open_sink(output, clock, console) as sink:
             playout = AgentPlayout(audio_source=sink, clock=clock)
             try:
@@ -494,9 +540,19 @@ def _run(
     async def main_on_virtual_clock(virtual: VirtualClock) -> T:
         return await virtual.run(run_script())
 
-    if isinstance(clock, VirtualClock):
-        return asyncio.run(main_on_virtual_clock(clock))
-    return asyncio.run(run_script())
+    try:
+        if isinstance(clock, VirtualClock):
+            return asyncio.run(main_on_virtual_clock(clock))
+        return asyncio.run(run_script())
+    except KeyboardInterrupt:
+        Console(stderr=True).print("agent-playout: interrupted", markup=False, highlight=False)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    except asyncio.CancelledError:
+        if console.broken_pipe:
+            raise typer.Exit(BROKEN_PIPE_EXIT) from None
+        raise
+    finally:
+        console.stop_run_on_broken_pipe(None)
 
 
 @contextlib.contextmanager

@@ -64,8 +64,8 @@ class LiveCaptions:
         forwarder.on("segment", self._on_segment)
 
     def _on_segment(self, segment: TranscriptSegment) -> None:
-        assert self._live is not None
-        self._live.update(self._render(segment.end), refresh=True)
+        if self._live is not None:  # a last segment may come once the item has finished
+            self._live.update(self._render(segment.end), refresh=True)
 
     def _render(self, seconds: float, *, cut: bool = False) -> Text:
         forwarder = self._forwarder
