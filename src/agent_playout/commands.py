@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -230,7 +230,7 @@ def say(
 ) -> None:
     """Speak TEXT with an offline voice, streamed through the engine like a model's audio."""
     if not text.strip():
-        raise typer.BadParameter("there is nothing to say", param_hint="TEXT")
+        raise typer.BadParameter("there is nothing to say", param_hint="'TEXT'")
     output = _checked_output(
         out, fast=fast, report=report, plot=plot, fallback=Path(FALLBACK_WAV), force=force
     )
@@ -401,7 +401,7 @@ def _fallback(reason: str, path: Path, *, force: bool) -> Output:
     return Output("wav", path)
 
 
-def _error(message: str) -> Any:
+def _error(message: str) -> NoReturn:
     """Say what is wrong on stderr, and exit 1."""
     Console(stderr=True).print(f"error: {message}", markup=False, soft_wrap=True)
     raise typer.Exit(1)
@@ -410,18 +410,27 @@ def _error(message: str) -> Any:
 def _load_voice(console: Console, name: VoiceName) -> Voice:
     """Load and warm up the voice (its first synthesis pays one-time setup costs, which a
     model server would have paid long before the first answer)."""
-    with console.status(f"loading the offline voice ({name.value})…"):
-        try:
-            voice = load_voice(name.value)
-        except VoiceUnavailableError as error:
-            _error(str(error))
-        for _ in voice.synthesize("Ready."):
-            pass
+    try:
+        with console.status(f"loading the offline voice ({name.value})…"):
+            try:
+                voice = load_voice(name.value)
+            except VoiceUnavailableError as error:
+                _error(str(error))
+            for _ in voice.synthesize("Ready."):
+                pass
+    except KeyboardInterrupt:
+        _interrupted()
     console.print(
         f"voice: {voice.name} ({voice.sample_rate} Hz, played at {SINK_RATE} Hz)",
         highlight=False,
     )
     return voice
+
+
+def _interrupted() -> NoReturn:
+    """Ctrl-C: one line on stderr, and the exit code a shell gives a process SIGINT ended."""
+    Console(stderr=True).print("agent-playout: interrupted", markup=False, highlight=False)
+    raise typer.Exit(INTERRUPTED_EXIT)
 
 
 def read_audio(path: Path) -> tuple[npt.NDArray[np.int16], int, int]:
@@ -439,10 +448,10 @@ def read_audio(path: Path) -> tuple[npt.NDArray[np.int16], int, int]:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, TypeError) as error:  # soundfile's LibsndfileError is a RuntimeError
         raise typer.BadParameter(
-            f"{path} is not an audio file this can read: {error}", param_hint="FILE"
+            f"{path} is not an audio file this can read: {error}", param_hint="'FILE'"
         ) from None
     if data.size == 0:
-        raise typer.BadParameter(f"{path} holds no audio", param_hint="FILE")
+        raise typer.BadParameter(f"{path} holds no audio", param_hint="'FILE'")
     scaled = np.clip(np.round(data * 32768.0), -32768, 32767).astype(np.int16)
     return scaled.reshape(-1), int(rate), int(data.shape[1])
 
@@ -545,8 +554,7 @@ def _run(
             return asyncio.run(main_on_virtual_clock(clock))
         return asyncio.run(run_script())
     except KeyboardInterrupt:
-        Console(stderr=True).print("agent-playout: interrupted", markup=False, highlight=False)
-        raise typer.Exit(INTERRUPTED_EXIT) from None
+        _interrupted()
     except asyncio.CancelledError:
         if console.broken_pipe:
             raise typer.Exit(BROKEN_PIPE_EXIT) from None
