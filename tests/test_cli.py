@@ -442,16 +442,32 @@ def test_version_is_the_projects_in_the_package_and_the_command(
     assert (code, out) == (0, f"agent-playout {pyproject_version()}\n")
 
 
-@pytest.mark.parametrize("command", [[], ["say"], ["play"], ["demo"]])
+@pytest.mark.parametrize(
+    ("command", "usage", "shown"),
+    [
+        ([], "[OPTIONS] COMMAND", ["Print the version and exit.", "Exit codes:"]),
+        (["say"], "say [OPTIONS] TEXT", ["What the agent says.", "--force"]),
+        (["play"], "play [OPTIONS] FILE", ["A recording: WAV", "--force"]),
+        (["demo"], "demo [OPTIONS]", ["Seconds of the second answer", "--force"]),
+    ],
+)
 def test_help_fits_80_columns_without_type_tags(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    usage: str,
+    shown: list[str],
 ) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0
     assert re.search(r"<\w[^>]*>|\{[A-Z]+\}", out) is None, out  # <bool>, <str>, {TEXT}...
+    assert "[default: None]" not in out
     assert max(len(line) for line in out.splitlines()) <= 80
-    assert "Usage: agent-playout" in out
+    assert f"Usage: agent-playout {usage}" in out
+    flat = " ".join(out.replace("│", " ").split())
+    for text in shown:
+        assert text in flat, text
 
 
 # input files
