@@ -66,6 +66,7 @@ class WavSink(PacedSink):
 
     @property
     def closed(self) -> bool:
+        """True once ``close`` ran: the file is complete and the counts are final."""
         return self._closed_counts is not None
 
     @property
