@@ -2,7 +2,8 @@
 
 Each example runs in a fresh interpreter (the suite's own), in a temporary directory, and
 the test checks what it printed against what its numbers must be. The README's code blocks
-are checked to be the examples' code, so the README cannot drift from what runs.
+are checked to be the examples' code, so the README cannot drift from what runs. The
+examples that play at real time (WAV, speakers, LiveKit, the command) play under 1.5 s each.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def test_truncation_gives_nothing_a_truncate_or_a_delete(tmp_path: Path) -> None
     assert events["cut in the fade tail, past what was sent"]["audio_end_ms"] == 3000
 
 
+@pytest.mark.realtime
 def test_wav_output_file_holds_exactly_what_was_heard(tmp_path: Path) -> None:
     output = run_example("wav_output.py", "answer.wav", cwd=tmp_path)
     match = re.search(r"heard: (\d+) samples, in answer.wav: (\d+)", output)
@@ -118,6 +120,7 @@ def test_wav_output_file_holds_exactly_what_was_heard(tmp_path: Path) -> None:
     assert in_file == heard
 
 
+@pytest.mark.realtime
 def test_speakers_fall_back_to_a_wav_file_without_an_output_device(tmp_path: Path) -> None:
     # A HOME without sound configuration: on a machine without a sound card the example
     # must take its documented NoOutputDeviceError path, PortAudio installed or not.
@@ -130,6 +133,7 @@ def test_speakers_fall_back_to_a_wav_file_without_an_output_device(tmp_path: Pat
             assert written.getnframes() == RATE // 2
 
 
+@pytest.mark.realtime
 def test_livekit_output_plays_through_a_real_source_without_a_room(tmp_path: Path) -> None:
     pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
     output = run_example("livekit_output.py", cwd=tmp_path)
@@ -137,6 +141,7 @@ def test_livekit_output_plays_through_a_real_source_without_a_room(tmp_path: Pat
     assert "audio_samples: 12000, heard: 'Half a second through LiveKit.'" in output
 
 
+@pytest.mark.realtime
 def test_command_line_writes_the_heard_audio_and_plays_it_back(tmp_path: Path) -> None:
     pytest.importorskip("piper", reason="the [tts] extra is not installed")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
