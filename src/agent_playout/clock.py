@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
@@ -17,6 +18,24 @@ NS_PER_SECOND = 1_000_000_000
 def ceil_div(numerator: int, denominator: int) -> int:
     """Integer division rounding up, for times that must not fall short."""
     return -(-numerator // denominator)
+
+
+def _duration_ns(seconds: float) -> int:
+    """``seconds`` as whole nanoseconds; a clear error for what is not a duration."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"seconds must be a number, got {seconds!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"seconds must be finite and >= 0, got {seconds!r}")
+    return round(seconds * NS_PER_SECOND)
+
+
+_DEADLOCK_MESSAGE = (
+    "deadlock: the awaitable waits but no timer is scheduled on this VirtualClock, so"
+    " advancing virtual time cannot wake it. It waits on something outside the clock:"
+    " a real asyncio.sleep (use `await clock.sleep(seconds)` instead), or a queue, event"
+    " or stream that nothing feeds (feed it before calling clock.run, or from a task that"
+    " sleeps on the clock)."
+)
 
 
 class TimerHandle(Protocol):
@@ -46,9 +65,14 @@ class MonotonicClock:
         return asyncio.get_running_loop().call_later(delay, callback)
 
     async def sleep_until(self, deadline_ns: int) -> None:
-        delay = deadline_ns - time.monotonic_ns()
-        if delay > 0:
+        # Not polling: asyncio may wake a timer up to its clock resolution early, and the
+        # loop then sleeps only the rest.
+        while (delay := deadline_ns - time.monotonic_ns()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay / NS_PER_SECOND)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of real time (``asyncio.sleep`` on this clock's integer time)."""
+        await self.sleep_until(time.monotonic_ns() + _duration_ns(seconds))
 
 
 class _VirtualTimer:
@@ -67,7 +91,8 @@ class VirtualClock:
     """A clock that moves only when told to, so tests run without real sleeps.
 
     ``advance`` fires due timers in deadline order and lets the event loop settle after
-    each one; ``run`` advances from timer to timer until an awaitable completes.
+    each one; ``run`` advances from timer to timer until an awaitable completes. Code under
+    test waits with ``await clock.sleep(seconds)``, never a real ``asyncio.sleep``.
     """
 
     def __init__(self, start_ns: int = 0) -> None:
@@ -98,6 +123,14 @@ class VirtualClock:
             await future
         finally:
             timer.cancel()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of virtual time: wakes when ``advance`` or ``run`` passes it.
+
+        The virtual ``asyncio.sleep``: use it in streams and tasks under test, since a real
+        ``asyncio.sleep`` is a timer this clock cannot see (``run`` then reports a deadlock).
+        """
+        await self.sleep_until(self._now_ns + _duration_ns(seconds))
 
     def next_deadline_ns(self) -> int | None:
         """The earliest pending timer, or None when nothing is scheduled."""
@@ -132,7 +165,15 @@ class VirtualClock:
         await self.settle()
 
     async def run(self, awaitable: Awaitable[T], *, limit_seconds: float = 86_400.0) -> T:
-        """Await ``awaitable`` while jumping from timer to timer; fails if nothing is due."""
+        """Await ``awaitable`` while jumping from timer to timer, so it takes no real time.
+
+        Raises ``RuntimeError("deadlock: the awaitable waits but no timer is scheduled
+        ...")`` when the awaitable is still waiting and this clock has no timer left: it
+        waits on something virtual time cannot bring. Usually that is a real
+        ``asyncio.sleep`` in a stream under test (use ``await clock.sleep(seconds)``), or a
+        queue or stream nothing feeds. ``TimeoutError`` after ``limit_seconds`` of virtual
+        time.
+        """
         task = asyncio.ensure_future(awaitable)
         limit_ns = self._now_ns + round(limit_seconds * NS_PER_SECOND)
         try:
@@ -140,7 +181,7 @@ class VirtualClock:
             while not task.done():
                 deadline = self.next_deadline_ns()
                 if deadline is None:
-                    raise RuntimeError("deadlock: the awaitable waits but no timer is scheduled")
+                    raise RuntimeError(_DEADLOCK_MESSAGE)
                 if deadline > limit_ns:
                     raise TimeoutError(f"not done within {limit_seconds} virtual seconds")
                 self._fire_next()
