@@ -58,7 +58,7 @@ class WavSink(PacedSink):
 
     def close(self) -> None:
         """Write out what has played so far and close the file; queued audio is dropped."""
-        _ = self.samples_played
+        self._advance()
         self._file.close()
 
     def __enter__(self) -> WavSink:
