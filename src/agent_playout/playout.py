@@ -90,16 +90,23 @@ class PlayoutHandle:
 
     @property
     def input_played_samples(self) -> int:
-        """Heard samples at the rate of the item's own audio (the transcript's clock)."""
-        if self._timeline.state is ItemState.FINISHED:
-            return self._timeline.received
-        return self.played_samples * self._input_rate // self.sample_rate
+        """Heard samples at the rate of the item's own audio (the transcript's clock).
+
+        Never above what was received (a resampler may round the item's length up), so it
+        only grows, and on completion it is exactly the samples received.
+        """
+        timeline = self._timeline
+        if timeline.state is ItemState.FINISHED:
+            return timeline.received
+        return min(self.played_samples * self._input_rate // self.sample_rate, timeline.received)
 
     @property
     def audio_samples(self) -> int:
-        """Heard samples at 24 kHz (the seed's unit): 0 before audio, all of it on completion."""
-        if self._timeline.state is ItemState.FINISHED:
-            return self._timeline.received * SEED_SAMPLE_RATE // self._input_rate
+        """Heard samples at 24 kHz (the seed's unit): ``played_samples`` converted to 24 kHz.
+
+        On completion that is every sample the sink played for the item: with a 24 kHz sink,
+        exactly the samples the resampler made of the item's audio, whatever its own rate.
+        """
         return self.played_samples * SEED_SAMPLE_RATE // self.sample_rate
 
     @property
