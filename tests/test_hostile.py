@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,9 +16,11 @@ from agent_playout import (
     AgentPlayout,
     AudioByteStream,
     AudioFrame,
+    NullSink,
     PacedSink,
     PlayoutError,
     PlayoutHandle,
+    PlayoutStateError,
     TimedText,
     TranscriptForwarder,
     TranscriptSegment,
@@ -501,3 +504,82 @@ async def test_an_interrupt_right_after_completion_leaves_the_item_completed(
         )
         is None
     )
+
+
+# 9. Smaller ones
+
+
+async def test_a_forwarder_closed_by_an_earlier_item_is_refused_by_play(
+    clock: VirtualClock,
+) -> None:
+    playout, _, _ = paced(clock)
+    forwarder = TranscriptForwarder()
+    first = play(playout, "it_1", 0.2, forwarder=forwarder)
+    await clock.run(first.wait_for_playout())
+    current = play(playout, "it_2", 0.2)
+    with pytest.raises(ValueError, match="transcription_fwd of item 'it_3' was closed"):
+        play(playout, "it_3", 0.2, forwarder=forwarder)
+    await clock.run(current.wait_for_playout())
+    assert current.audio_samples == 4800
+    assert not current.interrupted
+
+
+async def test_two_playouts_on_one_sink_are_refused_until_the_first_is_closed(
+    clock: VirtualClock,
+) -> None:
+    sink = NullSink(clock=clock)
+    first = AgentPlayout(audio_source=sink)
+    with pytest.raises(PlayoutStateError, match="already driven by another AgentPlayout"):
+        AgentPlayout(audio_source=sink)
+    await first.aclose()
+    second = AgentPlayout(audio_source=sink)
+    handle = play(second, "it_1", 0.2)
+    await clock.run(handle.wait_for_playout())
+    assert handle.audio_samples == sink.samples_played == 4800
+
+
+async def test_two_playouts_on_one_rtc_source_are_refused_however_it_is_wrapped() -> None:
+    rtc = pytest.importorskip("livekit.rtc", reason="needs the [livekit] extra (in [dev])")
+    from agent_playout.sinks.livekit import LiveKitSink
+
+    source = rtc.AudioSource(RATE, 1)
+    first = AgentPlayout(audio_source=source)
+    with pytest.raises(PlayoutStateError, match="AudioSource is already driven"):
+        AgentPlayout(audio_source=source)
+    with pytest.raises(PlayoutStateError, match="AudioSource is already driven"):
+        AgentPlayout(audio_source=LiveKitSink(source))
+    await first.aclose()
+    wrapped = AgentPlayout(audio_source=LiveKitSink(source))
+    with pytest.raises(PlayoutStateError, match="already driven"):
+        AgentPlayout(audio_source=source)
+    await wrapped.aclose()
+    await source.aclose()
+
+
+@pytest.mark.realtime
+async def test_interrupt_from_another_thread_stops_the_item_on_the_loop() -> None:
+    heard: list[np.ndarray] = []
+    sink = PacedSink(RATE, 1, on_audio=heard.append)
+    playout = AgentPlayout(audio_source=sink)
+    loop_thread = threading.get_ident()
+    stopped_on: list[int] = []
+    playout.on("playout_stopped", lambda interrupted: stopped_on.append(threading.get_ident()))
+    handle = play(playout, "it_1", 2.0)
+    await asyncio.sleep(0.1)
+    await asyncio.to_thread(handle.interrupt)
+    await asyncio.wait_for(handle.wait_for_playout(), 1)
+    await asyncio.wait_for(sink.wait_for_playout(), 1)
+    assert handle.interrupted
+    assert 0 < handle.audio_samples == total(heard) < 48000
+    assert stopped_on == [loop_thread]
+
+    second = play(playout, "it_2", 2.0)
+    await asyncio.sleep(0.1)
+    done = await asyncio.to_thread(second.interrupt_threadsafe)
+    await asyncio.wait_for(asyncio.wrap_future(done), 1)
+    assert second.interrupted
+    frozen = second.audio_samples
+    await asyncio.wait_for(second.wait_for_playout(), 1)
+    assert second.audio_samples == frozen
+    assert stopped_on == [loop_thread, loop_thread]
+    await playout.aclose()

@@ -7,18 +7,21 @@ transcript is driven by that same count, so audio and text cannot disagree.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 import types
+import weakref
 from collections.abc import AsyncIterable, Awaitable, Coroutine, Generator, Iterable, Sequence
 from typing import Any, Literal
 
 from .clock import NS_PER_SECOND, Clock, MonotonicClock
 from .errors import PlayoutClosedError, PlayoutStateError
 from .events import EventEmitter
-from .forwarder import SegmentsForwarder, is_segments_forwarder
+from .forwarder import SegmentsForwarder, TranscriptForwarder, is_segments_forwarder
 from .frames import AudioFrameLike
 from .item import ItemRun, sink_underruns
-from .sinks.base import PositionedSink, positioned
+from .sinks.base import PositionedSink, is_livekit_source, positioned
 from .timeline import ItemState, ItemTimeline
 from .transcript import TimedText
 
@@ -40,6 +43,11 @@ cannot wedge the handle or the next ``play()``."""
 
 _CLEANUP_TIMEOUT_NS = round(CLEANUP_TIMEOUT_S * NS_PER_SECOND)
 
+_SINK_OWNERS: weakref.WeakKeyDictionary[object, weakref.ref[AgentPlayout]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Which live ``AgentPlayout`` drives each sink (and each ``rtc.AudioSource`` under one)."""
+
 
 def _require_async_iterable(name: str, stream: object) -> AsyncIterable[Any]:
     if not isinstance(stream, AsyncIterable):
@@ -48,7 +56,11 @@ def _require_async_iterable(name: str, stream: object) -> AsyncIterable[Any]:
 
 
 class PlayoutHandle:
-    """One item's playout: its exact heard position, its text, and its interrupt."""
+    """One item's playout: its exact heard position, its text, and its interrupt.
+
+    Not thread-safe, like asyncio: use it on its event loop's thread, except for
+    ``interrupt()`` and ``interrupt_threadsafe()``, which may be called from any thread.
+    """
 
     def __init__(
         self,
@@ -63,7 +75,9 @@ class PlayoutHandle:
         self._content_index = content_index
         self._tr_fwd = transcription_fwd
         self._timeline = ItemTimeline(item_id)
-        self._stop_fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._stop_fut: asyncio.Future[None] = self._loop.create_future()
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
         self._finished = False
@@ -213,11 +227,41 @@ class PlayoutHandle:
         """Stop now: the sink is cleared, the heard position frozen and ``playout_stopped``
         emitted, all before this returns; ``wait_for_playout()`` then returns once the item
         has wound down. A no-op once the item stopped, and a completed item stays completed.
+
+        From a thread other than the loop's it is ``interrupt_threadsafe()``: the stop is
+        then done on the loop, shortly after this returns.
         """
+        if threading.get_ident() != self._thread:
+            self.interrupt_threadsafe()
+            return
         if self._stopped:
             return
         self._interrupted = True
         self._playout._stop_item(self)
+
+    def interrupt_threadsafe(self) -> concurrent.futures.Future[None]:
+        """``interrupt()`` from any thread; the future is done once the item has stopped
+        (position frozen, ``playout_stopped`` emitted), with the error if one was raised.
+
+        Do not block the loop's own thread on the future: the stop runs on that loop.
+        """
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                self.interrupt()
+            except BaseException as error:
+                future.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise
+            else:
+                future.set_result(None)
+
+        if threading.get_ident() == self._thread:
+            run()
+        else:
+            self._loop.call_soon_threadsafe(run)
+        return future
 
     async def wait_for_playout(self) -> None:
         """Return once the item is fully finished: sink drained or cleared, events emitted.
@@ -259,10 +303,12 @@ class AgentPlayout(EventEmitter[EventTypes]):
     """Plays one item at a time to a sink and reports exactly what was heard.
 
     ``audio_source`` is a ``livekit.rtc.AudioSource``, one of this package's sinks, or any
-    object with the same surface. A new ``play()`` supersedes the item in progress.
+    object with the same surface; one ``AgentPlayout`` at a time may drive it (``aclose()``
+    frees it). A new ``play()`` supersedes the item in progress.
 
     A listener that raises is logged with the item id and changes nothing: the audio plays
-    on.
+    on. Like asyncio, this class is not thread-safe: call it on its loop's thread (only
+    ``PlayoutHandle.interrupt()`` may be called from another).
     """
 
     def __init__(
@@ -285,6 +331,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
         self._stragglers: set[asyncio.Future[Any]] = set()
         self._closed = False
         self._paused = False
+        self._claimed = _claim(self, _underlying(audio_source, self._sink))
 
     @property
     def sink(self) -> PositionedSink:
@@ -331,6 +378,11 @@ class AgentPlayout(EventEmitter[EventTypes]):
             raise TypeError(
                 "transcription_fwd must have the TTSSegmentsForwarder methods or be None,"
                 f" got {type(transcription_fwd).__name__}"
+            )
+        if isinstance(transcription_fwd, TranscriptForwarder) and transcription_fwd.closed:
+            raise ValueError(
+                f"transcription_fwd of item {item_id!r} was closed by aclose() (it belonged"
+                " to an earlier item); give each item a new TranscriptForwarder"
             )
         texts = _require_async_iterable("text_stream", text_stream)
         frames = _require_async_iterable("audio_stream", audio_stream)
@@ -390,7 +442,8 @@ class AgentPlayout(EventEmitter[EventTypes]):
             current._captions_changed.set()
 
     async def aclose(self) -> None:
-        """Interrupt the item in progress, wait for it, and refuse further ``play()``."""
+        """Interrupt the item in progress, wait for it, refuse further ``play()`` and free
+        the sink for another ``AgentPlayout``."""
         self._closed = True
         try:
             if self._current is not None:
@@ -398,6 +451,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
         finally:
             if self._tasks:
                 await asyncio.wait(set(self._tasks))
+            _release_claim(self, self._claimed)
 
     def _emit_for(self, handle: PlayoutHandle, event: EventTypes, *args: Any) -> None:
         """Emit ``event`` for ``handle``: a listener's error is logged with the item id, and
@@ -618,6 +672,51 @@ def _resume(coroutine: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any,
                 yielded = coroutine.send(sent)
             except StopIteration as stop:
                 return stop.value
+
+
+def _underlying(audio_source: object, sink: object) -> list[object]:
+    """The objects a playout drives: what it was given, its wrapper and, under a LiveKit
+    wrapper, the ``rtc.AudioSource`` itself (a new wrapper is made for each playout)."""
+    objects = [audio_source, sink]
+    for wrapper in (audio_source, sink):
+        source = getattr(wrapper, "source", None)
+        if source is not None and is_livekit_source(source):
+            objects.append(source)
+    return objects
+
+
+def _claim(playout: AgentPlayout, objects: list[object]) -> list[object]:
+    """Record ``playout`` as the one driver of ``objects``; refuse one already driven.
+
+    Objects that cannot be weakly referenced (or hashed) are not tracked.
+    """
+    for obj in objects:
+        try:
+            owner_ref = _SINK_OWNERS.get(obj)
+        except TypeError:
+            continue
+        owner = None if owner_ref is None else owner_ref()
+        if owner is not None and owner is not playout:
+            raise PlayoutStateError(
+                f"{type(obj).__name__} is already driven by another AgentPlayout: two"
+                " playouts on one output would each count the other's audio as heard;"
+                " aclose() the other one first"
+            )
+    claimed: list[object] = []
+    for obj in objects:
+        try:
+            _SINK_OWNERS[obj] = weakref.ref(playout)
+        except TypeError:
+            continue
+        claimed.append(obj)
+    return claimed
+
+
+def _release_claim(playout: AgentPlayout, objects: list[object]) -> None:
+    for obj in objects:
+        owner_ref = _SINK_OWNERS.get(obj)
+        if owner_ref is not None and owner_ref() is playout:
+            del _SINK_OWNERS[obj]
 
 
 def _log_failure(handle: PlayoutHandle, what: str) -> None:
