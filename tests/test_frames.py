@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -53,6 +54,42 @@ def test_frame_samples_reads_livekit_frames() -> None:
     data = np.arange(480, dtype=np.int16)
     frame = rtc.AudioFrame(data.tobytes(), 24000, 1, 480)
     assert np.array_equal(frame_samples(frame), data)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ({"num_channels": 0}, "num_channels must be a positive int, got 0"),
+        ({"samples_per_channel": 0}, "samples_per_channel is 0 but its data holds 480"),
+        ({"samples_per_channel": -5}, "samples_per_channel must be an int >= 0, got -5"),
+        ({"sample_rate": 24000.0}, "sample_rate must be a positive int, got 24000.0"),
+        ({"sample_rate": True}, "sample_rate must be a positive int, got True"),
+    ],
+)
+def test_a_livekit_frame_header_that_lies_is_named(header: dict[str, object], message: str) -> None:
+    rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
+    fields: dict[str, object] = {
+        "sample_rate": 24000,
+        "num_channels": 1,
+        "samples_per_channel": 480,
+    }
+    fields.update(header)
+    frame = rtc.AudioFrame(np.arange(480, dtype=np.int16).tobytes(), **fields)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        frame_samples(frame)
+
+
+def test_an_empty_livekit_frame_is_read_as_empty() -> None:
+    rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
+    assert frame_samples(rtc.AudioFrame(b"", 24000, 1, 0)).size == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+def test_write_refuses_a_typed_buffer_that_is_not_int16(dtype: type) -> None:
+    stream = AudioByteStream(24000, 1, 480)
+    with pytest.raises(TypeError, match="int16 PCM, got a memoryview of"):
+        stream.write(memoryview(np.zeros(480, dtype=dtype)))
+    assert stream.pending_bytes == 0
 
 
 def test_frame_samples_names_wrong_types() -> None:

@@ -134,3 +134,35 @@ async def test_wav_file_holds_exactly_what_was_played(clock: VirtualClock, tmp_p
         assert wav.getnframes() == 2400
         written = np.frombuffer(wav.readframes(2400), dtype=np.int16)
     assert np.array_equal(written, ramp(2400))
+
+
+async def test_reading_the_counts_never_hands_audio_to_the_listener(clock: VirtualClock) -> None:
+    heard: list[np.ndarray] = []
+    sink = PacedSink(RATE, 1, queue_size_ms=1000, clock=clock, on_audio=heard.append)
+    await sink.capture_frame(frame(4800))
+    await clock.advance(0.1)
+    assert (sink.samples_played, sink.samples_queued, sink.underruns, sink.underrun_ns) == (
+        2400,
+        2400,
+        0,
+        0,
+    )
+    assert heard == []
+    await clock.run(sink.wait_for_playout())
+    assert np.array_equal(np.concatenate(heard), ramp(4800))
+
+
+async def test_a_listener_that_fails_in_a_timer_fails_the_waiting_capture(
+    clock: VirtualClock,
+) -> None:
+    def broken(samples: np.ndarray) -> None:
+        raise OSError("disk full")
+
+    sink = PacedSink(RATE, 1, queue_size_ms=100, clock=clock, on_audio=broken)
+    await sink.capture_frame(frame(2400))
+    capture = asyncio.create_task(sink.capture_frame(frame(2400, 2400)))
+    await clock.advance(0.2)
+    assert capture.done()
+    with pytest.raises(OSError, match="disk full"):
+        await capture
+    assert sink.samples_played == 4800

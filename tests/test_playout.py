@@ -189,16 +189,13 @@ async def test_many_rapid_supersedes_leave_one_item_playing(clock: VirtualClock)
     assert stops[-1] is False
 
 
-@pytest.mark.parametrize("where", ["audio", "text"])
-async def test_a_failing_stream_ends_the_item_logged_once_with_its_id(
-    clock: VirtualClock, where: str, caplog: pytest.LogCaptureFixture
+async def test_a_failing_audio_stream_ends_the_item_logged_once_with_its_id(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     playout, sink, recorder = make(clock, fade_ms=0)
     frames = frames_of(ramp(24000), 480)
     audio = failing_stream(frames, RuntimeError("model stream broke"))
     text = stream(["hi"])
-    if where == "text":
-        audio, text = stream(frames), failing_stream(["hi"], RuntimeError("model stream broke"))
     with caplog.at_level(logging.ERROR, logger="agent_playout"):
         handle = playout.play(
             item_id="it_err",
@@ -216,8 +213,32 @@ async def test_a_failing_stream_ends_the_item_logged_once_with_its_id(
     assert len(records) == 1
 
 
-async def test_a_failing_started_listener_ends_the_item(clock: VirtualClock) -> None:
-    playout, _, _ = make(clock)
+async def test_a_failing_text_stream_stops_the_text_logged_once_and_the_audio_plays_on(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    playout, sink, recorder = make(clock, fade_ms=0)
+    with caplog.at_level(logging.ERROR, logger="agent_playout"):
+        handle = playout.play(
+            item_id="it_err",
+            content_index=0,
+            transcription_fwd=TranscriptForwarder(),
+            text_stream=failing_stream(["hi "], RuntimeError("model stream broke")),
+            audio_stream=stream(frames_of(ramp(24000), 480)),
+        )
+        await clock.run(handle.wait_for_playout())
+    assert handle.error is None
+    assert isinstance(handle.text_error, RuntimeError)
+    assert not handle.interrupted
+    assert handle.audio_samples == heard_audio(sink).size == 24000
+    assert recorder.events == [("started", None), ("stopped", False)]
+    records = [r for r in caplog.records if "it_err" in r.getMessage()]
+    assert len(records) == 1
+
+
+async def test_a_failing_started_listener_is_logged_and_the_item_plays_on(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    playout, sink, _ = make(clock)
     stopped: list[bool] = []
 
     def broken() -> None:
@@ -225,10 +246,14 @@ async def test_a_failing_started_listener_ends_the_item(clock: VirtualClock) -> 
 
     playout.on("playout_started", broken)
     playout.on("playout_stopped", stopped.append)
-    handle = play(playout, "it_1", 1.0)
-    await clock.run(handle.wait_for_playout())
-    assert isinstance(handle.error, ValueError)
-    assert stopped == [True]
+    with caplog.at_level(logging.ERROR, logger="agent_playout"):
+        handle = play(playout, "it_1", 1.0)
+        await clock.run(handle.wait_for_playout())
+    assert handle.error is None
+    assert handle.audio_samples == heard_audio(sink).size == 24000
+    assert np.array_equal(heard_audio(sink), ramp(24000))
+    assert stopped == [False]
+    assert [r.item_id for r in caplog.records] == ["it_1"]  # type: ignore[attr-defined]
 
 
 async def test_a_failing_stopped_listener_cannot_wedge_the_handle(clock: VirtualClock) -> None:
@@ -350,8 +375,10 @@ async def test_bad_frames_get_a_clear_error(clock: VirtualClock, item: Any, mess
     assert message in str(handle.error)
 
 
-async def test_non_str_text_gets_a_clear_error(clock: VirtualClock) -> None:
-    playout, _, _ = make(clock)
+async def test_non_str_text_gets_a_clear_text_error_and_the_audio_plays(
+    clock: VirtualClock,
+) -> None:
+    playout, sink, _ = make(clock)
     handle = playout.play(
         item_id="it_text",
         content_index=0,
@@ -360,8 +387,12 @@ async def test_non_str_text_gets_a_clear_error(clock: VirtualClock) -> None:
         audio_stream=stream(frames_of(ramp(2400), 480)),
     )
     await clock.run(handle.wait_for_playout())
-    assert isinstance(handle.error, TypeError)
-    assert "must yield str or TimedText, got int" in str(handle.error)
+    assert handle.error is None
+    assert isinstance(handle.text_error, TypeError)
+    assert "text_stream of item 'it_text' must yield str or TimedText, got int" in str(
+        handle.text_error
+    )
+    assert handle.audio_samples == heard_audio(sink).size == 2400
 
 
 @pytest.mark.parametrize(

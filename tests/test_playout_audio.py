@@ -188,3 +188,31 @@ async def test_sinks_without_underrun_counts_report_none(clock: VirtualClock) ->
     )
     await handle.wait_for_playout()
     assert handle.underruns is None
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
+@pytest.mark.parametrize("sink_rate", [24000, 48000])
+async def test_a_completed_item_reports_what_the_sink_played_at_any_input_rate(
+    clock: VirtualClock, rate: int, sink_rate: int
+) -> None:
+    sink = NullSink(sink_rate, 1, clock=clock)
+    playout = AgentPlayout(audio_source=sink)
+    length = rate * 1579 // 1000 + 7
+    signal = ramp(length)
+    step = rate // 50
+    frames = [
+        AudioFrame(signal[i : i + step], rate, 1, signal[i : i + step].size)
+        for i in range(0, length, step)
+    ]
+    handle = playout.play(
+        item_id=f"it_{rate}",
+        content_index=0,
+        transcription_fwd=TranscriptForwarder(),
+        text_stream=stream(["every sample counts"]),
+        audio_stream=stream(frames),
+    )
+    await clock.run(handle.wait_for_playout())
+    assert not handle.interrupted
+    assert handle.played_samples == sink.samples_played
+    assert handle.audio_samples == sink.samples_played * 24000 // sink_rate
+    assert handle.input_played_samples == length

@@ -286,12 +286,14 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         """Close; a sentence cut short by an interrupt is emitted final with what was heard."""
         if self._closed:
             return
-        if not self._finished:
-            self._close_sentence(self._aligner.heard_words, self._played_samples)
-        self._closed = True
-        for queue in self._subscribers:
-            queue.put_nowait(_CLOSED)
-        self._subscribers.clear()
+        try:
+            if not self._finished:
+                self._close_sentence(self._aligner.heard_words, self._played_samples)
+        finally:
+            self._closed = True
+            for queue in self._subscribers:
+                queue.put_nowait(_CLOSED)
+            self._subscribers.clear()
 
     def _report(self, heard_before: int, position: int, *, final: bool) -> None:
         """Emit what the newly heard words change: finished sentences, then the current one."""

@@ -39,6 +39,10 @@ def _check_positive_int(name: str, value: object) -> int:
     return value
 
 
+_BYTE_FORMATS = ("B", "b", "c")
+"""memoryview formats whose items are bytes, so their raw bytes are the PCM as written."""
+
+
 class AudioFrame:
     """Interleaved int16 PCM with its rate and layout; API-compatible with ``rtc.AudioFrame``."""
 
@@ -145,7 +149,7 @@ def as_int16(data: object) -> Int16Array:
             raise TypeError(f"audio data must be int16 PCM, got a numpy array of {data.dtype}")
         return data.reshape(-1)
     if isinstance(data, memoryview):
-        if data.format not in ("h", "B", "b", "c"):
+        if data.format != "h" and data.format not in _BYTE_FORMATS:
             raise TypeError(f"audio data must be int16 PCM, got a memoryview of {data.format!r}")
         return _bytes_to_int16(data.cast("B") if data.format != "B" else data)
     if isinstance(data, bytes | bytearray):
@@ -189,19 +193,35 @@ def frame_pcm(frame: object) -> Pcm:
         if all(hasattr(kind, name) for name in _FRAME_FIELDS):
             _FRAME_TYPES.add(kind)
     frame = cast(AudioFrameLike, frame)
+    rate, channels, count = frame.sample_rate, frame.num_channels, frame.samples_per_channel
+    if type(rate) is not int or rate <= 0:
+        _check_positive_int("the frame's sample_rate", rate)
+    if type(channels) is not int or channels <= 0:
+        _check_positive_int("the frame's num_channels", channels)
+    if type(count) is not int or count <= 0:
+        _check_count(count)
     data = frame.data
     pcm: Pcm
     if isinstance(data, memoryview) and data.format == "h" and data.ndim == 1 and data.contiguous:
         pcm = data
     else:
         pcm = as_int16(data)
-    needed = frame.num_channels * frame.samples_per_channel
+    needed = channels * count
     if len(pcm) < needed:
         raise ValueError(
-            f"frame holds {len(pcm)} samples, fewer than its header's"
-            f" {frame.num_channels} * {frame.samples_per_channel}"
+            f"frame holds {len(pcm)} samples, fewer than its header's {channels} * {count}"
+        )
+    if count == 0 and len(pcm):
+        raise ValueError(
+            f"the frame's samples_per_channel is 0 but its data holds {len(pcm)} samples"
         )
     return pcm if len(pcm) == needed else pcm[:needed]
+
+
+def _check_count(count: object) -> None:
+    """``samples_per_channel`` of a frame must be an int >= 0 (0 only for empty data)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"the frame's samples_per_channel must be an int >= 0, got {count!r}")
 
 
 def frame_samples(frame: object) -> Int16Array:
@@ -296,6 +316,11 @@ class AudioByteStream(SampleChunker):
         """Append ``data`` and return every whole frame now available."""
         if not isinstance(data, _BYTES_LIKE):
             raise TypeError(f"write() takes bytes-like PCM16 data, got {type(data).__name__}")
+        if isinstance(data, memoryview) and data.format != "h" and data.format not in _BYTE_FORMATS:
+            raise TypeError(
+                f"write() takes int16 PCM, got a memoryview of {data.format!r}"
+                " (convert the samples to int16 first)"
+            )
         pending = self._pending
         pending += data
         if len(pending) < self._frame_bytes:

@@ -11,13 +11,15 @@ import asyncio
 import logging
 import sys
 from collections import deque
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .clock import NS_PER_SECOND, ceil_div
+from .errors import PlayoutError
 from .forwarder import PositionDriven, TranscriptForwarder, is_position_driven
 from .frames import AudioFrame, Pcm, SampleChunker, frame_pcm, pcm_array
 from .resample import FormatConverter
+from .timeline import ItemState
 from .transcript import TimedText
 
 if TYPE_CHECKING:
@@ -81,6 +83,8 @@ class ItemRun:
             forwarder.next_caption_sample if isinstance(forwarder, TranscriptForwarder) else None
         )
         self._caption_due: int | None = None
+        self._captions_dead = False
+        self._absorb_cancel = False
 
     def start(
         self, text_stream: AsyncIterable[Any], audio_stream: AsyncIterable[Any]
@@ -91,6 +95,7 @@ class ItemRun:
         and takes it at once; the text comes after the audio, as the first frame matters most.
         """
         pusher = asyncio.create_task(self.play_audio())
+        pusher.add_done_callback(self._pusher_done)
         self._reader = reader = asyncio.create_task(self._read_audio(audio_stream))
         reader.add_done_callback(lambda _: _wake(self._pusher_waiting))
         tasks = [pusher, reader, asyncio.create_task(self.read_text(text_stream))]
@@ -99,36 +104,121 @@ class ItemRun:
         return tasks
 
     def fail(self, error: BaseException, *, drain: bool = False) -> None:
-        """End the item on ``error``, logged once with the item id; ``drain`` plays the rest."""
+        """End the item on ``error``, logged once with the item id; ``drain`` plays the rest
+        (a later ``fail`` without it, or an ``interrupt()``, still stops the item)."""
         handle = self.handle
-        if handle.done():
+        if handle._stopped:
             return
-        handle._error = error
-        handle._interrupted = True
-        logger.error("item %s failed: %s", handle.item_id, error, exc_info=error)
+        if handle._error is None:
+            handle._error = error
+            handle._interrupted = True
+            logger.error(
+                "item %s failed: %s",
+                handle.item_id,
+                error,
+                exc_info=error,
+                extra={"item_id": handle.item_id},
+            )
         if not drain:
             self.playout._stop_item(handle)
 
+    def _pusher_done(self, pusher: asyncio.Task[None]) -> None:
+        """The pusher ends only after stopping the item, unless something it awaited raised
+        ``CancelledError`` or a ``BaseException``: then the item is stopped here."""
+        if not self.handle._stopped:
+            self.fail(_task_error(pusher, f"the audio pusher of item {self.handle.item_id!r}"))
+
+    def text_failed(self, error: BaseException, what: str) -> None:
+        """The text or a forwarder call failed: record it, log it once with the item id.
+
+        The audio plays on; only the captions are affected.
+        """
+        handle = self.handle
+        if handle._text_error is not None:
+            logger.debug(
+                "item %s: %s failed after the captions stopped: %r", handle.item_id, what, error
+            )
+            return
+        handle._text_error = error
+        logger.error(
+            "item %s: %s failed; the captions stop there, the audio plays on: %s",
+            handle.item_id,
+            what,
+            error,
+            exc_info=error,
+            extra={"item_id": handle.item_id},
+        )
+
+    def captions_failed(self, error: BaseException, what: str) -> None:
+        """A forwarder call raised: stop driving the captions where they are."""
+        self._captions_dead = True
+        self._caption_due = None
+        self._next_caption = None
+        self.handle._captions_changed.set()
+        self.text_failed(error, what)
+
+    def _forwarder_call(self, call: Callable[[], object], what: str) -> None:
+        """Make one forwarder call; if it raises, the captions stop (``captions_failed``)."""
+        try:
+            call()
+        except Exception as error:
+            self.captions_failed(error, f"the forwarder's {what}")
+
+    def end_captions(self) -> None:
+        """At the stop, before ``playout_stopped``: the forwarder learns the frozen position
+        (so its ``played_text`` is final when the event fires) and that the text ended."""
+        handle = self.handle
+        forwarder = handle._tr_fwd
+        if forwarder is None:
+            return
+        captions = self.captions
+        if captions is not None and not self._captions_dead:
+            position = handle.input_played_samples
+            self._forwarder_call(
+                lambda: captions.set_playout_position(position), "set_playout_position()"
+            )
+        self._forwarder_call(forwarder.mark_text_segment_end, "mark_text_segment_end()")
+        if (
+            self.started
+            and handle._timeline.state is ItemState.FINISHED
+            and not self._captions_dead
+        ):
+            self._forwarder_call(forwarder.segment_playout_finished, "segment_playout_finished()")
+
     async def read_text(self, text_stream: AsyncIterable[Any]) -> None:
-        forwarder = self.handle._tr_fwd
+        """Push the text to the forwarder; a bad text stream stops the text, not the audio."""
+        handle = self.handle
+        forwarder = handle._tr_fwd
         try:
             async for text in text_stream:
                 if not isinstance(text, str | TimedText):
-                    raise TypeError(
-                        f"text_stream must yield str or TimedText, got {type(text).__name__}"
+                    error = TypeError(
+                        f"text_stream of item {handle.item_id!r} must yield str or TimedText,"
+                        f" got {type(text).__name__}"
                     )
-                if forwarder is None:
+                    self.text_failed(error, "the text stream")
+                    return
+                if forwarder is None or self._captions_dead:
                     continue
-                if isinstance(text, TimedText) and not isinstance(forwarder, TranscriptForwarder):
-                    forwarder.push_text(text.text)
-                else:
-                    forwarder.push_text(text)  # type: ignore[arg-type]
+                try:
+                    if isinstance(text, TimedText) and not isinstance(
+                        forwarder, TranscriptForwarder
+                    ):
+                        forwarder.push_text(text.text)
+                    else:
+                        forwarder.push_text(text)  # type: ignore[arg-type]
+                except Exception as error:
+                    self.captions_failed(error, "the forwarder's push_text()")
+                    continue
                 self._captions_input()
-            if forwarder is not None:
-                forwarder.mark_text_segment_end()
+            if forwarder is not None and not self._captions_dead:
+                self._forwarder_call(forwarder.mark_text_segment_end, "mark_text_segment_end()")
                 self._captions_input()
+        except asyncio.CancelledError as error:
+            what = f"text_stream of item {handle.item_id!r}"
+            self.text_failed(_stray_cancel(error, what, handle._stopped), "the text stream")
         except Exception as error:
-            self.fail(error)
+            self.text_failed(error, "the text stream")
 
     async def play_audio(self) -> None:
         """Push what the reader buffers until it ends, then drain the sink.
@@ -141,7 +231,9 @@ class ItemRun:
         try:
             while True:
                 if reader.done() and _broken(reader):
-                    self.fail(reader.exception() or RuntimeError("audio reader failed"))
+                    self.fail(
+                        _task_error(reader, f"the audio reader of item {self.handle.item_id!r}")
+                    )
                     return
                 if chunks:
                     await self._capture(self._next_chunk())
@@ -183,45 +275,72 @@ class ItemRun:
         unyielded = 0
         converter: FormatConverter | None = None
         in_rate = in_channels = 0
-        async for frame in audio_stream:
-            pcm = _validate(frame)
-            if not len(pcm):
-                continue
-            if converter is None:
-                converter = self._start(frame)
-                in_rate, in_channels = converter.in_rate, converter.in_channels
-            elif frame.sample_rate != in_rate or frame.num_channels != in_channels:
-                raise InputRejected(
-                    ValueError(
-                        f"item {handle.item_id!r} changed format mid-stream, from"
-                        f" {in_rate} Hz x{in_channels} to"
-                        f" {frame.sample_rate} Hz x{frame.num_channels}"
+        try:
+            async for frame in audio_stream:
+                pcm = _validate(frame, handle.item_id)
+                if not len(pcm):
+                    continue
+                if converter is None:
+                    converter = self._start(frame)
+                    in_rate, in_channels = converter.in_rate, converter.in_channels
+                    if self._absorb_cancel:
+                        await self._absorb_listener_cancel()
+                elif frame.sample_rate != in_rate or frame.num_channels != in_channels:
+                    raise InputRejected(
+                        ValueError(
+                            f"item {handle.item_id!r} changed format mid-stream, from"
+                            f" {in_rate} Hz x{in_channels} to"
+                            f" {frame.sample_rate} Hz x{frame.num_channels}"
+                        )
                     )
-                )
-            if forwarder is not None:
-                forwarder.push_audio(frame)
-                if self._caption_due is not None:
-                    self._captions_input()
-            timeline.receive(len(pcm) // in_channels)
-            if not converter.is_identity:
-                pcm = converter.process(pcm_array(pcm))
-            chunks = chunker.push(pcm)
-            if chunks:
-                self._buffer(chunks, len(chunks) * chunk_samples)
-                unyielded += len(chunks) * chunk_samples
-                if unyielded >= turn_samples or (
-                    self._pusher_waiting is not None and self._sink_starving(chunk_samples)
-                ):
-                    unyielded = 0
-                    await asyncio.sleep(0)
-            if self._buffered > self._read_ahead:
-                await self._wait_for_room()
+                if forwarder is not None:
+                    try:
+                        forwarder.push_audio(frame)
+                    except Exception as error:
+                        self.captions_failed(error, "the forwarder's push_audio()")
+                        forwarder = None
+                    if self._caption_due is not None:
+                        self._captions_input()
+                timeline.receive(len(pcm) // in_channels)
+                if not converter.is_identity:
+                    pcm = converter.process(pcm_array(pcm))
+                chunks = chunker.push(pcm)
+                if chunks:
+                    self._buffer(chunks, len(chunks) * chunk_samples)
+                    unyielded += len(chunks) * chunk_samples
+                    if unyielded >= turn_samples or (
+                        self._pusher_waiting is not None and self._sink_starving(chunk_samples)
+                    ):
+                        unyielded = 0
+                        await asyncio.sleep(0)
+                if self._buffered > self._read_ahead:
+                    await self._wait_for_room()
+        except asyncio.CancelledError as error:
+            what = f"audio_stream of item {handle.item_id!r}"
+            raise _stray_cancel(error, what, handle._stopped) from error
         if converter is not None:
             for chunk in chunker.push(converter.flush()) + chunker.flush():
                 self._buffer([chunk], chunk.samples_per_channel)
         if forwarder is not None:
-            forwarder.mark_audio_segment_end()
+            self._forwarder_call(forwarder.mark_audio_segment_end, "mark_audio_segment_end()")
             self._captions_input()
+
+    async def _absorb_listener_cancel(self) -> None:
+        """A ``playout_started`` listener cancelled this task (the reader's): take that
+        cancellation here, log it, and read on; a listener never changes the audio."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._absorb_cancel = False
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            if self.handle._stopped or _uncancel(task) > 0:
+                raise
+            logger.error(
+                "item %s: a playout_started listener cancelled the item's task; ignored",
+                self.handle.item_id,
+                extra={"item_id": self.handle.item_id},
+            )
 
     async def _wait_for_room(self) -> None:
         """Hold the reader while more than ``read_ahead`` is buffered (see ``REFILL_MS``)."""
@@ -253,8 +372,13 @@ class ItemRun:
         handle._input_rate = frame.sample_rate
         handle._captions_changed.set()
         if handle._tr_fwd is not None:
-            handle._tr_fwd.segment_playout_started()
-        self.playout.emit("playout_started")
+            self._forwarder_call(
+                handle._tr_fwd.segment_playout_started, "segment_playout_started()"
+            )
+        task = asyncio.current_task()
+        cancels = _cancel_requests(task)
+        self.playout._emit_for(handle, "playout_started")
+        self._absorb_cancel = _cancel_requests(task) > cancels
         try:
             return FormatConverter(
                 frame.sample_rate, frame.num_channels, self.sink.sample_rate, self.sink.num_channels
@@ -298,7 +422,11 @@ class ItemRun:
         if due is None:
             return
         if self._next_caption is not None:
-            upcoming = self._next_caption()
+            try:
+                upcoming = self._next_caption()
+            except Exception as error:
+                self.captions_failed(error, "the forwarder's next_caption_sample()")
+                return
             if upcoming is None or upcoming >= due:
                 return
             self._caption_due = upcoming
@@ -314,9 +442,13 @@ class ItemRun:
         clock = self.playout.clock
         handle = self.handle
         changed = handle._captions_changed
-        while True:
+        while not self._captions_dead:
             played = handle.input_played_samples
-            upcoming = forwarder.set_playout_position(played)
+            try:
+                upcoming = forwarder.set_playout_position(played)
+            except Exception as error:
+                self.captions_failed(error, "the forwarder's set_playout_position()")
+                return
             changed.clear()
             if not self.started or self.playout.paused:
                 self._caption_due = None
@@ -341,6 +473,42 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
         waiter.set_result(None)
 
 
+def _task_error(task: asyncio.Task[None], what: str) -> BaseException:
+    """Why ``task`` (done) ended: its error, or a ``PlayoutError`` naming it if cancelled."""
+    if task.cancelled():
+        return PlayoutError(f"{what} was cancelled while the item was not stopped")
+    return task.exception() or PlayoutError(f"{what} ended without stopping the item")
+
+
+def _cancel_requests(task: asyncio.Task[Any] | None) -> int:
+    """Cancellations requested of ``task`` and not yet taken back (0 before Python 3.11,
+    which cannot tell: a listener's cancel then ends the item with an error)."""
+    if task is None:
+        return 0
+    if sys.version_info >= (3, 11):
+        return task.cancelling()
+    return 0
+
+
+def _uncancel(task: asyncio.Task[Any]) -> int:
+    """Take back one cancellation request of ``task`` (3.11+); the requests left."""
+    if sys.version_info >= (3, 11):
+        return task.uncancel()
+    return 0
+
+
+def _stray_cancel(error: asyncio.CancelledError, what: str, stopped: bool) -> PlayoutError:
+    """A ``CancelledError`` from user code while the item was not stopped and this task not
+    cancelled (an upstream task was): returned as an error of the stream. One meant for
+    this task is re-raised: the engine cancels an item's tasks only once it is stopped."""
+    if stopped or _cancel_requests(asyncio.current_task()):
+        raise error
+    return PlayoutError(
+        f"{what} raised CancelledError while the item was not cancelled"
+        " (was the task producing it cancelled?)"
+    )
+
+
 def _broken(reader: asyncio.Task[None]) -> bool:
     """True when the reader stopped on an error other than rejected input."""
     if reader.cancelled():
@@ -349,10 +517,11 @@ def _broken(reader: asyncio.Task[None]) -> bool:
     return error is not None and not isinstance(error, InputRejected)
 
 
-def _validate(frame: object) -> Pcm:
+def _validate(frame: object, item_id: str) -> Pcm:
     try:
         if frame is None:
             raise TypeError("audio_stream yielded None instead of an audio frame")
         return frame_pcm(frame)
     except (TypeError, ValueError) as error:
-        raise InputRejected(error) from None
+        kind = ValueError if isinstance(error, ValueError) else TypeError
+        raise InputRejected(kind(f"item {item_id!r}: {error}")) from None

@@ -7,17 +7,21 @@ transcript is driven by that same count, so audio and text cannot disagree.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
-from collections.abc import AsyncIterable
+import threading
+import types
+import weakref
+from collections.abc import AsyncIterable, Awaitable, Coroutine, Generator, Iterable, Sequence
 from typing import Any, Literal
 
 from .clock import NS_PER_SECOND, Clock, MonotonicClock
 from .errors import PlayoutClosedError, PlayoutStateError
 from .events import EventEmitter
-from .forwarder import SegmentsForwarder, is_segments_forwarder
+from .forwarder import SegmentsForwarder, TranscriptForwarder, is_segments_forwarder
 from .frames import AudioFrameLike
 from .item import ItemRun, sink_underruns
-from .sinks.base import PositionedSink, positioned
+from .sinks.base import PositionedSink, is_livekit_source, positioned
 from .timeline import ItemState, ItemTimeline
 from .transcript import TimedText
 
@@ -31,6 +35,19 @@ SEED_SAMPLE_RATE = 24000
 DEFAULT_READ_AHEAD_MS = 20_000
 """How much of an item's audio is read from the model ahead of the listener."""
 
+CLEANUP_TIMEOUT_S = 3.0
+"""How long a stopped item waits for user code to end, on the playout's clock: its streams'
+cleanup (a generator's ``finally``) and the forwarder's ``aclose()``, each. Past it the wait
+is logged with the item id and the item finishes anyway, so that code which never ends
+cannot wedge the handle or the next ``play()``."""
+
+_CLEANUP_TIMEOUT_NS = round(CLEANUP_TIMEOUT_S * NS_PER_SECOND)
+
+_SINK_OWNERS: weakref.WeakKeyDictionary[object, weakref.ref[AgentPlayout]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Which live ``AgentPlayout`` drives each sink (and each ``rtc.AudioSource`` under one)."""
+
 
 def _require_async_iterable(name: str, stream: object) -> AsyncIterable[Any]:
     if not isinstance(stream, AsyncIterable):
@@ -39,7 +56,11 @@ def _require_async_iterable(name: str, stream: object) -> AsyncIterable[Any]:
 
 
 class PlayoutHandle:
-    """One item's playout: its exact heard position, its text, and its interrupt."""
+    """One item's playout: its exact heard position, its text, and its interrupt.
+
+    Not thread-safe, like asyncio: use it on its event loop's thread, except for
+    ``interrupt()`` and ``interrupt_threadsafe()``, which may be called from any thread.
+    """
 
     def __init__(
         self,
@@ -54,19 +75,23 @@ class PlayoutHandle:
         self._content_index = content_index
         self._tr_fwd = transcription_fwd
         self._timeline = ItemTimeline(item_id)
-        self._stop_fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._stop_fut: asyncio.Future[None] = self._loop.create_future()
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
         self._finished = False
         self._waiters: list[asyncio.Future[None]] = []
         self._interrupted = False
         self._error: BaseException | None = None
+        self._text_error: BaseException | None = None
         self._first_frame_ns: int | None = None
         self._play_ns = playout.clock.now_ns()
         self._input_rate = playout.sink.sample_rate
         self._captions_changed = asyncio.Event()
         self._underrun_base: tuple[int, int] | None = None
         self._underrun_total: tuple[int, int] | None = None
+        self._run: ItemRun | None = None
 
     @property
     def item_id(self) -> str:
@@ -90,16 +115,23 @@ class PlayoutHandle:
 
     @property
     def input_played_samples(self) -> int:
-        """Heard samples at the rate of the item's own audio (the transcript's clock)."""
-        if self._timeline.state is ItemState.FINISHED:
-            return self._timeline.received
-        return self.played_samples * self._input_rate // self.sample_rate
+        """Heard samples at the rate of the item's own audio (the transcript's clock).
+
+        Never above what was received (a resampler may round the item's length up), so it
+        only grows, and on completion it is exactly the samples received.
+        """
+        timeline = self._timeline
+        if timeline.state is ItemState.FINISHED:
+            return timeline.received
+        return min(self.played_samples * self._input_rate // self.sample_rate, timeline.received)
 
     @property
     def audio_samples(self) -> int:
-        """Heard samples at 24 kHz (the seed's unit): 0 before audio, all of it on completion."""
-        if self._timeline.state is ItemState.FINISHED:
-            return self._timeline.received * SEED_SAMPLE_RATE // self._input_rate
+        """Heard samples at 24 kHz (the seed's unit): ``played_samples`` converted to 24 kHz.
+
+        On completion that is every sample the sink played for the item: with a 24 kHz sink,
+        exactly the samples the resampler made of the item's audio, whatever its own rate.
+        """
         return self.played_samples * SEED_SAMPLE_RATE // self.sample_rate
 
     @property
@@ -129,12 +161,19 @@ class PlayoutHandle:
         if self._underrun_total is not None or self._underrun_base is None:
             return self._underrun_total
         now = sink_underruns(self._playout.sink)
-        assert now is not None
+        if now is None:
+            return None
         return now[0] - self._underrun_base[0], now[1] - self._underrun_base[1]
 
     def _freeze_underruns(self) -> None:
+        """Keep the item's underrun counts as they are now; None if the sink fails to say."""
         if self._underrun_base is not None and self._underrun_total is None:
-            self._underrun_total = self._underrun_counts()
+            try:
+                self._underrun_total = self._underrun_counts()
+            except Exception:
+                _log_failure(self, "reading the sink's underruns")
+            if self._underrun_total is None:
+                self._underrun_base = None
 
     @property
     def input_sample_rate(self) -> int:
@@ -165,6 +204,16 @@ class PlayoutHandle:
         return self._error
 
     @property
+    def text_error(self) -> BaseException | None:
+        """The error that stopped the item's captions, if one did; the audio played on.
+
+        A text stream that raised or yielded something other than ``str``/``TimedText``
+        stops the text (captions go on for the text before it); a forwarder call that
+        raised stops the captions where they were. Neither sets ``error`` or ``interrupted``.
+        """
+        return self._text_error
+
+    @property
     def first_frame_latency(self) -> float | None:
         """Seconds from ``play()`` to the first audio frame, for display."""
         if self._first_frame_ns is None:
@@ -175,11 +224,44 @@ class PlayoutHandle:
         return self._finished or self._interrupted
 
     def interrupt(self) -> None:
-        """Stop now: the sink is cleared in this call and the heard position frozen."""
-        if self.done():
+        """Stop now: the sink is cleared, the heard position frozen and ``playout_stopped``
+        emitted, all before this returns; ``wait_for_playout()`` then returns once the item
+        has wound down. A no-op once the item stopped, and a completed item stays completed.
+
+        From a thread other than the loop's it is ``interrupt_threadsafe()``: the stop is
+        then done on the loop, shortly after this returns.
+        """
+        if threading.get_ident() != self._thread:
+            self.interrupt_threadsafe()
+            return
+        if self._stopped:
             return
         self._interrupted = True
         self._playout._stop_item(self)
+
+    def interrupt_threadsafe(self) -> concurrent.futures.Future[None]:
+        """``interrupt()`` from any thread; the future is done once the item has stopped
+        (position frozen, ``playout_stopped`` emitted), with the error if one was raised.
+
+        Do not block the loop's own thread on the future: the stop runs on that loop.
+        """
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                self.interrupt()
+            except BaseException as error:
+                future.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise
+            else:
+                future.set_result(None)
+
+        if threading.get_ident() == self._thread:
+            run()
+        else:
+            self._loop.call_soon_threadsafe(run)
+        return future
 
     async def wait_for_playout(self) -> None:
         """Return once the item is fully finished: sink drained or cleared, events emitted.
@@ -196,6 +278,11 @@ class PlayoutHandle:
         finally:
             if not self._finished:
                 self._waiters.remove(waiter)
+
+    @property
+    def _started(self) -> bool:
+        """True once the item's first audio frame arrived (``playout_started`` was emitted)."""
+        return self._first_frame_ns is not None
 
     def _release(self) -> None:
         """Mark the handle finished and wake every ``wait_for_playout`` caller."""
@@ -216,7 +303,12 @@ class AgentPlayout(EventEmitter[EventTypes]):
     """Plays one item at a time to a sink and reports exactly what was heard.
 
     ``audio_source`` is a ``livekit.rtc.AudioSource``, one of this package's sinks, or any
-    object with the same surface. A new ``play()`` supersedes the item in progress.
+    object with the same surface; one ``AgentPlayout`` at a time may drive it (``aclose()``
+    frees it). A new ``play()`` supersedes the item in progress.
+
+    A listener that raises is logged with the item id and changes nothing: the audio plays
+    on. Like asyncio, this class is not thread-safe: call it on its loop's thread (only
+    ``PlayoutHandle.interrupt()`` may be called from another).
     """
 
     def __init__(
@@ -236,8 +328,10 @@ class AgentPlayout(EventEmitter[EventTypes]):
         self._clock: Clock = clock or sink_clock or MonotonicClock()
         self._current: PlayoutHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stragglers: set[asyncio.Future[Any]] = set()
         self._closed = False
         self._paused = False
+        self._claimed = _claim(self, _underlying(audio_source, self._sink))
 
     @property
     def sink(self) -> PositionedSink:
@@ -261,7 +355,11 @@ class AgentPlayout(EventEmitter[EventTypes]):
         text_stream: AsyncIterable[str | TimedText],
         audio_stream: AsyncIterable[AudioFrameLike],
     ) -> PlayoutHandle:
-        """Start playing an item, ending the one in progress first; returns its handle."""
+        """Start playing an item, ending the one in progress first; returns its handle.
+
+        The superseded item's ``playout_stopped`` is emitted before this returns, while it
+        is still ``current``.
+        """
         if self._closed:
             raise PlayoutClosedError("play() on a closed AgentPlayout; create a new one")
         try:
@@ -281,20 +379,32 @@ class AgentPlayout(EventEmitter[EventTypes]):
                 "transcription_fwd must have the TTSSegmentsForwarder methods or be None,"
                 f" got {type(transcription_fwd).__name__}"
             )
+        if isinstance(transcription_fwd, TranscriptForwarder) and transcription_fwd.closed:
+            raise ValueError(
+                f"transcription_fwd of item {item_id!r} was closed by aclose() (it belonged"
+                " to an earlier item); give each item a new TranscriptForwarder"
+            )
         texts = _require_async_iterable("text_stream", text_stream)
         frames = _require_async_iterable("audio_stream", audio_stream)
 
         previous = self._current
+        while previous is not None:
+            previous.interrupt()
+            if self._current is previous:
+                break
+            previous = self._current
+        if self._closed:
+            raise PlayoutClosedError("a playout_stopped listener closed this AgentPlayout")
         handle = PlayoutHandle(
             playout=self,
             item_id=item_id,
             content_index=content_index,
             transcription_fwd=transcription_fwd,
         )
+        item = ItemRun(self, handle, self._read_ahead_ms)
+        handle._run = item
         self._current = handle
-        if previous is not None:
-            previous.interrupt()
-        task = asyncio.create_task(self._run_item(handle, previous, texts, frames))
+        task = asyncio.create_task(self._run_item(handle, item, previous, texts, frames))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return handle
@@ -332,41 +442,74 @@ class AgentPlayout(EventEmitter[EventTypes]):
             current._captions_changed.set()
 
     async def aclose(self) -> None:
-        """Interrupt the item in progress, wait for it, and refuse further ``play()``."""
+        """Interrupt the item in progress, wait for it, refuse further ``play()`` and free
+        the sink for another ``AgentPlayout``."""
         self._closed = True
-        if self._current is not None:
-            self._current.interrupt()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks))
+        try:
+            if self._current is not None:
+                self._current.interrupt()
+        finally:
+            if self._tasks:
+                await asyncio.wait(set(self._tasks))
+            _release_claim(self, self._claimed)
+
+    def _emit_for(self, handle: PlayoutHandle, event: EventTypes, *args: Any) -> None:
+        """Emit ``event`` for ``handle``: a listener's error is logged with the item id, and
+        only a ``BaseException`` that is not an ``Exception`` reaches the caller."""
+        try:
+            self.emit(event, *args)
+        except Exception:
+            _log_failure(handle, f"a {event} listener")
 
     def _stop_item(self, handle: PlayoutHandle) -> None:
-        """Clear the sink (if the item reached it), freeze the position and cancel the item's
-        tasks, synchronously; then wake the item's own task to finish the handle.
+        """Stop the item now, once: freeze its position, clear the sink (if the item reached
+        it), cancel its tasks, give the forwarder the final position and emit
+        ``playout_stopped``; then wake the item's own task to wind it down.
 
-        The tasks are cancelled before that task is woken, so by the time it runs they have
-        ended and it finishes the handle in the same turn of the event loop.
+        Nothing here can leave the handle half-stopped: sink and forwarder errors are logged,
+        and the wake is in a ``finally``. The tasks are cancelled before that task is woken,
+        so they usually have ended by the time it runs.
         """
-        timeline = handle._timeline
-        handle._freeze_underruns()
-        if not timeline.is_final:
-            sink_total: int | None = None
-            if timeline.started:
-                try:
-                    self._sink.clear_queue()
-                except Exception:
-                    logger.exception("clearing the sink failed", extra={"item_id": handle.item_id})
-                sink_total = self._sink.samples_written
-            timeline.interrupt(sink_total)
-        for task in handle._tasks:
-            task.cancel()
-        if not handle._stopped:
-            handle._stopped = True
+        if handle._stopped:
+            return
+        handle._stopped = True
+        try:
+            try:
+                self._freeze(handle)
+            finally:
+                for task in handle._tasks:
+                    task.cancel()
+            item = handle._run
+            if item is not None:
+                item.end_captions()
+            if handle._started:
+                self._emit_for(handle, "playout_stopped", handle.interrupted)
+        finally:
             if not handle._stop_fut.done():
                 handle._stop_fut.set_result(None)
+
+    def _freeze(self, handle: PlayoutHandle) -> None:
+        """Make the item's counts final: cleared at the sink's position now, or complete."""
+        timeline = handle._timeline
+        handle._freeze_underruns()
+        if timeline.is_final:
+            return
+        sink_total: int | None = None
+        if timeline.started:
+            try:
+                self._sink.clear_queue()
+            except Exception:
+                _log_failure(handle, "clearing the sink")
+            try:
+                sink_total = self._sink.samples_written
+            except Exception:
+                _log_failure(handle, "reading the sink's position")
+        timeline.interrupt(sink_total)
 
     async def _run_item(
         self,
         handle: PlayoutHandle,
+        item: ItemRun,
         previous: PlayoutHandle | None,
         text_stream: AsyncIterable[Any],
         audio_stream: AsyncIterable[Any],
@@ -376,7 +519,6 @@ class AgentPlayout(EventEmitter[EventTypes]):
         ``_stop_fut`` is awaited directly (no shield): if this task is cancelled there, the
         future is cancelled, ``_stopped`` is still False, and the ``finally`` stops the item.
         """
-        item = ItemRun(self, handle, self._read_ahead_ms)
         try:
             if previous is not None:
                 await previous.wait_for_playout()
@@ -384,63 +526,201 @@ class AgentPlayout(EventEmitter[EventTypes]):
                 handle._tasks = item.start(text_stream, audio_stream)
                 await handle._stop_fut
         finally:
-            if not handle._stopped:
-                handle._interrupted = True
-                self._stop_item(handle)
-            await self._wind_down(handle, item)
+            try:
+                if not handle._stopped:
+                    handle._interrupted = True
+                    self._stop_item(handle)
+            finally:
+                await self._wind_down(handle)
 
-    async def _wind_down(self, handle: PlayoutHandle, item: ItemRun) -> None:
-        """Finish the handle once the item's tasks, cancelled by ``_stop_item``, have ended.
+    async def _wind_down(self, handle: PlayoutHandle) -> None:
+        """Finish the handle once the item's tasks, cancelled by ``_stop_item``, have ended
+        and the forwarder is closed; each wait is bounded (``CLEANUP_TIMEOUT_S``).
 
-        Runs inline in the item's task: usually the tasks ended before this task woke, so it
-        finishes without waiting. A cancellation while a task is still ending is held until
-        the handle is finished, then raised, so the handle always finishes.
+        Runs inline in the item's task: usually the tasks ended before this task woke and
+        the forwarder closes without waiting, so it finishes in this turn. A cancellation
+        while the tasks end is held until the handle is finished, then raised; one while the
+        forwarder closes cancels the close. Either way the handle finishes.
         """
         cancelled: asyncio.CancelledError | None = None
-        pending = [task for task in handle._tasks if not task.done()]
-        while pending:
-            try:
-                await asyncio.wait(pending)
-            except asyncio.CancelledError as error:
-                cancelled = error
-            pending = [task for task in pending if not task.done()]
-        for task in handle._tasks:
-            if not task.cancelled():
-                task.exception()
-        handle._tasks = []
-        await self._finish(handle, item)
-        if cancelled is not None:
-            raise cancelled
-
-    async def _finish(self, handle: PlayoutHandle, item: ItemRun) -> None:
-        """Close the forwarder, emit ``playout_stopped``, release waiters; never raises but
-        ``CancelledError`` (closing the forwarder is the one wait), after which the handle
-        is still finished. Errors are logged with the item id instead of raised."""
-        forwarder = handle._tr_fwd
-        started = item.started
-        completed = handle._timeline.state is ItemState.FINISHED
+        clock = self._clock
         try:
+            deadline_ns = clock.now_ns() + _CLEANUP_TIMEOUT_NS
+            while True:
+                try:
+                    await self._bounded(handle, "the item's streams", handle._tasks, deadline_ns)
+                    break
+                except asyncio.CancelledError as error:
+                    cancelled = error
+            self._leave(handle._tasks)
+            handle._tasks = []
+            forwarder = handle._tr_fwd
             if forwarder is not None:
                 try:
-                    if item.captions is not None:
-                        item.captions.set_playout_position(handle.input_played_samples)
-                    forwarder.mark_text_segment_end()
-                    if started and completed:
-                        forwarder.segment_playout_finished()
-                    await forwarder.aclose()
-                except Exception:
-                    _log_failure(handle, "closing the transcript forwarder")
+                    closing = _start_eagerly(forwarder.aclose())
+                    if closing is not None:
+                        try:
+                            await self._bounded(
+                                handle,
+                                "the forwarder's aclose()",
+                                [closing],
+                                clock.now_ns() + _CLEANUP_TIMEOUT_NS,
+                            )
+                        except asyncio.CancelledError as error:
+                            cancelled = error
+                            closing.cancel()
+                        self._leave([closing])
+                        if closing.done() and not closing.cancelled():
+                            closing.result()
+                except Exception as error:
+                    if handle._run is not None:
+                        handle._run.text_failed(error, "the forwarder's aclose()")
         finally:
             if self._current is handle:
                 self._current = None
-            if started:
-                try:
-                    self.emit("playout_stopped", handle.interrupted)
-                except Exception:
-                    _log_failure(handle, "a playout_stopped listener")
             handle._release()
+        if cancelled is not None:
+            raise cancelled
+
+    async def _bounded(
+        self,
+        handle: PlayoutHandle,
+        what: str,
+        futures: Sequence[asyncio.Future[Any]],
+        deadline_ns: int,
+    ) -> None:
+        """Wait until all ``futures`` are done, or until ``deadline_ns`` on the playout's
+        clock; a wait cut short is logged with the item id. Nothing is cancelled here."""
+        pending = [future for future in futures if not future.done()]
+        if not pending:
+            return
+        gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def one_done(_: object) -> None:
+            if not gate.done() and all(future.done() for future in pending):
+                gate.set_result(True)
+
+        def expire() -> None:
+            if not gate.done():
+                gate.set_result(False)
+
+        for future in pending:
+            future.add_done_callback(one_done)
+        timer = self._clock.call_at(deadline_ns, expire)
+        try:
+            ended = await gate
+        finally:
+            timer.cancel()
+            for future in pending:
+                future.remove_done_callback(one_done)
+        if not ended:
+            logger.error(
+                "item %s: %s did not end within %s s of the stop; went on without it",
+                handle.item_id,
+                what,
+                CLEANUP_TIMEOUT_S,
+                extra={"item_id": handle.item_id},
+            )
+
+    def _leave(self, tasks: Iterable[asyncio.Future[Any]]) -> None:
+        """Keep tasks that did not end when asked (they hang in user code) referenced until
+        they do, cancelled once more, their errors retrieved; collect the others' errors."""
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+                self._stragglers.add(task)
+                task.add_done_callback(self._straggler_done)
+            elif not task.cancelled():
+                task.exception()
+
+    def _straggler_done(self, task: asyncio.Future[Any]) -> None:
+        self._stragglers.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+
+def _start_eagerly(awaitable: Awaitable[Any]) -> asyncio.Future[Any] | None:
+    """Run a coroutine up to its first real wait now: None if it finished (its error is
+    raised), else a task that goes on from there. Most ``aclose()`` calls never wait, and
+    this spares them the loop turn a new task costs (asyncio's eager tasks, 3.12+)."""
+    if not asyncio.iscoroutine(awaitable):
+        return asyncio.ensure_future(awaitable)
+    try:
+        yielded = awaitable.send(None)
+    except StopIteration:
+        return None
+    return asyncio.ensure_future(_go_on(awaitable, yielded))
+
+
+async def _go_on(coroutine: Coroutine[Any, Any, Any], yielded: Any) -> Any:
+    return await _resume(coroutine, yielded)
+
+
+@types.coroutine
+def _resume(coroutine: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
+    """Drive a started ``coroutine`` from the value it last yielded, as a task would."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as error:
+            try:
+                yielded = coroutine.throw(error)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coroutine.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+def _underlying(audio_source: object, sink: object) -> list[object]:
+    """The objects a playout drives: what it was given, its wrapper and, under a LiveKit
+    wrapper, the ``rtc.AudioSource`` itself (a new wrapper is made for each playout)."""
+    objects = [audio_source, sink]
+    for wrapper in (audio_source, sink):
+        source = getattr(wrapper, "source", None)
+        if source is not None and is_livekit_source(source):
+            objects.append(source)
+    return objects
+
+
+def _claim(playout: AgentPlayout, objects: list[object]) -> list[object]:
+    """Record ``playout`` as the one driver of ``objects``; refuse one already driven.
+
+    Objects that cannot be weakly referenced (or hashed) are not tracked.
+    """
+    for obj in objects:
+        try:
+            owner_ref = _SINK_OWNERS.get(obj)
+        except TypeError:
+            continue
+        owner = None if owner_ref is None else owner_ref()
+        if owner is not None and owner is not playout:
+            raise PlayoutStateError(
+                f"{type(obj).__name__} is already driven by another AgentPlayout: two"
+                " playouts on one output would each count the other's audio as heard;"
+                " aclose() the other one first"
+            )
+    claimed: list[object] = []
+    for obj in objects:
+        try:
+            _SINK_OWNERS[obj] = weakref.ref(playout)
+        except TypeError:
+            continue
+        claimed.append(obj)
+    return claimed
+
+
+def _release_claim(playout: AgentPlayout, objects: list[object]) -> None:
+    for obj in objects:
+        owner_ref = _SINK_OWNERS.get(obj)
+        if owner_ref is not None and owner_ref() is playout:
+            del _SINK_OWNERS[obj]
 
 
 def _log_failure(handle: PlayoutHandle, what: str) -> None:
     """Log the exception being handled, raised by ``what``, with the item id."""
-    logger.exception("%s failed for item %s", what, handle.item_id)
+    logger.exception(
+        "%s failed for item %s", what, handle.item_id, extra={"item_id": handle.item_id}
+    )

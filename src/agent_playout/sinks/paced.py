@@ -30,6 +30,10 @@ class PacedSink:
     audio as it is played (what the listener hears), e.g. to write it to a file.
     On ``clear_queue`` the first ``fade_ms`` of what was queued is kept, faded out, and
     played, so an interrupt never clicks; those samples count as played.
+
+    Reading a property never calls ``on_audio``: what has played is handed over by the
+    sink's own calls (``capture_frame``, ``clear_queue``, ``wait_for_playout``, ``pause``,
+    ``resume``) and its timers, so a count can be read anywhere without raising.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class PacedSink:
         self._keep_audio = on_audio is not None
         self._chunks: deque[Int16Array] = deque()
         self._played = 0
+        self._emitted = 0
         self._written = 0
         self._segment_start_ns = 0
         self._segment_base = 0
@@ -80,12 +85,12 @@ class PacedSink:
 
     @property
     def samples_played(self) -> int:
-        self._advance()
+        self._advance_count()
         return self._played
 
     @property
     def samples_queued(self) -> int:
-        self._advance()
+        self._advance_count()
         return self._written - self._played
 
     @property
@@ -103,13 +108,13 @@ class PacedSink:
     @property
     def underruns(self) -> int:
         """How many times the queue ran dry while more audio was expected."""
-        self._advance()
+        self._advance_count()
         return self._underruns + (1 if self._dry_since_ns is not None else 0)
 
     @property
     def underrun_ns(self) -> int:
         """Total time spent dry while more audio was expected."""
-        self._advance()
+        self._advance_count()
         ongoing = 0 if self._dry_since_ns is None else self._clock.now_ns() - self._dry_since_ns
         return self._underrun_ns + ongoing
 
@@ -202,12 +207,18 @@ class PacedSink:
         )
 
     def _advance(self) -> None:
+        """Bring the count up to the clock and hand what has played to ``on_audio``."""
+        self._advance_count()
+        if self._keep_audio and self._played > self._emitted:
+            self._emit_audio(self._played - self._emitted)
+
+    def _advance_count(self) -> None:
+        """Bring the count up to the clock; nothing is handed to ``on_audio``."""
         if not self._running:
             return
         now = self._clock.now_ns()
         reached = self._segment_base + (now - self._segment_start_ns) * self._rate // NS_PER_SECOND
         limit = self._written if self._stop_at is None else min(self._written, self._stop_at)
-        before = self._played
         if reached >= limit:
             self._played = limit
             self._running = False
@@ -215,11 +226,12 @@ class PacedSink:
                 self._dry_since_ns = self._time_of(limit)
         else:
             self._played = reached
-        if self._keep_audio and self._played > before:
-            self._emit_audio(self._played - before)
 
     def _emit_audio(self, count: int) -> None:
+        """Hand the next ``count`` samples per channel to ``on_audio``; counted as handed
+        over first, so a callback that raises never gets the same audio twice."""
         assert self._on_audio is not None
+        self._emitted += count
         needed = count * self._channels
         pieces: list[Int16Array] = []
         while needed > 0:
@@ -253,6 +265,13 @@ class PacedSink:
                 future.set_result(None)
         self._reschedule()
 
+    def _fail_waiters(self, error: Exception) -> None:
+        """``on_audio`` raised in a timer: every waiting call raises it, none waits for ever."""
+        waiters, self._waiters = self._waiters, []
+        for _, _, future in waiters:
+            if not future.done():
+                future.set_exception(error)
+
     def _reschedule(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -264,7 +283,11 @@ class PacedSink:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._advance()
+        try:
+            self._advance()
+        except Exception as error:
+            self._fail_waiters(error)
+            return
         while self._waiters and (self._waiters[0][0] <= self._played or self._waiters[0][2].done()):
             _, _, future = heapq.heappop(self._waiters)
             if not future.done():

@@ -71,8 +71,10 @@ class WavSink(PacedSink):
 
     @property
     def frames_written(self) -> int:
-        """Samples per channel the file holds, or will once the buffered audio is written."""
-        return self._frames_written
+        """Samples per channel the file holds, or will once the played audio is written."""
+        if self._closed_counts is not None:
+            return self._frames_written
+        return self._frames_written + super().samples_played - self._emitted
 
     @property
     def samples_played(self) -> int:
@@ -140,6 +142,7 @@ class WavSink(PacedSink):
         if self._closed_counts is not None:
             return
         try:
+            self._advance()  # hand what has played to the file's buffer
             played = super().samples_played
             underruns, underrun_ns = super().underruns, super().underrun_ns
             if self._owes_tail:
