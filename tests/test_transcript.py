@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_playout import TimedText
-from agent_playout.transcript import TranscriptAligner, word_weight
+from agent_playout.transcript import TIMED_TEXT_MAX_SECONDS, TranscriptAligner, word_weight
 
 RATE = 24000
 
@@ -128,6 +128,12 @@ def test_timestamps_past_the_audio_end_are_clamped_into_it() -> None:
         ({"text": "x", "start": float("nan"), "end": 1.0}, ValueError, "finite"),
         ({"text": 3, "start": 0.0, "end": 1.0}, TypeError, "text must be str"),
         ({"text": "x", "start": "0", "end": 1.0}, TypeError, "must be a number"),
+        ({"text": "x", "start": 1e305, "end": 1e305}, ValueError, "TimedText.start must be"),
+        ({"text": "x", "start": 0.0, "end": 1e305}, ValueError, "TimedText.end must be"),
+        ({"text": "x", "start": float("inf"), "end": 1.0}, ValueError, "TimedText.start"),
+        ({"text": "x", "start": -0.5, "end": 1.0}, ValueError, "TimedText.start must be"),
+        ({"text": "x", "start": 0.0, "end": -1.0}, ValueError, "TimedText.end must be"),
+        ({"text": "x", "start": 2.0, "end": 1.0}, ValueError, "TimedText.end must not be"),
     ],
 )
 def test_impossible_timed_text_is_refused_by_name(
@@ -183,3 +189,10 @@ def test_heard_text_is_a_growing_prefix_ending_on_a_whole_word(
         assert heard.startswith(previous)
         assert heard == "" or heard == text or text[len(heard) - 1].isspace()
         previous = heard
+
+
+def test_a_timed_text_may_reach_the_documented_latest_time() -> None:
+    word = TimedText("late", TIMED_TEXT_MAX_SECONDS, TIMED_TEXT_MAX_SECONDS)
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text(word)
+    assert aligner.word_start(0) == round(TIMED_TEXT_MAX_SECONDS * RATE)

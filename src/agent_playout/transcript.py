@@ -10,8 +10,8 @@ in, the spread is paced by the audio received so far; once text and audio have b
 ended it is re-fitted so the last word ends exactly where the audio ends.
 
 Repairs, rather than errors, for timestamps that cannot be right, so a playout never
-crashes on them: a start earlier than the previous word's is moved up to it, a start past
-the end of the audio is moved to the audio's last sample, and a start before 0 to 0.
+crashes on them: a start earlier than the previous word's is moved up to it, and a start
+past the end of the audio is moved to the audio's last sample.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ _CALIBRATION_SECONDS: Final = 2.0
 """Audio needed before streaming text is paced by the audio-to-text ratio."""
 DIGIT_SYLLABLES: Final = 1.3
 """Spoken syllables per written digit ("21" is "twen-ty one")."""
+TIMED_TEXT_MAX_SECONDS: Final = 86_400.0
+"""Latest time a ``TimedText`` may give: a day into its item is no real position."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,15 @@ class TimedText:
                 raise TypeError(f"TimedText.{name} must be a number, got {value!r}")
             if not math.isfinite(value):
                 raise ValueError(f"TimedText.{name} must be finite, got {value!r}")
+            if not 0 <= value <= TIMED_TEXT_MAX_SECONDS:
+                raise ValueError(
+                    f"TimedText.{name} must be seconds from the item's first sample, between 0"
+                    f" and {TIMED_TEXT_MAX_SECONDS:g}, got {value!r} (text {self.text!r})"
+                )
         if self.end < self.start:
             raise ValueError(
-                f"TimedText {self.text!r} ends before it starts ({self.end} < {self.start})"
+                f"TimedText.end must not be before start: {self.text!r} ends before it starts"
+                f" ({self.end} < {self.start})"
             )
 
 
