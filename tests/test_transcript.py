@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import logging
+import random
+import string
 
+import pyphen
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_playout import TimedText
-from agent_playout.transcript import TIMED_TEXT_MAX_SECONDS, TranscriptAligner, word_weight
+from agent_playout.transcript import (
+    HYPHENATION_CACHE_WORDS,
+    TIMED_TEXT_MAX_SECONDS,
+    TranscriptAligner,
+    word_weight,
+)
 
 RATE = 24000
 
@@ -196,3 +204,17 @@ def test_a_timed_text_may_reach_the_documented_latest_time() -> None:
     aligner = TranscriptAligner(RATE)
     aligner.push_text(word)
     assert aligner.word_start(0) == round(TIMED_TEXT_MAX_SECONDS * RATE)
+
+
+def test_the_hyphenation_cache_stays_bounded_however_many_distinct_words() -> None:
+    rng = random.Random(7)
+    for _ in range(3):
+        aligner = TranscriptAligner(RATE)
+        words = (
+            "".join(rng.choices(string.ascii_lowercase, k=9))
+            for _ in range(HYPHENATION_CACHE_WORDS)
+        )
+        aligner.push_text(" ".join(words))
+        aligner.end_text()
+        aligner.hear_all()
+    assert len(pyphen.Pyphen(lang="en_US").hd.cache) <= HYPHENATION_CACHE_WORDS

@@ -45,6 +45,9 @@ _CALIBRATION_SECONDS: Final = 2.0
 """Audio needed before streaming text is paced by the audio-to-text ratio."""
 DIGIT_SYLLABLES: Final = 1.3
 """Spoken syllables per written digit ("21" is "twen-ty one")."""
+HYPHENATION_CACHE_WORDS: Final = 4096
+"""Words kept hyphenated per dictionary, in pyphen's own cache (bounded here; pyphen's
+default cache keeps every word the process ever hyphenated)."""
 TIMED_TEXT_MAX_SECONDS: Final = 86_400.0
 """Latest time a ``TimedText`` may give: a day into its item is no real position."""
 
@@ -78,10 +81,33 @@ class TimedText:
             )
 
 
+class _BoundedCache(dict):  # type: ignore[type-arg]
+    """A dict that forgets its oldest entries beyond ``limit``; pyphen's per-word cache."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: object, value: object) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.limit:
+            del self[next(iter(self))]
+
+
 @functools.lru_cache(maxsize=64)
 def _hyphenator(language: str) -> pyphen.Pyphen:
+    """The dictionary for ``language``, its per-word cache bounded.
+
+    pyphen shares one dictionary object per file across the process and caches every word
+    it hyphenates there; the cache is replaced once by one that keeps the newest
+    ``HYPHENATION_CACHE_WORDS`` words.
+    """
     fallback = pyphen.language_fallback(language.replace("-", "_")) or "en_US"
-    return pyphen.Pyphen(lang=fallback)
+    hyphenator = pyphen.Pyphen(lang=fallback)
+    dictionary = hyphenator.hd
+    if not isinstance(dictionary.cache, _BoundedCache):
+        dictionary.cache = _BoundedCache(HYPHENATION_CACHE_WORDS)
+    return hyphenator
 
 
 def word_weight(token: str, language: str = "en_US") -> float:
