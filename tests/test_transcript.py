@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import random
 import string
+from collections.abc import Callable
 
 import pyphen
 import pytest
@@ -171,8 +172,8 @@ def test_an_hour_of_small_pieces_keeps_only_what_is_not_yet_heard() -> None:
         aligner.push_audio(RATE)
         aligner.advance(second * RATE)
         aligner.forget_before(aligner.heard_words)
-        assert len(aligner._words) < 40
-        assert len(aligner._window) < 400
+        assert aligner.kept_words < 40
+        assert aligner.kept_chars < 400
     assert aligner.word_count == 3 * 3600
 
 
@@ -204,6 +205,63 @@ def test_a_timed_text_may_reach_the_documented_latest_time() -> None:
     aligner = TranscriptAligner(RATE)
     aligner.push_text(word)
     assert aligner.word_start(0) == round(TIMED_TEXT_MAX_SECONDS * RATE)
+
+
+def hyphenated_chars(monkeypatch: pytest.MonkeyPatch, work: Callable[[], object]) -> int:
+    """Characters pyphen is asked to hyphenate while ``work`` runs: the weighing's cost."""
+    counted = 0
+    original = pyphen.Pyphen.positions
+
+    def counting(self: pyphen.Pyphen, word: str) -> list[int]:
+        nonlocal counted
+        counted += len(word)
+        return original(self, word)  # type: ignore[no-any-return]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pyphen.Pyphen, "positions", counting)
+        work()
+    return counted
+
+
+def test_pushing_a_character_at_a_time_costs_the_same_per_character(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def one_char_pushes(count: int) -> Callable[[], object]:
+        def run() -> None:
+            aligner = TranscriptAligner(RATE)
+            for _ in range(count):
+                aligner.push_text("a")
+                aligner.next_boundary(0)
+
+        return run
+
+    short = hyphenated_chars(monkeypatch, one_char_pushes(4000))
+    long = hyphenated_chars(monkeypatch, one_char_pushes(8000))
+    assert 0 < long < 3 * short
+
+
+def test_one_huge_push_does_bounded_work_and_the_rest_follows_the_audio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def huge_push(chars: int) -> Callable[[], object]:
+        return lambda: TranscriptAligner(RATE).push_text(("word " * chars)[:chars])
+
+    small = hyphenated_chars(monkeypatch, huge_push(200_000))
+    large = hyphenated_chars(monkeypatch, huge_push(800_000))
+    assert 0 < large < 2 * small
+    text = "Some words, then more. " * 2000
+    at_once, in_pieces = TranscriptAligner(RATE), TranscriptAligner(RATE)
+    at_once.push_text(text)
+    for start in range(0, len(text), 23):
+        in_pieces.push_text(text[start : start + 23])
+    for aligner in (at_once, in_pieces):
+        aligner.end_text()
+        for _ in range(1000):
+            aligner.push_audio(480)
+        aligner.end_audio()
+    for played in (1, 240_000, 479_999, 480_000):
+        assert heard_at(at_once, played) == heard_at(in_pieces, played)
+    assert heard_at(at_once, 480_000) == text
 
 
 def test_the_hyphenation_cache_stays_bounded_however_many_distinct_words() -> None:

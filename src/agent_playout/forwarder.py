@@ -300,7 +300,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         for index in range(heard_before, heard):
             start = aligner.word_start(index)
             if self._heard_log is not None:
-                first, end = aligner.word_offset(index), self._word_end(index)
+                first, end = aligner.word_offset(index), aligner.word_end(index)
                 self._heard_log.append(HeardWord(aligner.text_between(first, end), start))
             if index == self._sentence_first:
                 self._sentence_start = start
@@ -315,12 +315,6 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         elif heard > max(heard_before, self._sentence_first):
             self._emit_sentence(aligner.heard_chars, position, final=False)
         aligner.forget_before(self._sentence_first)
-
-    def _word_end(self, index: int) -> int:
-        aligner = self._aligner
-        if index + 1 < aligner.word_count:
-            return aligner.word_offset(index + 1)
-        return aligner.text_length
 
     def _close_sentence(self, heard: int, position: int) -> None:
         if heard > self._sentence_first:
