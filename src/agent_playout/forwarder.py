@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
-from .events import EventEmitter
+from .events import EventEmitter, _positional_capacity
 from .frames import AudioFrameLike
 from .transcript import TimedText, TranscriptAligner
 
@@ -169,6 +169,53 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         self._sentence_start = 0
         self._subscribers: list[asyncio.Queue[object]] = []
         self._heard_log: list[HeardWord] | None = [] if record_words else None
+        self._guarded: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._failed_listeners: set[Callable[..., Any]] = set()
+
+    @property
+    def item_id(self) -> str | None:
+        """The item whose transcript this is, named in log records; ``play()`` sets it."""
+        return self._aligner.item_id
+
+    @item_id.setter
+    def item_id(self, item_id: str | None) -> None:
+        self._aligner.item_id = item_id
+
+    def on(self, event: Literal["segment"], callback: Callable[..., Any] | None = None) -> Any:
+        """Register a ``segment`` listener; one that raises is logged once per item (with
+        the item id) and the others, and ``segments()`` consumers, still get every segment."""
+        if callback is None:
+            return super().on(event)
+        if not callable(callback):
+            return super().on(event, callback)
+        guarded = self._guarded.get(callback)
+        if guarded is None:
+            guarded = self._guarded[callback] = self._guard(callback)
+        super().on(event, guarded)
+        return callback
+
+    def off(self, event: Literal["segment"], callback: Callable[..., Any]) -> None:
+        super().off(event, self._guarded.pop(callback, callback))
+
+    def _guard(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        capacity = _positional_capacity(callback)
+
+        def guarded(*args: Any) -> None:
+            segment = args[0]
+            try:
+                callback(*(args if capacity is None else args[:capacity]))
+            except Exception:
+                if callback not in self._failed_listeners:
+                    self._failed_listeners.add(callback)
+                    logger.exception(
+                        "item %s: segment listener %r failed on segment %s"
+                        " (its later failures for this item are not logged)",
+                        self.item_id,
+                        callback,
+                        segment.id,
+                    )
+
+        return guarded
 
     @property
     def played_text(self) -> str:
@@ -337,10 +384,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         )
         for queue in self._subscribers:
             queue.put_nowait(segment)
-        try:
-            self.emit("segment", segment)
-        except Exception:
-            logger.exception("a segment listener failed on segment %s", segment.id)
+        self.emit("segment", segment)
 
     def _check_open(self, method: str) -> None:
         if self._closed:
