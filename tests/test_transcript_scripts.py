@@ -114,3 +114,16 @@ def test_a_word_pushed_a_character_at_a_time_weighs_what_it_weighs_whole() -> No
     by_char = placed(text, 8.0)
     assert by_char.total_weight == pytest.approx(whole.total_weight)
     assert heard_over(by_char) == heard_over(whole)
+
+
+def test_korean_words_weigh_their_syllable_blocks() -> None:
+    assert word_weight("안녕하세요") == 5
+    assert word_weight("iPhone을") == word_weight("iPhone") + 1
+    aligner = placed("안녕하세요 네", 6.0, by_char=False)
+    aligner.advance(4 * RATE)
+    assert aligner.text[: aligner.heard_chars] == "안녕하세요 "
+
+
+def test_an_opening_bracket_after_chinese_text_opens_the_next_unit() -> None:
+    heard = heard_over(placed("他说「你好」。", 2.0))
+    assert sorted(set(heard), key=len) == ["", "他", "他说", "他说「你", "他说「你好」。"]

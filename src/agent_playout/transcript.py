@@ -8,6 +8,7 @@ units: each Han character (about one syllable, also in Japanese, where it reads 
 morae), each kana (one mora, half a syllable; a small kana joins the one before it), each
 Thai, Lao or Khmer character cluster (a base letter with its marks, about half a syllable)
 and each Myanmar syllable. Latin or other spaced words inside such text stay words.
+Korean, written with spaces, keeps its words, each weighed by its syllable blocks.
 
 Word starts come, best first, from timestamps delivered with the text (``TimedText``), or
 from an estimate: each word weighs its syllables (a hyphenation dictionary) plus a pause
@@ -104,6 +105,7 @@ _HOLD = re.compile(
 """Text that may join what comes next (a leading vowel, a stacking sign, a consonant that
 a final mark may kill): held back until more text or the text's end shows which."""
 _LETTERS = re.compile(r"[^\W\d_]+")
+_HANGUL = re.compile("[\uac00-\ud7a3]")
 _DIGITS = re.compile(r"\d")
 _SENTENCE_END = re.compile(rf"[.!?…。！？｡։۔।॥။។៕።]+[{_CLOSERS}]*$")
 _CLAUSE_END = re.compile(rf"[,;:—–、，；：၊،]+[{_CLOSERS}]*$")
@@ -170,7 +172,13 @@ def _hyphenator(language: str) -> pyphen.Pyphen:
 
 
 def _syllables(letters: str, language: str) -> int:
-    return len(_hyphenator(language).positions(letters)) + 1
+    """Syllables in a run of letters: a Hangul block is one, the rest is hyphenated."""
+    blocks = len(_HANGUL.findall(letters))
+    if blocks:
+        letters = _HANGUL.sub("", letters)
+        if not letters:
+            return blocks
+    return blocks + len(_hyphenator(language).positions(letters)) + 1
 
 
 def _pause(tail: str) -> float:
@@ -485,7 +493,7 @@ class TranscriptAligner:
             piece = self._carry + taken
             self._carry = ""
             if not final and (self._pending or not self._text_ended):
-                hold = _HOLD.search(piece)
+                hold = _HOLD.search(piece, max(len(piece) - 3, 0))
                 if hold is not None:
                     piece, self._carry = piece[: hold.start()], piece[hold.start() :]
             offset = self._cursor
