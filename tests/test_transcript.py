@@ -276,3 +276,26 @@ def test_the_hyphenation_cache_stays_bounded_however_many_distinct_words() -> No
         aligner.end_text()
         aligner.hear_all()
     assert len(pyphen.Pyphen(lang="en_US").hd.cache) <= HYPHENATION_CACHE_WORDS
+
+
+def test_text_waiting_behind_a_huge_push_keeps_its_timestamps() -> None:
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text("a " * 3000)
+    aligner.push_text(TimedText("end", 5.0, 5.5))
+    aligner.end_text()
+    for _ in range(20):
+        aligner.push_audio(RATE // 2)
+    aligner.end_audio()
+    assert aligner.word_count == 3001
+    assert aligner.word_start(3000) == 5 * RATE
+
+
+def test_a_timed_piece_longer_than_a_slice_is_spread_over_its_characters() -> None:
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text(TimedText("w " * 2000, 0.0, 10.0))
+    aligner.end_text()
+    aligner.push_audio(10 * RATE)
+    aligner.end_audio()
+    aligner.advance(10 * RATE)
+    assert aligner.word_count == 2000
+    assert [aligner.word_start(k) for k in (0, 1, 1000, 1999)] == [0, 120, 5 * RATE, 239880]

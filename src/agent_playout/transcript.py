@@ -463,10 +463,14 @@ class TranscriptAligner:
             raise TypeError(f"transcript text must be str or TimedText, got {type(text).__name__}")
         if not content:
             return
-        self._pending.append(_Pending(content, self._text_length, start, end))
+        offset = self._text_length
         self._chunks.append(content)
         self._rope.append(content)
         self._text_length += len(content)
+        if start is None and not self._pending and len(content) <= SLICE_CHARS:
+            self._feed(content, final=False)
+            return
+        self._pending.append(_Pending(content, offset, start, end))
         self._cut(SLICE_CHARS)
 
     def _waiting(self, final: bool = False) -> bool:
@@ -490,18 +494,24 @@ class TranscriptAligner:
             else:
                 entry, taken = None, ""
             budget -= max(len(taken), 1)
-            piece = self._carry + taken
-            self._carry = ""
-            if not final and (self._pending or not self._text_ended):
-                hold = _HOLD.search(piece, max(len(piece) - 3, 0))
-                if hold is not None:
-                    piece, self._carry = piece[: hold.start()], piece[hold.start() :]
-            offset = self._cursor
-            self._cursor += len(piece)
-            first_new = len(self._words)
-            self._consume(piece, offset)
+            first_new = self._feed(taken, final=final)
             if entry is not None and entry.start is not None and entry.end is not None:
                 self._time_words(first_new, entry, entry.start, entry.end)
+
+    def _feed(self, taken: str, *, final: bool) -> int:
+        """Cut ``taken``, after any text held back before it, into words, holding back its
+        end if that may join what follows; returns the index of the first new word."""
+        piece = self._carry + taken if self._carry else taken
+        self._carry = ""
+        if not final and (self._pending or not self._text_ended):
+            hold = _HOLD.search(piece, max(len(piece) - 3, 0))
+            if hold is not None:
+                piece, self._carry = piece[: hold.start()], piece[hold.start() :]
+        offset = self._cursor
+        self._cursor += len(piece)
+        first_new = len(self._words)
+        self._consume(piece, offset)
+        return first_new
 
     def _consume(self, text: str, offset: int) -> None:
         """Run ``text``, which starts at ``offset``, through the word rules."""
