@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
-from .events import EventEmitter, _positional_capacity
+from .events import EventEmitter
 from .frames import AudioFrameLike
 from .transcript import TimedText, TranscriptAligner
 
@@ -171,6 +171,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         self._heard_log: list[HeardWord] | None = [] if record_words else None
         self._guarded: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._failed_listeners: set[Callable[..., Any]] = set()
+        self._emitting = ""
 
     @property
     def item_id(self) -> str | None:
@@ -198,12 +199,13 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         super().off(event, self._guarded.pop(callback, callback))
 
     def _guard(self, callback: Callable[..., Any]) -> Callable[..., Any]:
-        capacity = _positional_capacity(callback)
+        """``callback`` with its errors logged; it keeps the callback's signature, so the
+        emitter passes it the arguments the callback takes."""
 
+        @functools.wraps(callback)
         def guarded(*args: Any) -> None:
-            segment = args[0]
             try:
-                callback(*(args if capacity is None else args[:capacity]))
+                callback(*args)
             except Exception:
                 if callback not in self._failed_listeners:
                     self._failed_listeners.add(callback)
@@ -212,7 +214,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
                         " (its later failures for this item are not logged)",
                         self.item_id,
                         callback,
-                        segment.id,
+                        self._emitting,
                     )
 
         return guarded
@@ -384,6 +386,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         )
         for queue in self._subscribers:
             queue.put_nowait(segment)
+        self._emitting = segment.id
         self.emit("segment", segment)
 
     def _check_open(self, method: str) -> None:
