@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -319,3 +320,47 @@ async def test_captions_woken_only_by_earlier_input_match_captions_woken_by_all_
     assert all(abs(a[0] - b[0]) <= sample_ns for a, b in zip(selective, every_input, strict=True))
     assert len(selective) >= len(words)
     assert looks < every_looks / 3
+
+
+async def test_a_failing_segment_listener_is_logged_once_per_item_with_its_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock()
+    forwarder = TranscriptForwarder()
+    good: list[str] = []
+    received: list[str] = []
+    bare_calls: list[int] = []
+
+    def bad(segment: TranscriptSegment) -> None:
+        raise RuntimeError("listener bug")
+
+    async def consume() -> None:
+        async for segment in forwarder.segments():
+            received.append(segment.text)
+
+    forwarder.on("segment", bad)
+    forwarder.on("segment", lambda segment: good.append(segment.text))
+    forwarder.on("segment", lambda: bare_calls.append(1))
+    consumer = asyncio.create_task(consume())
+    with caplog.at_level(logging.ERROR, logger="agent_playout"):
+        handle = play_text(clock, forwarder)
+        await clock.run(handle.wait_for_playout())
+    await asyncio.wait_for(consumer, 1)
+    failures = [r for r in caplog.records if "listener" in r.getMessage()]
+    assert len(failures) == 1
+    assert "it_1" in failures[0].getMessage()
+    assert "listener bug" in caplog.text
+    assert len(good) >= 6
+    assert received == good
+    assert len(bare_calls) == len(good)
+
+
+def test_a_listener_taken_off_gets_no_more_segments() -> None:
+    forwarder = TranscriptForwarder()
+    seen: list[TranscriptSegment] = []
+    forwarder.on("segment", seen.append)
+    feed(forwarder)
+    forwarder.set_playout_position(1)
+    forwarder.off("segment", seen.append)
+    forwarder.segment_playout_finished()
+    assert len(seen) == 1

@@ -1,13 +1,22 @@
 from __future__ import annotations
 
 import logging
+import random
+import string
+from collections.abc import Callable
 
+import pyphen
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_playout import TimedText
-from agent_playout.transcript import TranscriptAligner, word_weight
+from agent_playout.transcript import (
+    HYPHENATION_CACHE_WORDS,
+    TIMED_TEXT_MAX_SECONDS,
+    TranscriptAligner,
+    word_weight,
+)
 
 RATE = 24000
 
@@ -128,6 +137,12 @@ def test_timestamps_past_the_audio_end_are_clamped_into_it() -> None:
         ({"text": "x", "start": float("nan"), "end": 1.0}, ValueError, "finite"),
         ({"text": 3, "start": 0.0, "end": 1.0}, TypeError, "text must be str"),
         ({"text": "x", "start": "0", "end": 1.0}, TypeError, "must be a number"),
+        ({"text": "x", "start": 1e305, "end": 1e305}, ValueError, "TimedText.start must be"),
+        ({"text": "x", "start": 0.0, "end": 1e305}, ValueError, "TimedText.end must be"),
+        ({"text": "x", "start": float("inf"), "end": 1.0}, ValueError, "TimedText.start"),
+        ({"text": "x", "start": -0.5, "end": 1.0}, ValueError, "TimedText.start must be"),
+        ({"text": "x", "start": 0.0, "end": -1.0}, ValueError, "TimedText.end must be"),
+        ({"text": "x", "start": 2.0, "end": 1.0}, ValueError, "TimedText.end must not be"),
     ],
 )
 def test_impossible_timed_text_is_refused_by_name(
@@ -157,8 +172,8 @@ def test_an_hour_of_small_pieces_keeps_only_what_is_not_yet_heard() -> None:
         aligner.push_audio(RATE)
         aligner.advance(second * RATE)
         aligner.forget_before(aligner.heard_words)
-        assert len(aligner._words) < 40
-        assert len(aligner._window) < 400
+        assert aligner.kept_words < 40
+        assert aligner.kept_chars < 400
     assert aligner.word_count == 3 * 3600
 
 
@@ -183,3 +198,104 @@ def test_heard_text_is_a_growing_prefix_ending_on_a_whole_word(
         assert heard.startswith(previous)
         assert heard == "" or heard == text or text[len(heard) - 1].isspace()
         previous = heard
+
+
+def test_a_timed_text_may_reach_the_documented_latest_time() -> None:
+    word = TimedText("late", TIMED_TEXT_MAX_SECONDS, TIMED_TEXT_MAX_SECONDS)
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text(word)
+    assert aligner.word_start(0) == round(TIMED_TEXT_MAX_SECONDS * RATE)
+
+
+def hyphenated_chars(monkeypatch: pytest.MonkeyPatch, work: Callable[[], object]) -> int:
+    """Characters pyphen is asked to hyphenate while ``work`` runs: the weighing's cost."""
+    counted = 0
+    original = pyphen.Pyphen.positions
+
+    def counting(self: pyphen.Pyphen, word: str) -> list[int]:
+        nonlocal counted
+        counted += len(word)
+        return original(self, word)  # type: ignore[no-any-return]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pyphen.Pyphen, "positions", counting)
+        work()
+    return counted
+
+
+def test_pushing_a_character_at_a_time_costs_the_same_per_character(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def one_char_pushes(count: int) -> Callable[[], object]:
+        def run() -> None:
+            aligner = TranscriptAligner(RATE)
+            for _ in range(count):
+                aligner.push_text("a")
+                aligner.next_boundary(0)
+
+        return run
+
+    short = hyphenated_chars(monkeypatch, one_char_pushes(4000))
+    long = hyphenated_chars(monkeypatch, one_char_pushes(8000))
+    assert 0 < long < 3 * short
+
+
+def test_one_huge_push_does_bounded_work_and_the_rest_follows_the_audio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def huge_push(chars: int) -> Callable[[], object]:
+        return lambda: TranscriptAligner(RATE).push_text(("word " * chars)[:chars])
+
+    small = hyphenated_chars(monkeypatch, huge_push(200_000))
+    large = hyphenated_chars(monkeypatch, huge_push(800_000))
+    assert 0 < large < 2 * small
+    text = "Some words, then more. " * 2000
+    at_once, in_pieces = TranscriptAligner(RATE), TranscriptAligner(RATE)
+    at_once.push_text(text)
+    for start in range(0, len(text), 23):
+        in_pieces.push_text(text[start : start + 23])
+    for aligner in (at_once, in_pieces):
+        aligner.end_text()
+        for _ in range(1000):
+            aligner.push_audio(480)
+        aligner.end_audio()
+    for played in (1, 240_000, 479_999, 480_000):
+        assert heard_at(at_once, played) == heard_at(in_pieces, played)
+    assert heard_at(at_once, 480_000) == text
+
+
+def test_the_hyphenation_cache_stays_bounded_however_many_distinct_words() -> None:
+    rng = random.Random(7)
+    for _ in range(3):
+        aligner = TranscriptAligner(RATE)
+        words = (
+            "".join(rng.choices(string.ascii_lowercase, k=9))
+            for _ in range(HYPHENATION_CACHE_WORDS)
+        )
+        aligner.push_text(" ".join(words))
+        aligner.end_text()
+        aligner.hear_all()
+    assert len(pyphen.Pyphen(lang="en_US").hd.cache) <= HYPHENATION_CACHE_WORDS
+
+
+def test_text_waiting_behind_a_huge_push_keeps_its_timestamps() -> None:
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text("a " * 3000)
+    aligner.push_text(TimedText("end", 5.0, 5.5))
+    aligner.end_text()
+    for _ in range(20):
+        aligner.push_audio(RATE // 2)
+    aligner.end_audio()
+    assert aligner.word_count == 3001
+    assert aligner.word_start(3000) == 5 * RATE
+
+
+def test_a_timed_piece_longer_than_a_slice_is_spread_over_its_characters() -> None:
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text(TimedText("w " * 2000, 0.0, 10.0))
+    aligner.end_text()
+    aligner.push_audio(10 * RATE)
+    aligner.end_audio()
+    aligner.advance(10 * RATE)
+    assert aligner.word_count == 2000
+    assert [aligner.word_start(k) for k in (0, 1, 1000, 1999)] == [0, 120, 5 * RATE, 239880]

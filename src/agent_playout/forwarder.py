@@ -169,6 +169,55 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         self._sentence_start = 0
         self._subscribers: list[asyncio.Queue[object]] = []
         self._heard_log: list[HeardWord] | None = [] if record_words else None
+        self._guarded: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._failed_listeners: set[Callable[..., Any]] = set()
+        self._emitting = ""
+
+    @property
+    def item_id(self) -> str | None:
+        """The item whose transcript this is, named in log records; ``play()`` sets it."""
+        return self._aligner.item_id
+
+    @item_id.setter
+    def item_id(self, item_id: str | None) -> None:
+        self._aligner.item_id = item_id
+
+    def on(self, event: Literal["segment"], callback: Callable[..., Any] | None = None) -> Any:
+        """Register a ``segment`` listener; one that raises is logged once per item (with
+        the item id) and the others, and ``segments()`` consumers, still get every segment."""
+        if callback is None:
+            return super().on(event)
+        if not callable(callback):
+            return super().on(event, callback)
+        guarded = self._guarded.get(callback)
+        if guarded is None:
+            guarded = self._guarded[callback] = self._guard(callback)
+        super().on(event, guarded)
+        return callback
+
+    def off(self, event: Literal["segment"], callback: Callable[..., Any]) -> None:
+        super().off(event, self._guarded.pop(callback, callback))
+
+    def _guard(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """``callback`` with its errors logged; it keeps the callback's signature, so the
+        emitter passes it the arguments the callback takes."""
+
+        @functools.wraps(callback)
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception:
+                if callback not in self._failed_listeners:
+                    self._failed_listeners.add(callback)
+                    logger.exception(
+                        "item %s: segment listener %r failed on segment %s"
+                        " (its later failures for this item are not logged)",
+                        self.item_id,
+                        callback,
+                        self._emitting,
+                    )
+
+        return guarded
 
     @property
     def played_text(self) -> str:
@@ -302,7 +351,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         for index in range(heard_before, heard):
             start = aligner.word_start(index)
             if self._heard_log is not None:
-                first, end = aligner.word_offset(index), self._word_end(index)
+                first, end = aligner.word_offset(index), aligner.word_end(index)
                 self._heard_log.append(HeardWord(aligner.text_between(first, end), start))
             if index == self._sentence_first:
                 self._sentence_start = start
@@ -317,12 +366,6 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         elif heard > max(heard_before, self._sentence_first):
             self._emit_sentence(aligner.heard_chars, position, final=False)
         aligner.forget_before(self._sentence_first)
-
-    def _word_end(self, index: int) -> int:
-        aligner = self._aligner
-        if index + 1 < aligner.word_count:
-            return aligner.word_offset(index + 1)
-        return aligner.text_length
 
     def _close_sentence(self, heard: int, position: int) -> None:
         if heard > self._sentence_first:
@@ -345,10 +388,8 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         )
         for queue in self._subscribers:
             queue.put_nowait(segment)
-        try:
-            self.emit("segment", segment)
-        except Exception:
-            logger.exception("a segment listener failed on segment %s", segment.id)
+        self._emitting = segment.id
+        self.emit("segment", segment)
 
     def _check_open(self, method: str) -> None:
         if self._closed:

@@ -78,6 +78,8 @@ class ItemRun:
         self._pusher_waiting: asyncio.Future[None] | None = None
         self._reader_waiting: asyncio.Future[None] | None = None
         forwarder = handle._tr_fwd
+        if isinstance(forwarder, TranscriptForwarder):
+            forwarder.item_id = handle.item_id
         self.captions: PositionDriven | None = forwarder if is_position_driven(forwarder) else None
         self._next_caption = (
             forwarder.next_caption_sample if isinstance(forwarder, TranscriptForwarder) else None

@@ -3,19 +3,31 @@
 A word is heard once the sample where it starts has been played. Whitespace and
 punctuation belong to the word before them, so the heard text always ends on a whole word.
 
+Scripts written without spaces have no words to count, so their text is cut into smaller
+units: each Han character (about one syllable, also in Japanese, where it reads about two
+morae), each kana (one mora, half a syllable; a small kana joins the one before it), each
+Thai, Lao or Khmer character cluster (a base letter with its marks, about half a syllable)
+and each Myanmar syllable. Latin or other spaced words inside such text stay words.
+Korean, written with spaces, keeps its words, each weighed by its syllable blocks.
+
 Word starts come, best first, from timestamps delivered with the text (``TimedText``), or
 from an estimate: each word weighs its syllables (a hyphenation dictionary) plus a pause
 for trailing punctuation, and the weights are spread over the audio. While audio streams
 in, the spread is paced by the audio received so far; once text and audio have both
 ended it is re-fitted so the last word ends exactly where the audio ends.
 
+Text is cut into words incrementally, at most about ``SLICE_CHARS`` characters per call,
+so a huge push costs little at once: the rest waits and is cut as audio arrives (or as
+its words are due), its weight estimated from the text already cut.
+
 Repairs, rather than errors, for timestamps that cannot be right, so a playout never
-crashes on them: a start earlier than the previous word's is moved up to it, a start past
-the end of the audio is moved to the audio's last sample, and a start before 0 to 0.
+crashes on them: a start earlier than the previous word's is moved up to it, and a start
+past the end of the audio is moved to the audio's last sample.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import math
@@ -31,12 +43,6 @@ logger = logging.getLogger("agent_playout")
 PLAIN_PACER_SYLLABLES_PER_SECOND: Final = 3.83
 """LiveKit 0.x's fixed pacing rate; the estimate's prior before any audio is known."""
 
-_TOKEN = re.compile(r"\S+\s*")
-_LETTERS = re.compile(r"[^\W\d_]+")
-_DIGITS = re.compile(r"\d")
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*$")
-_CLAUSE_END = re.compile(r"[,;:—–]+[\"'”’)\]]*$")
-
 SENTENCE_PAUSE: Final = 1.5
 """Extra weight, in syllables, for the pause a voice makes after a sentence."""
 CLAUSE_PAUSE: Final = 0.75
@@ -45,6 +51,66 @@ _CALIBRATION_SECONDS: Final = 2.0
 """Audio needed before streaming text is paced by the audio-to-text ratio."""
 DIGIT_SYLLABLES: Final = 1.3
 """Spoken syllables per written digit ("21" is "twen-ty one")."""
+UNIT_SYLLABLES: Final = {"han": 1.0, "kana": 0.5, "cluster": 0.5, "myanmar": 1.0}
+"""Weight, in syllables, of one unit of a script written without spaces."""
+SLICE_CHARS: Final = 1024
+"""Characters cut into words per call at most (a timed piece this long or shorter whole)."""
+HYPHENATION_CACHE_WORDS: Final = 4096
+"""Words kept hyphenated per dictionary, in pyphen's own cache (bounded here; pyphen's
+default cache keeps every word the process ever hyphenated)."""
+TIMED_TEXT_MAX_SECONDS: Final = 86_400.0
+"""Latest time a ``TimedText`` may give: a day into its item is no real position."""
+
+_RUN_CAP = 48
+"""A run of letters is hyphenated in pieces of at most this many (no word is longer)."""
+_TAIL = 16
+"""Last characters of a word kept to find its closing punctuation."""
+_DEFAULT_WEIGHT_PER_CHAR = 0.3
+"""Weight per character of text not yet cut, before any text was cut (about English's)."""
+
+_HAN = (
+    "\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\ua000-\ua48c\U00020000-\U000323af"
+)
+_SMALL_KANA = (
+    "\u3041\u3043\u3045\u3047\u3049\u3083\u3085\u3087\u308e\u3095\u3096"
+    "\u30a1\u30a3\u30a5\u30a7\u30a9\u30e3\u30e5\u30e7\u30ee\u30f5\u30f6"
+    "\u31f0-\u31ff\uff67-\uff6e\uff9e\uff9f"
+)
+_KANA = "\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\uff66-\uff9d\U0001b000-\U0001b16f"
+_UNSPACED = (
+    _HAN + "\u3041-\u30ff\u31f0-\u31ff\uff66-\uff9f\U0001b000-\U0001b16f"
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u19e0-\u19ff\ua9e0-\ua9ff\uaa60-\uaa7f"
+)
+_CLOSERS = "\"'”’)\\]」』）】〉》〕〗〙〛〞｣"
+_PIECE = re.compile(
+    r"(?P<space>[\s\u0f0b\u0f0c]+)"
+    # marks that belong to the cluster before them: Khmer and Myanmar stacked consonants,
+    # a Myanmar final consonant (killed by asat)
+    r"|(?P<attach>\u17d2[\u1780-\u17a2]?|\u1039[\u1000-\u1021]?|[\u1000-\u102a]\u1037?\u103a)"
+    r"|(?P<open>[(\[{“‘«‹„‚「『（【〈《〔〖〘〚〝［｛｟｢])"
+    rf"|(?P<han>[{_HAN}])"
+    rf"|(?P<kana>(?![{_SMALL_KANA}])[{_KANA}])"
+    r"|(?P<cluster>[\u0e40-\u0e44]?[\u0e01-\u0e2e]|[\u0ec0-\u0ec4]?[\u0e81-\u0eae\u0edc-\u0edf]"
+    r"|[\u1780-\u17b3])"
+    r"|(?P<myanmar>[\u1000-\u102a\u103f\u104c-\u1055])"
+    rf"|(?P<word>(?:(?![{_UNSPACED}])[^\W_])+)"
+    r"|(?P<other>.)",
+    re.DOTALL,
+)
+_HOLD = re.compile(
+    r"(?:[\u0e40-\u0e44\u0ec0-\u0ec4]|\u17d2[\u1780-\u17a2]?|\u1039[\u1000-\u1021]?"
+    r"|[\u1000-\u102a]\u1037?)\Z"
+)
+"""Text that may join what comes next (a leading vowel, a stacking sign, a consonant that
+a final mark may kill): held back until more text or the text's end shows which."""
+_LETTERS = re.compile(r"[^\W\d_]+")
+_HANGUL = re.compile("[\uac00-\ud7a3]")
+_DIGITS = re.compile(r"\d")
+_SENTENCE_END = re.compile(rf"[.!?…。！？｡։۔।॥။។៕።]+[{_CLOSERS}]*$")
+_CLAUSE_END = re.compile(rf"[,;:—–、，；：၊،]+[{_CLOSERS}]*$")
+
+_CORELESS, _WORD, _UNIT = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -64,34 +130,130 @@ class TimedText:
                 raise TypeError(f"TimedText.{name} must be a number, got {value!r}")
             if not math.isfinite(value):
                 raise ValueError(f"TimedText.{name} must be finite, got {value!r}")
+            if not 0 <= value <= TIMED_TEXT_MAX_SECONDS:
+                raise ValueError(
+                    f"TimedText.{name} must be seconds from the item's first sample, between 0"
+                    f" and {TIMED_TEXT_MAX_SECONDS:g}, got {value!r} (text {self.text!r})"
+                )
         if self.end < self.start:
             raise ValueError(
-                f"TimedText {self.text!r} ends before it starts ({self.end} < {self.start})"
+                f"TimedText.end must not be before start: {self.text!r} ends before it starts"
+                f" ({self.end} < {self.start})"
             )
+
+
+class _BoundedCache(dict):  # type: ignore[type-arg]
+    """A dict that forgets its oldest entries beyond ``limit``; pyphen's per-word cache."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: object, value: object) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.limit:
+            del self[next(iter(self))]
 
 
 @functools.lru_cache(maxsize=64)
 def _hyphenator(language: str) -> pyphen.Pyphen:
+    """The dictionary for ``language``, its per-word cache bounded.
+
+    pyphen shares one dictionary object per file across the process and caches every word
+    it hyphenates there; the cache is replaced once by one that keeps the newest
+    ``HYPHENATION_CACHE_WORDS`` words.
+    """
     fallback = pyphen.language_fallback(language.replace("-", "_")) or "en_US"
-    return pyphen.Pyphen(lang=fallback)
+    hyphenator = pyphen.Pyphen(lang=fallback)
+    dictionary = hyphenator.hd
+    if not isinstance(dictionary.cache, _BoundedCache):
+        dictionary.cache = _BoundedCache(HYPHENATION_CACHE_WORDS)
+    return hyphenator
+
+
+def _syllables(letters: str, language: str) -> int:
+    """Syllables in a run of letters: a Hangul block is one, the rest is hyphenated."""
+    blocks = len(_HANGUL.findall(letters))
+    if blocks:
+        letters = _HANGUL.sub("", letters)
+        if not letters:
+            return blocks
+    return blocks + len(_hyphenator(language).positions(letters)) + 1
+
+
+def _pause(tail: str) -> float:
+    if _SENTENCE_END.search(tail):
+        return SENTENCE_PAUSE
+    if _CLAUSE_END.search(tail):
+        return CLAUSE_PAUSE
+    return 0.0
+
+
+class _Unit:
+    """The word being cut: what is known of its weight so far, updated per piece of text.
+
+    A run of letters is hyphenated whole (in pieces of at most ``_RUN_CAP``), so a word
+    pushed a character at a time is re-weighed in constant time per character.
+    """
+
+    __slots__ = ("base", "closed", "digits", "kind", "language", "run", "spaced", "tail")
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self.reset()
+
+    def reset(self) -> None:
+        self.kind = _CORELESS
+        self.spaced = False
+        self.closed = 0.0
+        self.base = 0.0
+        self.digits = 0
+        self.run = ""
+        self.tail = ""
+
+    def close_run(self) -> None:
+        if self.run:
+            self.closed += _syllables(self.run, self.language)
+            self.run = ""
+
+    def add_letters(self, piece: str) -> None:
+        """Letters and digits of a spaced script; a letter run goes on across pushes."""
+        end = 0
+        for run in _LETTERS.finditer(piece):
+            if run.start() != 0:
+                self.close_run()
+            self.run += run.group()
+            while len(self.run) > _RUN_CAP:
+                self.closed += _syllables(self.run[:_RUN_CAP], self.language)
+                self.run = self.run[_RUN_CAP:]
+            end = run.end()
+        if end != len(piece):
+            self.close_run()
+        self.digits += len(_DIGITS.findall(piece))
+        self.kind = _WORD
+        self.tail = (self.tail + piece[-_TAIL:])[-_TAIL:]
+
+    def add_mark(self, piece: str) -> None:
+        """Punctuation, a symbol or a mark: it ends a letter run and may be a pause."""
+        self.close_run()
+        if piece.isdecimal():
+            self.digits += len(piece)
+        self.tail = (self.tail + piece)[-_TAIL:]
+
+    def weight(self) -> float:
+        weight = self.closed + self.base + DIGIT_SYLLABLES * self.digits + _pause(self.tail)
+        if self.run:
+            weight += _syllables(self.run, self.language)
+        return max(weight, 0.5)
 
 
 def word_weight(token: str, language: str = "en_US") -> float:
-    """Spoken length of ``token`` in syllables, with the pause its punctuation implies."""
-    hyphenator = _hyphenator(language)
-    syllables = float(sum(len(hyphenator.positions(part)) + 1 for part in _LETTERS.findall(token)))
-    syllables += DIGIT_SYLLABLES * len(_DIGITS.findall(token))
-    stripped = token.rstrip()
-    if _SENTENCE_END.search(stripped):
-        syllables += SENTENCE_PAUSE
-    elif _CLAUSE_END.search(stripped):
-        syllables += CLAUSE_PAUSE
-    return max(syllables, 0.5)
-
-
-def ends_sentence(token: str) -> bool:
-    """True when ``token`` (a word with its trailing text) closes a sentence."""
-    return bool(_SENTENCE_END.search(token.rstrip()))
+    """Spoken length of ``token`` in syllables, with the pause its punctuation implies;
+    for text without spaces, the sum of its units."""
+    aligner = TranscriptAligner(language=language)
+    aligner.push_text(token)
+    aligner.end_text()
+    return aligner.total_weight
 
 
 class _Word:
@@ -109,12 +271,63 @@ class _Word:
         self.ends_sentence = False
 
 
+@dataclass
+class _Pending:
+    """Pushed text not yet cut into words, with its times if it came as ``TimedText``."""
+
+    text: str
+    offset: int
+    start: float | None
+    end: float | None
+
+
+class _Rope:
+    """Text addressed by its offset in the item's text; old text can be dropped in front.
+
+    Appending is constant time and reading a span costs its length, however the text was
+    pushed (a character at a time or all at once).
+    """
+
+    __slots__ = ("_ends", "_first", "_parts", "start")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._ends: list[int] = []
+        self._first = 0
+        self.start = 0
+
+    def append(self, text: str) -> None:
+        self._parts.append(text)
+        self._ends.append((self._ends[-1] if self._ends else self.start) + len(text))
+
+    def slice(self, start: int, end: int) -> str:
+        index = bisect.bisect_right(self._ends, start, self._first)
+        position = self._ends[index - 1] if index > self._first else self.start
+        pieces = []
+        while index < len(self._parts) and position < end:
+            part = self._parts[index]
+            pieces.append(part[max(start - position, 0) : end - position])
+            position = self._ends[index]
+            index += 1
+        return "".join(pieces)
+
+    def drop_before(self, offset: int) -> None:
+        while self._first < len(self._parts) and self._ends[self._first] <= offset:
+            self.start = self._ends[self._first]
+            self._first += 1
+        if self._first > 32 and 2 * self._first > len(self._parts):
+            del self._parts[: self._first]
+            del self._ends[: self._first]
+            self._first = 0
+
+
 class TranscriptAligner:
     """Places the words of streamed text on the audio's sample clock.
 
     Counts are samples per channel at ``sample_rate``. The cost of a call does not grow with
     the text that came before: words are appended, the heard pointer only moves forward,
     and words already heard are dropped (only the text itself is kept, for ``text``).
+    ``item_id`` names the item in log records.
     """
 
     def __init__(
@@ -127,13 +340,17 @@ class TranscriptAligner:
         if not speed > 0:
             raise ValueError(f"speed must be positive, got {speed}")
         self.sample_rate = sample_rate
+        self.item_id: str | None = None
         self._language = language
         self._speed = speed
         self._chunks: list[str] = []
         self._text_length = 0
-        self._window = ""
-        self._window_start = 0
-        self._last_token = ""
+        self._rope = _Rope()
+        self._pending: deque[_Pending] = deque()
+        self._pending_at = 0
+        self._carry = ""
+        self._cursor = 0
+        self._unit = _Unit(language)
         self._words: deque[_Word] = deque()
         self._dropped = 0
         self._total_weight = 0.0
@@ -167,7 +384,23 @@ class TranscriptAligner:
 
     @property
     def word_count(self) -> int:
+        """Words cut so far (text still waiting to be cut is not counted)."""
         return self._dropped + len(self._words)
+
+    @property
+    def kept_words(self) -> int:
+        """Words still held in memory: the unheard ones and the current sentence's."""
+        return len(self._words)
+
+    @property
+    def kept_chars(self) -> int:
+        """Characters of text still addressable by ``text_between``."""
+        return self._text_length - self._rope.start
+
+    @property
+    def total_weight(self) -> float:
+        """Weight, in syllables, of the text cut so far."""
+        return self._total_weight
 
     @property
     def heard_words(self) -> int:
@@ -180,7 +413,7 @@ class TranscriptAligner:
             return 0
         if self._heard < self.word_count:
             return self._word(self._heard).offset
-        return self._text_length
+        return self._cursor
 
     @property
     def audio_samples(self) -> int:
@@ -201,14 +434,25 @@ class TranscriptAligner:
         """True when word ``index`` closes a sentence with its punctuation."""
         return self._word(index).ends_sentence
 
+    def word_end(self, index: int) -> int:
+        """Offset just past word ``index`` and the text that trails it."""
+        if index + 1 >= self.word_count:
+            self._cut_more()
+        if index + 1 < self.word_count:
+            return self._word(index + 1).offset
+        return self._cursor
+
     def text_between(self, start: int, end: int) -> str:
         """Text between two character offsets at or after the oldest kept word."""
-        if start < self._window_start:
-            raise ValueError(f"text before offset {self._window_start} is no longer kept")
-        return self._window[start - self._window_start : end - self._window_start]
+        if start < self._rope.start:
+            raise ValueError(f"text before offset {self._rope.start} is no longer kept")
+        return self._rope.slice(start, end)
 
     def push_text(self, text: str | TimedText) -> None:
-        """Append streamed text; a word split across pushes is joined."""
+        """Append streamed text; a word split across pushes is joined.
+
+        At most about ``SLICE_CHARS`` characters are cut into words now; the rest waits.
+        """
         if self._text_ended:
             raise ValueError("text pushed after the text segment ended")
         if isinstance(text, TimedText):
@@ -220,56 +464,136 @@ class TranscriptAligner:
         if not content:
             return
         offset = self._text_length
-        continues_word = self._last_token != "" and not self._last_token[-1].isspace()
         self._chunks.append(content)
-        self._window += content
+        self._rope.append(content)
         self._text_length += len(content)
-        tokens = [(offset + m.start(), m.group()) for m in _TOKEN.finditer(content)]
-        leading = len(content) - len(content.lstrip())
-        if continues_word and leading == 0:
-            self._extend_last_word(tokens.pop(0)[1])
-        elif self._words and leading:
-            self._extend_last_word(content[:leading])
-        if start is None or end is None:
-            for token_offset, token in tokens:
-                self._add_word(token_offset, token, None)
+        if start is None and not self._pending and len(content) <= SLICE_CHARS:
+            self._feed(content, final=False)
             return
-        weights = [word_weight(token, self._language) for _, token in tokens]
-        total = sum(weights) or 1.0
-        elapsed = 0.0
-        for (token_offset, token), weight in zip(tokens, weights, strict=True):
-            self._add_word(token_offset, token, start + (end - start) * elapsed / total)
-            elapsed += weight
+        self._pending.append(_Pending(content, offset, start, end))
+        self._cut(SLICE_CHARS)
 
-    def _add_word(self, offset: int, token: str, timed: float | None) -> None:
-        if timed is not None and timed < self._anchor[0]:
-            self._repair(f"word {token.strip()!r} starts before the previous word")
-            timed = self._anchor[0]
-        word = _Word(offset, self._total_weight, timed, self._anchor)
-        self._words.append(word)
-        if timed is not None:
-            self._anchor = (timed, self._total_weight)
-        self._last_token = ""
-        self._extend_last_word(token)
+    def _waiting(self, final: bool = False) -> bool:
+        """True when there is text that cutting would make progress on; ``final``: also
+        text held back for what may follow."""
+        return bool(self._pending) or ((final or self._text_ended) and bool(self._carry))
 
-    def _extend_last_word(self, more: str) -> None:
-        self._last_token += more
-        word = self._words[-1]
-        self._total_weight = word.weight + word_weight(self._last_token, self._language)
-        word.ends_sentence = ends_sentence(self._last_token)
+    def _cut(self, budget: int, *, final: bool = False) -> None:
+        """Cut about ``budget`` characters of waiting text into words (a small timed piece
+        whole, as its times are spread over all its words); ``final``: hold nothing back."""
+        while self._waiting(final) and budget > 0:
+            if self._pending:
+                entry = self._pending[0]
+                whole = entry.start is not None and len(entry.text) <= SLICE_CHARS
+                size = len(entry.text) if whole else budget
+                taken = entry.text[self._pending_at : self._pending_at + size]
+                self._pending_at += len(taken)
+                if self._pending_at >= len(entry.text):
+                    self._pending.popleft()
+                    self._pending_at = 0
+            else:
+                entry, taken = None, ""
+            budget -= max(len(taken), 1)
+            first_new = self._feed(taken, final=final)
+            if entry is not None and entry.start is not None and entry.end is not None:
+                self._time_words(first_new, entry, entry.start, entry.end)
+
+    def _feed(self, taken: str, *, final: bool) -> int:
+        """Cut ``taken``, after any text held back before it, into words, holding back its
+        end if that may join what follows; returns the index of the first new word."""
+        piece = self._carry + taken if self._carry else taken
+        self._carry = ""
+        if not final and (self._pending or not self._text_ended):
+            hold = _HOLD.search(piece, max(len(piece) - 3, 0))
+            if hold is not None:
+                piece, self._carry = piece[: hold.start()], piece[hold.start() :]
+        offset = self._cursor
+        self._cursor += len(piece)
+        first_new = len(self._words)
+        self._consume(piece, offset)
+        return first_new
+
+    def _consume(self, text: str, offset: int) -> None:
+        """Run ``text``, which starts at ``offset``, through the word rules."""
+        unit = self._unit
+        for match in _PIECE.finditer(text):
+            kind = match.lastgroup
+            piece = match.group()
+            if kind == "space":
+                if self._words and not unit.spaced:
+                    unit.spaced = True
+                    unit.close_run()
+                continue
+            if not self._words or unit.spaced:
+                self._start_word(offset + match.start())
+            elif kind == "word" or kind == "open":
+                if unit.kind == _UNIT:
+                    self._start_word(offset + match.start())
+            elif kind in UNIT_SYLLABLES and unit.kind != _CORELESS:
+                self._start_word(offset + match.start())
+            if kind == "word":
+                unit.add_letters(piece)
+            elif kind in UNIT_SYLLABLES:
+                unit.kind = _UNIT
+                unit.base += UNIT_SYLLABLES[kind]
+                unit.tail = (unit.tail + piece)[-_TAIL:]
+            else:
+                unit.add_mark(piece)
+        self._settle()
+
+    def _start_word(self, offset: int) -> None:
+        self._settle()
+        self._words.append(_Word(offset, self._total_weight, None, self._anchor))
+        self._unit.reset()
+
+    def _settle(self) -> None:
+        """Bring the total weight and the last word's sentence end up to date."""
+        if self._words:
+            word = self._words[-1]
+            self._total_weight = word.weight + self._unit.weight()
+            word.ends_sentence = bool(_SENTENCE_END.search(self._unit.tail))
+
+    def _time_words(self, first: int, entry: _Pending, start: float, end: float) -> None:
+        """Give the words just cut from a timed piece their times: spread by weight over
+        the piece, or by characters for a piece cut in several calls."""
+        new = [self._words[i] for i in range(first, len(self._words))]
+        if not new:
+            return
+        span = end - start
+        if len(entry.text) <= SLICE_CHARS:
+            total = self._total_weight - new[0].weight or 1.0
+            fractions = [(word.weight - new[0].weight) / total for word in new]
+        else:
+            fractions = [max(word.offset - entry.offset, 0) / len(entry.text) for word in new]
+        for word, fraction in zip(new, fractions, strict=True):
+            timed = start + span * fraction
+            if timed < self._anchor[0]:
+                shown = self._rope.slice(word.offset, word.offset + 24).strip()
+                self._repair(f"word {shown!r} starts before the previous word")
+                timed = self._anchor[0]
+            word.timed = timed
+            word.anchor_start, word.anchor_weight = self._anchor
+            self._anchor = (timed, word.weight)
 
     def _repair(self, what: str) -> None:
         if self._repairs == 0:
-            logger.warning("transcript timestamps repaired: %s (further repairs not logged)", what)
+            logger.warning(
+                "item %s: transcript timestamps repaired: %s (further repairs not logged)",
+                self.item_id,
+                what,
+            )
         self._repairs += 1
 
     def end_text(self) -> None:
         self._text_ended = True
+        self._cut(SLICE_CHARS)
 
     def push_audio(self, samples: int) -> None:
         if samples < 0:
             raise ValueError(f"audio sample count must be >= 0, got {samples}")
         self._audio += samples
+        if self._pending:
+            self._cut(SLICE_CHARS)
 
     def end_audio(self) -> None:
         self._audio_ended = True
@@ -293,10 +617,16 @@ class TranscriptAligner:
         Text and audio ended: the exact fit. Text ended, audio streaming: the fit so far,
         but never faster than the prior (more audio is coming). Text streaming: the
         ratio of audio to text received once there are a few seconds of both, as text
-        and audio arrive about together; the prior before that.
+        and audio arrive about together; the prior before that. Text not yet cut into
+        words counts with the weight per character of the text cut so far.
         """
         prior = self._rate / (PLAIN_PACER_SYLLABLES_PER_SECOND * self._speed)
-        remaining_weight = self._total_weight - anchor_weight
+        total = self._total_weight
+        waiting = self._text_length - self._cursor
+        if waiting:
+            per_char = total / self._cursor if self._cursor else _DEFAULT_WEIGHT_PER_CHAR
+            total += waiting * per_char
+        remaining_weight = total - anchor_weight
         audio_after_anchor = self._audio - anchor_start
         if remaining_weight <= 0:
             return prior
@@ -307,15 +637,27 @@ class TranscriptAligner:
             return max(fitted, 0.0)
         return max(fitted, prior)
 
+    def _cut_more(self) -> bool:
+        """All words cut so far are heard: cut the next slice; True if a word was added."""
+        count = self.word_count
+        while self._waiting() and self.word_count == count:
+            self._cut(SLICE_CHARS)
+        return self.word_count > count
+
     def advance(self, played_samples: int) -> int:
         """Move the heard pointer to ``played_samples``; returns the heard word count."""
-        count = self.word_count
-        while self._heard < count and self.word_start(self._heard) < played_samples:
-            self._heard += 1
-        return self._heard
+        while True:
+            count = self.word_count
+            while self._heard < count and self.word_start(self._heard) < played_samples:
+                self._heard += 1
+            if self._heard < count or not self._cut_more():
+                return self._heard
 
     def hear_all(self) -> None:
-        """The item completed: every word was heard."""
+        """The item completed: every word was heard (text still waiting is cut now)."""
+        self._cut(
+            len(self._carry) + sum(len(entry.text) for entry in self._pending) + 1, final=True
+        )
         self._heard = self.word_count
 
     def forget_before(self, index: int) -> None:
@@ -324,13 +666,10 @@ class TranscriptAligner:
         while self._dropped < index and len(self._words) > 1:
             self._words.popleft()
             self._dropped += 1
-        keep_from = self._words[0].offset if self._words else self._text_length
-        if keep_from > self._window_start:
-            self._window = self._window[keep_from - self._window_start :]
-            self._window_start = keep_from
+        self._rope.drop_before(self._words[0].offset if self._words else self._cursor)
 
     def next_boundary(self, played_samples: int) -> int | None:
         """The played count at which the next word becomes heard, or None if none is known."""
-        if self._heard >= self.word_count:
+        if self._heard >= self.word_count and not self._cut_more():
             return None
         return max(self.word_start(self._heard) + 1, played_samples + 1)
