@@ -288,9 +288,12 @@ async def test_a_caption_error_stops_the_captions_not_the_voice(
         forwarder = TranscriptForwarder(before_forward=before_forward)
     elif case == "TimedText at 1e305 s":
         forwarder = TranscriptForwarder()
-        text = stream(
-            [TimedText("one ", start=0.0, end=0.1), TimedText("two", start=1e305, end=1e306)]
-        )
+
+        async def timed() -> AsyncIterator[TimedText]:
+            yield TimedText("one ", start=0.0, end=0.1)
+            yield TimedText("two", start=1e305, end=1e306)  # refused: past a day
+
+        text = timed()
     else:
         forwarder = TranscriptForwarder()
 
