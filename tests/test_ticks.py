@@ -62,6 +62,23 @@ def test_a_late_completion_leaves_the_count_alone() -> None:
     assert counter.released(PHASE + 4 * TICK_NS + 2 * MS) == 5 * FRAME
 
 
+@pytest.mark.parametrize("late_ms", [0.1, 4, 6, 8.5])
+def test_a_guess_is_settled_on_the_tick_before_a_late_completion(late_ms: float) -> None:
+    counter = learned()
+    counter.adopt_grid([PHASE + step * TICK_NS + 100_000 for step in range(5)])
+    counter.stop_at(3 * FRAME)
+    counter.cleared(3 * FRAME)
+    start = PHASE + 50 * TICK_NS + 4 * MS
+    counter.request(start, 4 * FRAME)
+    assert counter.provisional
+    ticket = counter.request(start + 300_000, QUEUE - 3 * FRAME)
+    completed_tick = PHASE + 51 * TICK_NS
+    counter.complete(ticket, completed_tick + round(late_ms * MS))
+    assert not counter.provisional
+    assert counter.released(completed_tick + 9 * MS) == 4 * FRAME
+    assert counter.released(completed_tick + 11 * MS) == 5 * FRAME
+
+
 def test_an_early_completion_shows_the_count_is_behind_and_moves_it_on() -> None:
     counter = learned()
     assert counter.released(PHASE + 3 * TICK_NS + 2 * MS) == 4 * FRAME

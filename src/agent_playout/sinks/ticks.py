@@ -139,7 +139,9 @@ class TickCounter:
         the tick the count already predicts only confirms it (and, when prompt, refines the
         grid's phase); one that comes earlier shows the count is behind, and re-anchors it.
         An anchor guessed when audio went into an empty buffer is provisional: the first
-        completion after it replaces it whatever its time.
+        completion after it replaces it whatever its time. A completion is placed on the
+        last tick before it (it may come up to a tick late), not on the nearest one: under
+        load one 5 ms late would put the count a frame behind.
         """
         self._check_queue(ticket, done_ns - ticket.requested_ns)
         if self.written != ticket.written_after or not self._waited(
@@ -152,7 +154,7 @@ class TickCounter:
                 self._learn_phase(done_ns)
             return
         self._learn_phase(done_ns)
-        tick = self.grid_tick_at_or_before(done_ns + TICK_NS // 2)
+        tick = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
         self._anchor_released = ticket.written_after - self.queue_limit
         self._anchor_tick_ns = tick
         self._anchor_provisional = False
@@ -176,7 +178,10 @@ class TickCounter:
         return self._anchor_tick_ns + ticks * TICK_NS
 
     def _learn_phase(self, done_ns: int) -> None:
-        """Add a completion time to the ones the grid's phase is placed by."""
+        """Add a completion time to the ones the grid's phase is placed by, unless it came
+        well after a tick of the grid already known (taken mod 10 ms, a late one looks early)."""
+        if self.phase_ns is not None and (done_ns - self.phase_ns) % TICK_NS > _PROMPT_NS:
+            return
         self._offsets.append(done_ns % TICK_NS)
         self.phase_ns = grid_phase(self._offsets)
 
