@@ -266,3 +266,15 @@ def test_a_check_that_comes_too_late_tells_nothing() -> None:
     late = meter.check_start(PHASE + 100 * TICK_NS) + 7 * MS
     assert check(meter, source, 20 * FRAME, late) is None
     assert check(meter, source, 21 * FRAME, meter.check_start(late)) is None
+
+
+def test_a_grid_placed_late_moves_back_to_completions_just_before_it() -> None:
+    counter = TickCounter(FRAME, QUEUE)
+    counter.adopt_grid([PHASE + step * TICK_NS + 800_000 for step in range(5)])
+    for step in range(30):
+        start = PHASE + (10 + 20 * step) * TICK_NS + 5 * MS
+        counter.cleared(counter.written)
+        ticket = counter.request(start, QUEUE + FRAME)
+        counter.complete(ticket, start + 5 * MS + 100_000)
+    assert counter.phase_ns is not None
+    assert abs(counter.phase_ns - PHASE) <= 300_000

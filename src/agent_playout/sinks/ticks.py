@@ -178,9 +178,12 @@ class TickCounter:
         return self._anchor_tick_ns + ticks * TICK_NS
 
     def _learn_phase(self, done_ns: int) -> None:
-        """Add a completion time to the ones the grid's phase is placed by, unless it came
-        well after a tick of the grid already known (taken mod 10 ms, a late one looks early)."""
-        if self.phase_ns is not None and (done_ns - self.phase_ns) % TICK_NS > _PROMPT_NS:
+        """Add a completion time to the ones the grid's phase is placed by, unless it is far
+        from the grid already known: more than 2 ms after it, or more than 1 ms before it
+        (mod 10 ms, one that came nearly a tick late looks early)."""
+        if self.phase_ns is not None and not (
+            -_EARLY_NS <= _wrapped(done_ns - self.phase_ns) <= _PROMPT_NS
+        ):
             return
         self._offsets.append(done_ns % TICK_NS)
         self.phase_ns = grid_phase(self._offsets)
