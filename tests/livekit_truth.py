@@ -12,11 +12,15 @@ from .conftest import RATE
 
 
 class Listener:
-    """Reads what the source really released, keeping only non-silent samples (the signals
-    here never contain a zero, while the track fills idle time with silence)."""
+    """Reads what the source (or a track of it) really released, keeping only non-silent
+    samples (the signals here never contain a zero; the track fills idle time with silence)."""
 
-    def __init__(self, source: rtc.AudioSource) -> None:
-        track = rtc.LocalAudioTrack.create_audio_track("ground-truth", source)
+    def __init__(self, source: rtc.AudioSource | rtc.LocalAudioTrack) -> None:
+        track = (
+            source
+            if isinstance(source, rtc.LocalAudioTrack)
+            else rtc.LocalAudioTrack.create_audio_track("ground-truth", source)
+        )
         self._stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
         self.samples: list[np.ndarray] = []
         self._task = asyncio.create_task(self._read())
