@@ -177,10 +177,11 @@ class LiveKitSink:
     """Drives an ``rtc.AudioSource`` and counts, by its native ticks, what it released.
 
     rtc does not say the queue a source was made with, and the count rests on it: so the
-    sink measures it from silent captures before the first audio (rtc's default, 1000 ms,
-    takes about 0.3 s; audio that comes sooner waits). ``queue_size_ms`` says it instead
-    (then the check is short and cut short by audio); a queue that proves different, then or
-    during play, is a ``SourceQueueError`` raised to the caller, never a wrong position.
+    sink measures it, and the tick grid, from silent captures before the first audio (rtc's
+    default, 1000 ms, takes about 0.4 s; audio that comes sooner waits, and ``ready()``
+    waits for it). ``queue_size_ms`` says it instead, and is only checked (about 0.1 s); a
+    queue that proves different, then or during play, is a ``SourceQueueError`` raised to
+    the caller, never a wrong position.
     The fade (``fade_ms``, 0 disables it) is rounded up to whole 10 ms frames, the unit the
     source releases. With ``exact_clear`` an interrupt that lands within 1.5 ms of a tick is
     applied just after that tick, so the count is exact (at most 2 ms later). A sink made in
