@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest soak bench bench-quick clean
+.PHONY: demo test lint typecheck pytest test-livekit-floor soak bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,23 @@ typecheck: $(VENV)/.dev-installed
 pytest: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q
 
+# The drop-in beside LiveKit Agents 0.12: its last release with the oldest rtc this package
+# supports, installed in one resolve in a second venv, where the LiveKit tests run again.
+FLOOR_VENV := .venv-lk012
+FLOOR_INSTALL := -e '.[dev]' 'livekit-agents[codecs]==0.12.21' 'livekit==1.1.10'
+LIVEKIT_TESTS := tests/test_livekit_sink.py tests/test_ticks.py tests/test_livekit_transcript.py \
+	tests/test_multimodal_agent.py tests/test_frames.py tests/test_playout.py
+
+$(FLOOR_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/pip install --quiet --upgrade pip
+	$(FLOOR_VENV)/bin/pip install --quiet $(FLOOR_INSTALL)
+	touch $@
+
+test-livekit-floor: $(FLOOR_VENV)/.installed
+	$(FLOOR_VENV)/bin/pip check
+	$(FLOOR_VENV)/bin/python -m pytest -q $(LIVEKIT_TESTS)
+
 soak: $(VENV)/.dev-installed
 	SOAK_ITEMS=10000 $(BIN)/python -m pytest -q -s tests/test_soak.py
 
@@ -42,5 +59,5 @@ bench-quick: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.run --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo.wav demo.json demo.png \
+	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache .mypy_cache .ruff_cache demo.wav demo.json demo.png \
 		agent-playout.wav

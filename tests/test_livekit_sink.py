@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-from bench.common import heard_through
 
 from agent_playout import AgentPlayout, AudioFrame, PlayoutHandle
 
@@ -17,41 +16,11 @@ from .conftest import RATE, frames_of, ramp, stream
 
 rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
 
-from agent_playout.sinks.livekit import LiveKitSink  # noqa: E402
+from agent_playout.sinks.livekit import LiveKitSink, SourceQueueError  # noqa: E402
+
+from .livekit_truth import Listener, heard_through  # noqa: E402
 
 pytestmark = pytest.mark.realtime
-
-
-class Listener:
-    """Reads what the source really released, keeping only non-silent samples (the signals
-    here never contain a zero, while the track fills idle time with silence)."""
-
-    def __init__(self, source: rtc.AudioSource) -> None:
-        track = rtc.LocalAudioTrack.create_audio_track("ground-truth", source)
-        self._stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
-        self.samples: list[np.ndarray] = []
-        self._task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        async for event in self._stream:
-            data = np.frombuffer(event.frame.data, dtype=np.int16)
-            self.samples.append(data[data != 0])
-
-    def count(self) -> int:
-        return sum(chunk.size for chunk in self.samples)
-
-    async def settled(self) -> np.ndarray:
-        """Everything heard, once no frame has reached the reader for 100 ms (it lags)."""
-        count = -1
-        while count != self.count():
-            count = self.count()
-            await asyncio.sleep(0.1)
-        return np.concatenate(self.samples) if self.samples else np.zeros(0, np.int16)
-
-    async def aclose(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self._stream.aclose()
 
 
 def play(playout: AgentPlayout, item_id: str, signal: np.ndarray) -> PlayoutHandle:
@@ -72,6 +41,7 @@ async def rig(
     source = rtc.AudioSource(RATE, 1, queue_size_ms=queue_ms)
     listener = Listener(source)
     sink = LiveKitSink(source, queue_size_ms=queue_ms)
+    await sink.ready()
     playout = AgentPlayout(audio_source=sink)
     yield playout, sink, listener
     await playout.aclose()
@@ -109,6 +79,35 @@ async def test_a_raw_audio_source_is_accepted_and_completes_exactly() -> None:
         await asyncio.wait_for(handle.wait_for_playout(), 3)
         assert handle.audio_samples == 12120
         assert np.array_equal(await listener.settled(), signal)
+    finally:
+        await playout.aclose()
+        await listener.aclose()
+        await source.aclose()
+
+
+@pytest.mark.parametrize("queue_ms", [50, 200, 1000])
+async def test_a_plain_source_reports_exact_positions_whatever_its_queue(
+    queue_ms: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=queue_ms)
+    listener = Listener(source)
+    playout = AgentPlayout(audio_source=source)
+    fade = 240
+    try:
+        with caplog.at_level(logging.WARNING, logger="agent_playout"):
+            for trial, cut_s in enumerate((0.5, 1.0, 0.23)):
+                before = (await listener.settled()).size
+                signal = ramp(round(1.5 * RATE), start=trial * 11)
+                handle = play(playout, f"cut_{trial}", signal)
+                await asyncio.sleep(cut_s)
+                handle.interrupt()
+                await handle.wait_for_playout()
+                heard = (await listener.settled())[before:]
+                assert handle.error is None
+                assert heard_through(heard, signal, fade) == (handle.played_samples, heard.size)
+        assert "failed to capture frame" not in caplog.text
+        assert isinstance(playout.sink, LiveKitSink)
+        assert playout.sink.queue_size_ms == queue_ms
     finally:
         await playout.aclose()
         await listener.aclose()
@@ -249,20 +248,51 @@ async def test_audio_goes_to_the_source_in_few_large_captures(
 async def test_a_source_without_a_queue_is_refused_with_the_reason() -> None:
     source = rtc.AudioSource(RATE, 1, queue_size_ms=0)
     try:
-        with pytest.raises(ValueError, match="queue_size_ms must be >= 10"):
+        with pytest.raises(ValueError, match="queue_size_ms must be a multiple of 10 and >= 10"):
             LiveKitSink(source, queue_size_ms=0)
+        with pytest.raises(ValueError, match="got 205"):
+            LiveKitSink(source, queue_size_ms=205)
     finally:
         await source.aclose()
 
 
-async def test_a_source_with_a_larger_queue_than_told_is_noticed_while_idle(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize(("made_ms", "told_ms"), [(1000, 200), (200, 1000), (50, 200)])
+async def test_a_source_whose_queue_is_not_the_one_told_is_refused_before_any_audio(
+    made_ms: int, told_ms: int
 ) -> None:
-    source = rtc.AudioSource(RATE, 1, queue_size_ms=1000)
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=made_ms)
+    listener = Listener(source)
+    playout = AgentPlayout(audio_source=LiveKitSink(source, queue_size_ms=told_ms))
     try:
-        with caplog.at_level(logging.WARNING, logger="agent_playout"):
-            LiveKitSink(source, queue_size_ms=200)
-            await asyncio.sleep(0.3)
-        assert "the source took more audio at once than queue_size_ms=200" in caplog.text
+        handle = play(playout, "told_wrong", ramp(RATE))
+        await asyncio.wait_for(handle.wait_for_playout(), 5)
+        assert isinstance(handle.error, SourceQueueError)
+        assert f"queue is {made_ms} ms, not queue_size_ms={told_ms}" in str(handle.error)
+        assert handle.played_samples == 0
+        assert (await listener.settled()).size == 0
     finally:
+        await playout.aclose()
+        await listener.aclose()
+        await source.aclose()
+
+
+async def test_an_interrupt_while_the_queue_is_measured_plays_nothing() -> None:
+    source = rtc.AudioSource(RATE, 1)
+    listener = Listener(source)
+    playout = AgentPlayout(audio_source=source)
+    try:
+        handle = play(playout, "too_soon", ramp(RATE))
+        await asyncio.sleep(0.05)
+        handle.interrupt()
+        await asyncio.wait_for(handle.wait_for_playout(), 3)
+        assert handle.error is None
+        assert handle.played_samples == 0
+        follow = ramp(6000, start=300)
+        after = play(playout, "after", follow)
+        await asyncio.wait_for(after.wait_for_playout(), 3)
+        assert after.audio_samples == follow.size
+        assert np.array_equal(await listener.settled(), follow)
+    finally:
+        await playout.aclose()
+        await listener.aclose()
         await source.aclose()

@@ -156,7 +156,11 @@ def is_livekit_source(sink: object) -> bool:
 
 
 def positioned(sink: object) -> PositionedSink:
-    """The sink as the engine drives it: itself if it reports a position, else adapted."""
+    """The sink as the engine drives it: itself if it reports a position, else adapted.
+
+    A plain ``rtc.AudioSource`` goes through ``LiveKitSink``, which measures its queue
+    (rtc does not say the ``queue_size_ms`` it was made with) before its first audio.
+    """
     if isinstance(sink, PositionedSink):
         return sink
     if is_livekit_source(sink):

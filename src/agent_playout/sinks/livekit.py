@@ -19,19 +19,28 @@ silence), and a capture is never cancelled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from livekit import rtc
 
 from ..clock import MonotonicClock
+from ..errors import PlayoutError
 from ..frames import Int16Array
 from .base import buffer_settings, faded, sink_samples, take_samples
-from .ticks import GUARD_AFTER_NS, TICK_NS, CaptureTicket, TickCounter
+from .ticks import (
+    GUARD_AFTER_NS,
+    TICK_NS,
+    CaptureTicket,
+    QueueMeter,
+    TickCounter,
+    between_ticks,
+    grid_phase,
+)
 
 logger = logging.getLogger("agent_playout")
 
@@ -39,76 +48,162 @@ LEAD_NS = 5_000_000
 """A capture that must wait is requested this long before the tick that makes room."""
 
 
-_LEARNING_STEPS = 5
-_SLOW_STEP_NS = 3 * TICK_NS
-_PROMPT_STEP_NS = 1_000_000
-"""A step that waited for its tick takes 0-10 ms; all of them this quick means no wait."""
+_ROUNDS = 6
+"""Fills a measurement tries before it gives up (most fail only when the process is loaded)."""
+_CHECKS = 2
+_CHECK_TRIES = 6
+_LIMIT_SAMPLES_S = 10
+"""The largest queue measured (seconds): pass ``queue_size_ms`` for a larger one."""
 
 
-async def _learn_grid(
-    source: rtc.AudioSource, counter: TickCounter, wanted: Callable[[], bool]
-) -> None:
-    """Teach ``counter`` the source's tick grid while the source is idle.
+class SourceQueueError(PlayoutError):
+    """The ``rtc.AudioSource``'s queue is not the one the count needs: positions would be wrong.
 
-    Each step puts one frame more silence than the queue holds into the empty source: the
-    capture completes on the next tick, which marks the grid. The source is emptied after
-    each step, so the listener hears at most 10 ms of silence. It stops as soon as
-    ``wanted()`` turns false (audio to play), and after a step that took more than a few
-    ticks: the process is too loaded for the times to mean much, or the queue is smaller
-    than ``counter`` was told. Steps that all came back at once show a larger queue.
+    rtc does not say the queue a source was made with, so ``LiveKitSink`` measures it; this
+    is raised when it differs from ``queue_size_ms``, or cannot be measured.
     """
-    tick = counter.tick_samples
-    scratch = TickCounter(tick, counter.queue_limit)
-    size = counter.queue_limit + tick
-    silence = bytes(size * source.num_channels * 2)
-    steps = prompt = 0
-    for _ in range(_LEARNING_STEPS):
-        if not wanted():
-            break
-        frame = rtc.AudioFrame(silence, source.sample_rate, source.num_channels, size)
-        ticket = scratch.request(time.monotonic_ns(), size)
+
+
+def _silence(source: rtc.AudioSource, samples: int) -> rtc.AudioFrame:
+    return rtc.AudioFrame(
+        bytes(samples * source.num_channels * 2), source.sample_rate, source.num_channels, samples
+    )
+
+
+def _empty(source: rtc.AudioSource) -> None:
+    """Empty the source after a measuring capture (it may be closed already, on cancel)."""
+    with contextlib.suppress(Exception):
+        source.clear_queue()
+
+
+async def _fill(source: rtc.AudioSource, meter: QueueMeter, phase: int | None) -> int | None:
+    """Run one fill of ``meter`` into the emptied source; its estimate, if it tells one.
+
+    With the grid's ``phase`` known (from an earlier fill) it starts between two ticks.
+    """
+    source.clear_queue()
+    if phase is not None:
+        now = time.monotonic_ns()
+        await asyncio.sleep((between_ticks(now, phase) - now) / 1e9)
+    try:
+        while size := meter.next_fill():
+            requested = time.monotonic_ns()
+            await source.capture_frame(_silence(source, size))
+            meter.filled(size, requested, time.monotonic_ns())
+    finally:
+        _empty(source)
+    return meter.estimate()
+
+
+async def _confirmed(source: rtc.AudioSource, meter: QueueMeter, queue: int) -> bool | None:
+    """Check ``meter``'s estimate ``queue`` against the source: True if it holds, False if
+    the queue proved larger, None if the checks told nothing (a loaded process)."""
+    confirmations = 0
+    for _ in range(_CHECK_TRIES):
+        now = time.monotonic_ns()
+        await asyncio.sleep((meter.check_start(now) - now) / 1e9)
         try:
-            await source.capture_frame(frame)
+            requested = time.monotonic_ns()
+            await source.capture_frame(_silence(source, queue))
+            held = time.monotonic_ns()
+            await source.capture_frame(_silence(source, meter.tick_samples))
+            done = time.monotonic_ns()
         finally:
-            source.clear_queue()
-        done = time.monotonic_ns()
-        scratch.complete(ticket, done)
-        scratch.cleared(scratch.written)
-        steps += 1
-        prompt += done - ticket.requested_ns < _PROMPT_STEP_NS
-        if done - ticket.requested_ns > _SLOW_STEP_NS:
-            break
-    counter.adopt_grid(scratch)
-    if steps == _LEARNING_STEPS and prompt == steps:
-        counter.suspect_queue()
+            _empty(source)
+        verdict = meter.judge(requested, held, held, done)
+        if verdict is False:
+            return False
+        confirmations += verdict is True
+        if confirmations == _CHECKS:
+            return True
+    return None
+
+
+async def _measure_queue(source: rtc.AudioSource, counter: TickCounter | None) -> TickCounter:
+    """The source's queue, measured from silent captures while it is idle, as a counter.
+
+    ``counter`` holds the queue the sink was told (None if it was not); a told queue the
+    fill agrees with is taken at once. Any other estimate is confirmed before it is used: a
+    told queue that proves different, or one that cannot be measured without being told,
+    is a ``SourceQueueError``. Audio waits meanwhile, since until the grid is known the
+    count would rest on a guess. The listener hears only silence, emptied after each capture.
+    """
+    tick = source.sample_rate // 100
+    told = None if counter is None else counter.queue_limit
+    limit = max(_LIMIT_SAMPLES_S * source.sample_rate, 4 * (told or 0))
+    phase: int | None = None
+    expected = told
+    for _ in range(_ROUNDS):
+        first = expected - tick if expected is not None and expected > tick else None
+        meter = QueueMeter(tick, limit, first=first)
+        estimate = await _fill(source, meter, phase)
+        if meter.completions_ns:
+            phase = grid_phase(done % TICK_NS for done in meter.completions_ns)
+        if meter.rough is not None:
+            expected = max(meter.rough - tick, tick)
+        if counter is not None and estimate == told:
+            counter.adopt_grid(meter.completions_ns)
+            return counter
+        if estimate is None:
+            continue
+        verdict = await _confirmed(source, meter, estimate)
+        if verdict is not True:
+            continue
+        if counter is None:
+            measured = TickCounter(tick, estimate)
+            measured.adopt_grid(meter.completions_ns)
+            return measured
+        raise SourceQueueError(
+            f"the rtc.AudioSource's queue is {_ms(estimate, source)} ms, not queue_size_ms="
+            f"{_ms(estimate if told is None else told, source)}: pass the size it was made with"
+        )
+    if counter is None:
+        raise SourceQueueError(
+            "the rtc.AudioSource's queue_size_ms could not be measured (a loaded process?);"
+            " pass it: LiveKitSink(source, queue_size_ms=...)"
+        )
+    logger.warning(
+        "LiveKitSink could not confirm the source's queue_size_ms=%d",
+        _ms(counter.queue_limit, source),
+    )
+    return counter
+
+
+def _ms(samples: int, source: rtc.AudioSource) -> int:
+    return samples * 1000 // source.sample_rate
 
 
 class LiveKitSink:
     """Drives an ``rtc.AudioSource`` and counts, by its native ticks, what it released.
 
-    ``queue_size_ms`` must be the value the source was made with (``rtc.AudioSource``'s
-    default is 1000 ms); a larger native queue is noticed and logged.
+    rtc does not say the queue a source was made with, and the count rests on it: so the
+    sink measures it, and the tick grid, from silent captures before the first audio (rtc's
+    default, 1000 ms, takes about 0.4 s; audio that comes sooner waits, and ``ready()``
+    waits for it). ``queue_size_ms`` says it instead, and is only checked (about 0.1 s); a
+    queue that proves different, then or during play, is a ``SourceQueueError`` raised to
+    the caller, never a wrong position.
     The fade (``fade_ms``, 0 disables it) is rounded up to whole 10 ms frames, the unit the
     source releases. With ``exact_clear`` an interrupt that lands within 1.5 ms of a tick is
     applied just after that tick, so the count is exact (at most 2 ms later). A sink made in
-    a running event loop learns the source's tick grid while the source is idle.
+    a running event loop measures at once, while the source is idle; else at its first audio.
     """
 
     def __init__(
         self,
         source: rtc.AudioSource,
         *,
-        queue_size_ms: int = 1000,
+        queue_size_ms: int | None = None,
         fade_ms: float = 5.0,
         capture_ms: int = 500,
         exact_clear: bool = True,
     ) -> None:
         rate, channels = source.sample_rate, source.num_channels
-        _, fade = buffer_settings(rate, channels, queue_size_ms, fade_ms)
-        if queue_size_ms < 10:
+        _, fade = buffer_settings(rate, channels, queue_size_ms or 0, fade_ms)
+        if queue_size_ms is not None and (queue_size_ms < 10 or queue_size_ms % 10):
             raise ValueError(
-                f"queue_size_ms must be >= 10, got {queue_size_ms}: a source without a queue"
-                " releases audio unpaced, so there are no ticks to count what was heard"
+                f"queue_size_ms must be a multiple of 10 and >= 10, got {queue_size_ms}: rtc"
+                " takes only whole 10 ms frames, and a source without a queue releases audio"
+                " unpaced, so there are no ticks to count what was heard"
             )
         if capture_ms < 10:
             raise ValueError(f"capture_ms must be >= 10, got {capture_ms}")
@@ -116,8 +211,12 @@ class LiveKitSink:
         self._rate = rate
         self._channels = channels
         self._tick = rate // 100
-        self._counter = TickCounter(self._tick, queue_size_ms // 10 * self._tick)
-        self._batch = max(min(capture_ms, queue_size_ms // 2) // 10, 1) * self._tick
+        self._told = (
+            None if queue_size_ms is None else TickCounter(self._tick, queue_size_ms * rate // 1000)
+        )
+        self._counter = self._told or TickCounter(self._tick, 0)
+        self._capture_ms = capture_ms
+        self._batch = self._batch_for(self._counter)
         self._fade = -(-fade // self._tick) * self._tick
         self._exact_clear = exact_clear
         self._clock = MonotonicClock()
@@ -143,26 +242,51 @@ class LiveKitSink:
         self._underrun_ns = 0
         self._failure: BaseException | None = None
         self._progress = asyncio.Event()
-        self._learning: asyncio.Task[None] | None = None
+        self._measured = False
+        self._learning: asyncio.Task[TickCounter] | None = None
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             return
         self._start_learning()
 
+    def _batch_for(self, counter: TickCounter) -> int:
+        """The capture size: ``capture_ms``, at most half the queue, in whole frames."""
+        queue_ms = counter.queue_limit * 1000 // self._rate
+        return max(min(self._capture_ms, queue_ms // 2) // 10, 1) * self._tick
+
     def _start_learning(self) -> None:
-        """Learn the source's tick grid in the background, before its first audio."""
-        self._learning = asyncio.ensure_future(
-            _learn_grid(self._source, self._counter, lambda: not self._pending_count)
-        )
+        """Measure the source's queue and grid in the background, before its first audio."""
+        self._learning = asyncio.ensure_future(_measure_queue(self._source, self._told))
         self._learning.add_done_callback(self._learned)
 
-    def _learned(self, task: asyncio.Task[None]) -> None:
+    def _learned(self, task: asyncio.Task[TickCounter]) -> None:
         self._learning = None
-        if not task.cancelled() and task.exception() is not None:
-            logger.warning("LiveKitSink could not learn the source's ticks: %s", task.exception())
+        if not task.cancelled():
+            error = task.exception()
+            if error is None:
+                self._counter = task.result()
+                self._batch = self._batch_for(self._counter)
+                self._measured = True
+            else:
+                self._failure = error
         self._progress.set()
         self._kick()
+
+    @property
+    def queue_size_ms(self) -> int | None:
+        """The source's queue as the count uses it (told and checked, or measured); None
+        until it is known."""
+        return self._counter.queue_limit * 1000 // self._rate if self._measured else None
+
+    async def ready(self) -> None:
+        """Return once the source's queue and grid are known, which audio waits for; raises
+        ``SourceQueueError`` if the queue differs from the one told, or cannot be measured."""
+        while not self._measured:
+            if self._learning is None:
+                self._raise_failure()
+                self._start_learning()
+            await self._next_progress()
 
     @property
     def source(self) -> rtc.AudioSource:
@@ -225,8 +349,8 @@ class LiveKitSink:
         if count == 0:
             return
         self._end_underrun()
-        if self._learning is not None and not self._pending_count:
-            self._source.clear_queue()
+        if not self._measured and self._learning is None:
+            self._start_learning()
         self._pending.append(samples.copy())
         self._pending_count += count
         self._expecting_more = True
@@ -439,6 +563,12 @@ class LiveKitSink:
                 return
             if generation == self._generation:
                 self._counter.complete(ticket, time.monotonic_ns())
+                if self._counter.queue_suspect and self._failure is None:
+                    self._failure = SourceQueueError(
+                        "the rtc.AudioSource took more audio at once than queue_size_ms="
+                        f"{self._counter.queue_limit * 1000 // self._rate} allows: pass the size"
+                        " it was made with"
+                    )
         finally:
             task = asyncio.current_task()
             if self._capturing is task:

@@ -14,16 +14,15 @@ captures (a low percentile around their circular mean: they reach Python late, n
 from __future__ import annotations
 
 import cmath
-import logging
 import math
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-logger = logging.getLogger("agent_playout")
 
 TICK_NS = 10_000_000
 _PHASE_WINDOW = 32
 _EARLY_QUANTILE = 10
+_OUTLIER_NS = 2_000_000
 GUARD_BEFORE_NS = 1_500_000
 """A clear this close before a tick could race it natively, so it waits until after it."""
 GUARD_AFTER_NS = 500_000
@@ -71,11 +70,11 @@ class TickCounter:
         last capture that waited)."""
         return self._anchor_provisional and self._anchor_tick_ns is not None
 
-    def adopt_grid(self, other: TickCounter) -> None:
-        """Take the tick grid ``other`` learned (of the same source)."""
-        if other.phase_ns is not None:
-            self._offsets.extend(other._offsets)
-            self.phase_ns = other.phase_ns
+    def adopt_grid(self, completions_ns: Sequence[int]) -> None:
+        """Place the grid by the completion times of captures that waited (of this source)."""
+        if completions_ns:
+            self._offsets.extend(done % TICK_NS for done in completions_ns)
+            self.phase_ns = grid_phase(self._offsets)
 
     def released(self, now_ns: int) -> int:
         """Samples released by ``now_ns``."""
@@ -140,7 +139,9 @@ class TickCounter:
         the tick the count already predicts only confirms it (and, when prompt, refines the
         grid's phase); one that comes earlier shows the count is behind, and re-anchors it.
         An anchor guessed when audio went into an empty buffer is provisional: the first
-        completion after it replaces it whatever its time.
+        completion after it replaces it whatever its time. A completion is placed on the
+        last tick before it (it may come up to a tick late), not on the nearest one: under
+        load one 5 ms late would put the count a frame behind.
         """
         self._check_queue(ticket, done_ns - ticket.requested_ns)
         if self.written != ticket.written_after or not self._waited(
@@ -153,7 +154,7 @@ class TickCounter:
                 self._learn_phase(done_ns)
             return
         self._learn_phase(done_ns)
-        tick = self.grid_tick_at_or_before(done_ns + TICK_NS // 2)
+        tick = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
         self._anchor_released = ticket.written_after - self.queue_limit
         self._anchor_tick_ns = tick
         self._anchor_provisional = False
@@ -177,19 +178,15 @@ class TickCounter:
         return self._anchor_tick_ns + ticks * TICK_NS
 
     def _learn_phase(self, done_ns: int) -> None:
-        """Place the grid at the earliest usual completion time, mod 10 ms.
-
-        A completion reaches Python a fraction of a millisecond after its tick, more under
-        load, never before: so a low percentile around the circular mean is nearer the tick
-        than the mean is.
-        """
+        """Add a completion time to the ones the grid's phase is placed by, unless it is far
+        from the grid already known: more than 2 ms after it, or more than 1 ms before it
+        (mod 10 ms, one that came nearly a tick late looks early)."""
+        if self.phase_ns is not None and not (
+            -_EARLY_NS <= _wrapped(done_ns - self.phase_ns) <= _PROMPT_NS
+        ):
+            return
         self._offsets.append(done_ns % TICK_NS)
-        mean = sum(cmath.exp(2j * math.pi * offset / TICK_NS) for offset in self._offsets)
-        centre = round((cmath.phase(mean) % (2 * math.pi)) / (2 * math.pi) * TICK_NS)
-        spread = sorted(
-            (offset - centre + TICK_NS // 2) % TICK_NS - TICK_NS // 2 for offset in self._offsets
-        )
-        self.phase_ns = (centre + spread[len(spread) // _EARLY_QUANTILE]) % TICK_NS
+        self.phase_ns = grid_phase(self._offsets)
 
     def _check_queue(self, ticket: CaptureTicket, elapsed_ns: int) -> None:
         """Notice a source whose queue is larger than ``queue_limit``.
@@ -207,15 +204,8 @@ class TickCounter:
             self.suspect_queue()
 
     def suspect_queue(self) -> None:
-        """The source took more audio at once than ``queue_limit`` allows: say so, once."""
-        if self.queue_suspect:
-            return
+        """The source took more audio at once than ``queue_limit`` allows."""
         self.queue_suspect = True
-        logger.warning(
-            "LiveKitSink: the source took more audio at once than queue_size_ms=%d allows;"
-            " pass the queue_size_ms the source was made with, or positions will be early.",
-            self.queue_limit // self.tick_samples * 10,
-        )
 
     def stop_point(self, now_ns: int, *, exact: bool) -> tuple[int, int]:
         """When to clear the native buffer, asked at ``now_ns``, and the count at that moment.
@@ -263,3 +253,169 @@ class TickCounter:
         self.written = released
         self._anchor_released = released
         self._anchor_tick_ns = None
+
+
+def grid_phase(offsets: Iterable[int]) -> int:
+    """The grid's phase (ns, mod 10 ms) from completion times mod 10 ms of captures that waited.
+
+    A completion reaches Python a fraction of a millisecond after its tick, more under load,
+    never before: so a low percentile around the circular mean is nearer the tick than the
+    mean is. Offsets far from the mean (a capture taken for a wait that was only slow) are
+    left out before the percentile.
+    """
+    values = list(offsets)
+    centre = _circular_mean(values)
+    near = [value for value in values if abs(_wrapped(value - centre)) <= _OUTLIER_NS] or values
+    centre = _circular_mean(near)
+    spread = sorted(_wrapped(value - centre) for value in near)
+    return (centre + spread[len(spread) // _EARLY_QUANTILE]) % TICK_NS
+
+
+def _circular_mean(offsets: Sequence[int]) -> int:
+    mean = sum(cmath.exp(2j * math.pi * offset / TICK_NS) for offset in offsets)
+    return round((cmath.phase(mean) % (2 * math.pi)) / (2 * math.pi) * TICK_NS)
+
+
+def _wrapped(offset: int) -> int:
+    """``offset`` brought into [-5 ms, 5 ms)."""
+    return (offset + TICK_NS // 2) % TICK_NS - TICK_NS // 2
+
+
+def between_ticks(now_ns: int, phase_ns: int) -> int:
+    """The first moment from ``now_ns`` halfway between two ticks of the grid at ``phase_ns``:
+    audio put into an empty source then surely starts at the next tick."""
+    return now_ns + (phase_ns + TICK_NS // 2 - now_ns) % TICK_NS
+
+
+FILL_WAITS = 5
+"""Captures of the fill that wait for a tick: their completions place the grid."""
+_TOPPING_UP = 8
+"""Single frames after the expected queue's first capture before the fill doubles again."""
+_WAITED_NS = 2_000_000
+"""A fill capture this slow is taken to have waited (it only picks the next capture's size)."""
+CHECK_AFTER_NS = 500_000
+"""A check is requested this long after a tick, so that its audio is in before the next."""
+_CHECK_MARGIN_NS = 1_500_000
+_CHECK_LEAD_NS = 3_000_000
+"""The one frame more goes in this long before the tick, so that a prompt return shows."""
+_CHECK_WINDOW_NS = 2_000_000
+
+
+class QueueMeter:
+    """Measures a source's queue in whole 10 ms frames from silent captures (pure, no I/O).
+
+    rtc does not say the queue a source was made with, so it is measured while the source is
+    idle. The fill puts silence into the emptied source in captures that double (when a
+    queue is expected: one capture a frame short of it, then a few single frames, then
+    doubling), then in single frames until enough waited for a tick: their completions
+    place the grid. Each completion proves that by
+    then the source held at most its queue, so ``written - released`` at that tick is a
+    lower bound of the queue, equal to it for a capture that waited (a late completion only
+    lowers it). ``estimate()`` is the largest.
+
+    The estimate is then checked (``judge``) by two captures into the emptied source just
+    after a tick: the estimate, which must return before the next tick (proof that the queue
+    holds that much), then one frame more, which must wait for that tick (it would return
+    at once if the queue were larger).
+    """
+
+    def __init__(self, tick_samples: int, limit: int, *, first: int | None = None) -> None:
+        self.tick_samples = tick_samples
+        self._limit = limit
+        self._first = first
+        self._written = 0
+        self._start_ns: int | None = None
+        self._fills: list[tuple[int, int]] = []
+        self._topping_up = False
+        self.completions_ns: list[int] = []
+        self.queue: int | None = None
+        self.rough: int | None = None
+        self.phase_ns: int | None = None
+
+    def next_fill(self) -> int:
+        """Samples for the next fill capture; 0 once the fill is over (or found no queue)."""
+        if len(self.completions_ns) >= FILL_WAITS:
+            return 0
+        if self._topping_up:
+            return self.tick_samples
+        if self._first is not None:
+            if not self._written:
+                return self._first
+            if len(self._fills) <= _TOPPING_UP:
+                return self.tick_samples
+        size = max(self._written, self.tick_samples)
+        return size if self._written + size <= self._limit else 0
+
+    def filled(self, size: int, requested_ns: int, done_ns: int) -> None:
+        """A fill capture of ``size`` samples requested at ``requested_ns`` came back.
+
+        One that came back at once after others waited shows the source was not full after
+        all (they were only slow, or came late): their completions are not counted, and the
+        fill goes on in single frames.
+        """
+        if self._start_ns is None:
+            self._start_ns = requested_ns
+        self._written += size
+        self._fills.append((self._written, done_ns))
+        if done_ns - requested_ns >= _WAITED_NS:
+            self.completions_ns.append(done_ns)
+            self._topping_up = True
+        else:
+            self.completions_ns.clear()
+
+    def estimate(self) -> int | None:
+        """The queue the fill shows, in samples; None if the fill cannot tell it.
+
+        Ticks are counted to the one nearest each completion: a wait's completion comes a
+        little after its tick, and counting a tick too many for one that came back at once
+        only lowers its bound. It cannot tell when it saw too few waits, or waits not on
+        one grid (captures only slow to come back), or when its first
+        audio went in so near a tick that the tick which began the releases is in doubt;
+        ``rough`` is then still the queue to within a frame, a start for the next fill.
+        """
+        start = self._start_ns
+        if start is None or len(self.completions_ns) < FILL_WAITS:
+            return None
+        offsets = [done % TICK_NS for done in self.completions_ns]
+        centre = _circular_mean(offsets)
+        if any(abs(_wrapped(offset - centre)) > _OUTLIER_NS for offset in offsets):
+            return None
+        phase = grid_phase(offsets)
+        previous = start - (start - phase) % TICK_NS
+        first_tick = previous + TICK_NS
+        self.rough = max(
+            written - self.tick_samples * max(round((done - first_tick) / TICK_NS) + 1, 0)
+            for written, done in self._fills
+        )
+        if first_tick - start < INSERT_NS + _CHECK_MARGIN_NS or start - previous < START_AFTER_NS:
+            return None
+        if self.rough < self.tick_samples:
+            return None
+        self.phase_ns = phase
+        self.queue = self.rough
+        return self.queue
+
+    def check_start(self, now_ns: int) -> int:
+        """When to request the next check: just after the next tick of the learned grid."""
+        phase = self.phase_ns if self.phase_ns is not None else 0
+        return now_ns - (now_ns - phase) % TICK_NS + TICK_NS + CHECK_AFTER_NS
+
+    def judge(
+        self, requested_ns: int, held_ns: int, extra_requested_ns: int, extra_done_ns: int
+    ) -> bool | None:
+        """Judge one check: True if it confirms the estimate, False if it proves the queue
+        larger, None if it tells nothing (too late, or the first capture waited).
+
+        The first capture (the estimate) was requested at ``requested_ns`` and came back at
+        ``held_ns``; the second (one frame) was requested at ``extra_requested_ns`` and came
+        back at ``extra_done_ns``.
+        """
+        phase = self.phase_ns if self.phase_ns is not None else 0
+        tick = requested_ns - (requested_ns - phase) % TICK_NS + TICK_NS
+        if held_ns > tick - _CHECK_MARGIN_NS:
+            return None
+        if extra_requested_ns + INSERT_NS > tick - _CHECK_LEAD_NS:
+            return None
+        if extra_done_ns < tick - _CHECK_MARGIN_NS:
+            return False
+        return extra_done_ns <= tick + _CHECK_WINDOW_NS or None
