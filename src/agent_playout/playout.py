@@ -79,6 +79,7 @@ class PlayoutHandle:
         self._thread = threading.get_ident()
         self._stop_fut: asyncio.Future[None] = self._loop.create_future()
         self._stopped = False
+        self._stop_emitted = False
         self._tasks: list[asyncio.Task[None]] = []
         self._finished = False
         self._waiters: list[asyncio.Future[None]] = []
@@ -235,6 +236,7 @@ class PlayoutHandle:
             self.interrupt_threadsafe()
             return
         if self._stopped:
+            self._playout._emit_stopped(self)  # a completed item still winding down
             return
         self._interrupted = True
         self._playout._stop_item(self)
@@ -461,10 +463,21 @@ class AgentPlayout(EventEmitter[EventTypes]):
         except Exception:
             _log_failure(handle, f"a {event} listener")
 
+    def _emit_stopped(self, handle: PlayoutHandle) -> None:
+        """Emit ``playout_stopped`` for ``handle`` once, if its audio started.
+
+        An item cut short emits it inside the stop; a completed one once its forwarder has
+        closed (as LiveKit Agents 0.12 does, so that forwarder's ``played_text`` is whole),
+        or sooner, inside the ``interrupt()`` or ``play()`` that comes while it winds down.
+        """
+        if handle._started and not handle._stop_emitted:
+            handle._stop_emitted = True
+            self._emit_for(handle, "playout_stopped", handle.interrupted)
+
     def _stop_item(self, handle: PlayoutHandle) -> None:
         """Stop the item now, once: freeze its position, clear the sink (if the item reached
-        it), cancel its tasks, give the forwarder the final position and emit
-        ``playout_stopped``; then wake the item's own task to wind it down.
+        it), cancel its tasks, give the forwarder the final position and, for an item cut
+        short, emit ``playout_stopped``; then wake the item's own task to wind it down.
 
         Nothing here can leave the handle half-stopped: sink and forwarder errors are logged,
         and the wake is in a ``finally``. The tasks are cancelled before that task is woken,
@@ -482,8 +495,8 @@ class AgentPlayout(EventEmitter[EventTypes]):
             item = handle._run
             if item is not None:
                 item.end_captions()
-            if handle._started:
-                self._emit_for(handle, "playout_stopped", handle.interrupted)
+            if handle.interrupted:
+                self._emit_stopped(handle)
         finally:
             if not handle._stop_fut.done():
                 handle._stop_fut.set_result(None)
@@ -576,9 +589,12 @@ class AgentPlayout(EventEmitter[EventTypes]):
                     if handle._run is not None:
                         handle._run.text_failed(error, "the forwarder's aclose()")
         finally:
-            if self._current is handle:
-                self._current = None
-            handle._release()
+            try:
+                self._emit_stopped(handle)
+            finally:
+                if self._current is handle:
+                    self._current = None
+                handle._release()
         if cancelled is not None:
             raise cancelled
 
