@@ -184,12 +184,16 @@ class Rig:
     session: RealtimeSession
     listener: Listener
     handles: list[PlayoutHandle]
+    text_at_stop: dict[str, str]
+    """Each item's ``played_text`` when its ``playout_stopped`` fired (LiveKit's forwarder
+    runs one word ahead once closed, so a later read can hold one word more)."""
 
 
 @pytest.fixture
 async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
     handles: list[PlayoutHandle] = []
     playouts: list[AgentPlayout] = []
+    text_at_stop: dict[str, str] = {}
 
     class RecordedPlayout(agent_playout.AgentPlayout):
         """This package's AgentPlayout, keeping the handles it returns for the test."""
@@ -197,6 +201,12 @@ async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             playouts.append(self)
+            self.on("playout_stopped", self._record_stop)
+
+        def _record_stop(self, interrupted: bool) -> None:
+            stopping = self.current
+            assert stopping is not None
+            text_at_stop[stopping.item_id] = stopping.played_text
 
         def play(self, **kwargs: Any) -> PlayoutHandle:
             handles.append(super().play(**kwargs))
@@ -213,7 +223,7 @@ async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
     if ready is not None:
         await ready()
     listener = Listener(room.local_participant.published[0])
-    yield Rig(model.sessions[0], listener, handles)
+    yield Rig(model.sessions[0], listener, handles, text_at_stop)
     await listener.aclose()
     await playouts[0].aclose()
     tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
@@ -258,30 +268,27 @@ async def test_an_interrupted_item_is_truncated_at_what_was_heard(rig: Rig) -> N
     assert rig.session.truncated == [("item_a", 0, went_out[0] * 1000 // RATE)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs playout_stopped emitted before interrupt()/play() return (engine branch)",
-)
 async def test_an_interrupted_item_commits_its_own_heard_text(rig: Rig) -> None:
-    handle_a, _ = await _interrupt_then_answer(rig)
-    heard_a = handle_a.played_text
-    assert heard_a
-    assert rig.session.committed.get("item_a") == [heard_a + "..."]
-    assert rig.session.committed.get("item_b") == [rig.handles[1].played_text]
+    await _interrupt_then_answer(rig)
+    _assert_each_item_committed_its_own_text(rig)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs playout_stopped emitted before interrupt()/play() return (engine branch)",
-)
 async def test_a_superseded_item_commits_its_own_heard_text(rig: Rig) -> None:
     rig.session.respond("item_a", WORDS_A, ramp(2 * RATE))
     await asyncio.sleep(0.6)
     rig.session.respond("item_b", WORDS_B, ramp(RATE // 2, start=5000))
     await _until(lambda: len(rig.handles) == 2 and rig.handles[1].done())
     await asyncio.sleep(0.1)
-    handle_a, handle_b = rig.handles
-    assert handle_a.interrupted
-    assert handle_a.played_text
-    assert rig.session.committed.get("item_a") == [handle_a.played_text + "..."]
-    assert rig.session.committed.get("item_b") == [handle_b.played_text]
+    assert rig.handles[0].interrupted
+    _assert_each_item_committed_its_own_text(rig)
+
+
+def _assert_each_item_committed_its_own_text(rig: Rig) -> None:
+    """Item A, cut, commits the words it had shown when it stopped; B commits all of its own."""
+    heard_a = rig.text_at_stop["item_a"]
+    assert heard_a
+    assert " ".join(WORDS_A).startswith(heard_a)
+    assert heard_a != " ".join(WORDS_A)
+    assert rig.session.committed.get("item_a") == [heard_a + "..."]
+    assert rig.session.committed.get("item_b") == [rig.text_at_stop["item_b"]]
+    assert rig.text_at_stop["item_b"] == rig.handles[1].played_text
