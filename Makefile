@@ -18,13 +18,13 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.demo-installed
-	$(BIN)/agent-playout demo --report demo.json --plot demo.png
+	$(BIN)/agent-playout demo --force --report demo.json --plot demo.png
 
 test: lint typecheck pytest
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
