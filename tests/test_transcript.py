@@ -286,8 +286,8 @@ def test_text_waiting_behind_a_huge_push_keeps_its_timestamps() -> None:
     for _ in range(20):
         aligner.push_audio(RATE // 2)
     aligner.end_audio()
-    assert aligner.word_count == 3001
-    assert aligner.word_start(3000) == 5 * RATE
+    assert heard_at(aligner, 10 * RATE) == "a " * 3000 + "end"
+    assert aligner.word_start(aligner.word_count - 1) == 5 * RATE
 
 
 def test_a_timed_piece_longer_than_a_slice_is_spread_over_its_characters() -> None:
@@ -299,3 +299,21 @@ def test_a_timed_piece_longer_than_a_slice_is_spread_over_its_characters() -> No
     aligner.advance(10 * RATE)
     assert aligner.word_count == 2000
     assert [aligner.word_start(k) for k in (0, 1, 1000, 1999)] == [0, 120, 5 * RATE, 239880]
+
+
+def test_text_passed_over_in_a_huge_push_is_heard_in_proportion_to_the_audio() -> None:
+    text = ("Some words, then more. " * 20_000)[:400_000]
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text(text)
+    aligner.end_text()
+    for _ in range(500):
+        aligner.push_audio(480)
+    aligner.end_audio()
+    previous = ""
+    for quarter in (1, 2, 3):
+        heard = heard_at(aligner, quarter * 60_000)
+        assert heard.startswith(previous)
+        assert text[len(heard) - 1] == " "
+        assert len(heard) == pytest.approx(quarter * 100_000, rel=0.01)
+        previous = heard
+    assert heard_at(aligner, 240_000) == text
