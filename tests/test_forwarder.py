@@ -454,3 +454,27 @@ def test_completing_a_huge_push_does_bounded_work_and_hears_it_all(
     small, large = items[200_000], items[800_000]
     assert 0 < large.hyphenated < 1.5 * small.hyphenated
     assert len(large.segments) < 1.5 * len(small.segments)
+
+
+def test_a_cut_in_a_huge_text_pushed_in_pieces_emits_a_bounded_number_of_segments() -> None:
+    emitted = {}
+    for chars in (200_000, 800_000):
+        text = (HUGE_SENTENCE * (chars // len(HUGE_SENTENCE) + 1))[:chars]
+        forwarder = TranscriptForwarder()
+        forwarder.segment_playout_started()
+        for start in range(0, chars, 1000):
+            forwarder.push_text(text[start : start + 1000])
+        forwarder.mark_text_segment_end()
+        for _ in range(500):
+            forwarder.push_audio(AudioFrame(np.zeros(480, np.int16), RATE, 1, 480))
+        forwarder.mark_audio_segment_end()
+        segments: list[TranscriptSegment] = []
+        forwarder.on("segment", segments.append)
+        forwarder.set_playout_position(5 * RATE)
+        asyncio.run(forwarder.aclose())
+        emitted[chars] = len(segments)
+        heard = forwarder.played_text
+        assert text.startswith(heard)
+        assert text[len(heard) - 1] == " "
+        assert len(heard) == pytest.approx(chars / 2, rel=0.01)
+    assert 0 < emitted[800_000] < 1.5 * emitted[200_000]

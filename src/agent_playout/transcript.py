@@ -73,8 +73,8 @@ _TAIL = 16
 _DEFAULT_WEIGHT_PER_CHAR = 0.3
 """Weight per character of text not yet cut, before any text was cut (about English's)."""
 _AHEAD_CHARS = 4 * SLICE_CHARS
-"""Text cut ahead of the heard text at most by arriving audio (cutting further would only
-pile up words that a later call then walks through)."""
+"""Text cut ahead of the heard text at most by pushes and arriving audio (cutting further
+would only pile up words that a later call then walks through)."""
 _SKIP_CHARS = 2 * SLICE_CHARS
 """Characters of plain text not yet cut that the position must run into before they are
 passed over as a span rather than cut."""
@@ -484,7 +484,8 @@ class TranscriptAligner:
     def push_text(self, text: str | TimedText) -> None:
         """Append streamed text; a word split across pushes is joined.
 
-        At most about ``SLICE_CHARS`` characters are cut into words now; the rest waits.
+        At most about ``SLICE_CHARS`` characters are cut into words now, and none once
+        ``_AHEAD_CHARS`` wait unheard; the rest waits.
         """
         if self._text_ended:
             raise ValueError("text pushed after the text segment ended")
@@ -500,7 +501,8 @@ class TranscriptAligner:
         self._chunks.append(content)
         self._rope.append(content)
         self._text_length += len(content)
-        if start is None and not self._queued() and len(content) <= SLICE_CHARS:
+        behind = self._cursor - self.heard_chars < _AHEAD_CHARS
+        if start is None and not self._queued() and len(content) <= SLICE_CHARS and behind:
             self._feed(content, final=False)
             return
         self._pending.append(_Pending(content, offset, start, end))
@@ -510,7 +512,8 @@ class TranscriptAligner:
             if len(spans) > 32:
                 del spans[: bisect.bisect_right(spans, self._cursor, key=lambda span: span[1])]
             spans.append((offset, offset + len(content)))
-        self._cut(SLICE_CHARS)
+        if behind:
+            self._cut(SLICE_CHARS)
 
     def _waiting(self, final: bool = False) -> bool:
         """True when there is text that cutting would make progress on; ``final``: also
