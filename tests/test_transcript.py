@@ -317,3 +317,34 @@ def test_text_passed_over_in_a_huge_push_is_heard_in_proportion_to_the_audio() -
         assert len(heard) == pytest.approx(quarter * 100_000, rel=0.01)
         previous = heard
     assert heard_at(aligner, 240_000) == text
+
+
+def test_a_cut_in_a_huge_timed_text_does_bounded_work_and_follows_its_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def cut_at_half(chars: int, heard: list[str]) -> Callable[[], object]:
+        def run() -> None:
+            text = ("Some words, then more. " * (chars // 23 + 1))[:chars]
+            aligner = TranscriptAligner(RATE)
+            aligner.push_text(TimedText(text, 1.0, 9.0))
+            aligner.end_text()
+            for _ in range(500):
+                aligner.push_audio(480)
+            aligner.end_audio()
+            heard.append(heard_at(aligner, 5 * RATE))
+            heard.append(heard_at(aligner, 7 * RATE))
+            heard.append(text)
+
+        return run
+
+    work = {}
+    for chars in (200_000, 800_000):
+        heard: list[str] = []
+        work[chars] = hyphenated_chars(monkeypatch, cut_at_half(chars, heard))
+        half, three_quarters, text = heard
+        assert three_quarters.startswith(half)
+        assert text.startswith(three_quarters)
+        assert text[len(half) - 1] == " "
+        assert len(half) == pytest.approx(chars / 2, abs=30)
+        assert len(three_quarters) == pytest.approx(chars * 3 / 4, abs=30)
+    assert 0 < work[800_000] < 1.5 * work[200_000]

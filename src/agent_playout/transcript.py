@@ -766,7 +766,7 @@ class TranscriptAligner:
         begin = self._queue_offset()
         span = bisect.bisect_right(self._timed_spans, (begin, math.inf))
         if span and self._timed_spans[span - 1][1] > begin:
-            return False
+            return self._pass_over_timed(played_samples)
         plain_end = self._timed_spans[span][0] if span < len(self._timed_spans) else None
         if plain_end is None:
             plain_end = self._text_length
@@ -790,6 +790,49 @@ class TranscriptAligner:
                 end = self._last_word_start(start, first)
         if end is not None and end > self._cursor:
             self._add_span(end)
+        return self.word_count > count
+
+    def _pass_over_timed(self, played_samples: int) -> bool:
+        """``_pass_over_heard`` inside a long ``TimedText``, whose words are timed by
+        their characters: the heard offset is where its times reach the position."""
+        entry = self._pending[self._pending_head]
+        if entry.start is None or entry.end is None or len(entry.text) <= SLICE_CHARS:
+            return False
+        begin = self._queue_offset()
+        entry_end = entry.offset + len(entry.text)
+        seconds = (played_samples - 0.5) / self._rate
+        if (self._audio_ended and played_samples >= self._audio) or (
+            entry.end == entry.start and entry.start < seconds
+        ):
+            heard_end = math.inf
+        elif entry.end == entry.start:
+            heard_end = -math.inf
+        else:
+            fraction = (seconds - entry.start) / (entry.end - entry.start)
+            heard_end = entry.offset + fraction * len(entry.text)
+        if min(heard_end, entry_end) - begin < _SKIP_CHARS:
+            return False
+        start = self._word_start_between(begin, begin + _SCAN_CHARS)
+        if start is None:
+            return False
+        count = self.word_count
+        if start > begin:
+            taken = self._rope.slice(begin, start)
+            self._drop_queued_before(start)
+            self._time_words(self._feed(taken, final=False), entry, entry.start, entry.end)
+        if self._cursor != start:
+            return self.word_count > count
+        if heard_end >= entry_end:
+            last = entry_end == self._text_length and self._text_ended
+            end = entry_end if last else self._last_word_start(start, entry_end)
+        else:
+            first = math.ceil(heard_end)
+            end = self._word_start_between(first, min(first + _SCAN_CHARS, entry_end))
+            if end is None:
+                end = self._last_word_start(start, first)
+        if end is not None and end > self._cursor:
+            self._add_span(end)
+            self._time_words(len(self._words) - 1, entry, entry.start, entry.end)
         return self.word_count > count
 
     def _feed_queued(self, begin: int, end: int) -> None:
