@@ -348,3 +348,37 @@ def test_a_cut_in_a_huge_timed_text_does_bounded_work_and_follows_its_times(
         assert len(half) == pytest.approx(chars / 2, abs=30)
         assert len(three_quarters) == pytest.approx(chars * 3 / 4, abs=30)
     assert 0 < work[800_000] < 1.5 * work[200_000]
+
+
+@given(
+    words=st.lists(
+        st.text(alphabet="ab,.今天きょうเป็นคน", min_size=1, max_size=5), min_size=1, max_size=12
+    ),
+    separators=st.sampled_from([" ", "", "\n"]),
+    positions=st.lists(st.integers(0, 10 * RATE), min_size=1, max_size=6),
+    ended=st.booleans(),
+)
+def test_heard_text_in_a_huge_push_is_a_growing_prefix_ending_where_a_unit_starts(
+    words: list[str], separators: str, positions: list[int], ended: bool
+) -> None:
+    unit = separators.join(words) + " "
+    text = unit * (12_000 // len(unit) + 1)
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text(text)
+    if ended:
+        aligner.end_text()
+    for _ in range(500):
+        aligner.push_audio(480)
+    aligner.end_audio()
+    previous = ""
+    for played in sorted(positions):
+        heard = heard_at(aligner, played)
+        assert text.startswith(heard)
+        assert heard.startswith(previous)
+        if heard and heard != text:
+            window = TranscriptAligner(RATE)
+            window.push_text(text[max(len(heard) - 40, 0) : len(heard) + 40])
+            window.end_text()
+            starts = {window.word_offset(i) for i in range(window.word_count)}
+            assert min(len(heard), 40) in starts
+        previous = heard

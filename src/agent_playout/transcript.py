@@ -126,8 +126,10 @@ _CLAUSE_END = re.compile(rf"[,;:—–、，；：၊،]+[{_CLOSERS}]*$")
 _SPACES = "\\s\u0f0b\u0f0c"
 _THAI = ("\u0e01-\u0e2e", "\u0e30-\u0e3a\u0e45-\u0e4e", "\u0e40-\u0e44")
 _LAO = ("\u0e81-\u0eae\u0edc-\u0edf", "\u0eb0-\u0ebc\u0ec6\u0ec8-\u0ecd", "\u0ec0-\u0ec4")
+_HAN_OR_KANA = rf"[{_HAN}]|(?![{_SMALL_KANA}])[{_KANA}]"
 _WORD_STARTS = re.compile(
-    rf"[{_SPACES}](?=[^{_SPACES}])|[{_HAN}{_KANA}](?=[{_HAN}]|(?![{_SMALL_KANA}])[{_KANA}])"
+    rf"[{_SPACES}](?=[^{_SPACES}])"
+    rf"|(?:{_HAN_OR_KANA}|(?<={_HAN_OR_KANA})[{_SMALL_KANA}])(?={_HAN_OR_KANA})"
     + "".join(
         rf"|(?:[{consonant}]|(?<=[{consonant}])[{marks}]|(?<=[{consonant}][{marks}])[{marks}])"
         rf"(?=[{leading}]?[{consonant}])"
@@ -135,8 +137,9 @@ _WORD_STARTS = re.compile(
     )
 )
 """What comes just before a place where a word starts whatever came earlier: a space
-before a non-space, a Han character or kana before a Han character or a full kana, a
-Thai or Lao consonant (with up to two marks) before a consonant or a leading vowel."""
+before a non-space, a Han character or a full kana (with the small kana after it) before
+a Han character or a full kana, a Thai or Lao consonant (with up to two marks) before a
+consonant or a leading vowel."""
 
 _CORELESS, _WORD, _UNIT, _SPAN = 0, 1, 2, 3
 
