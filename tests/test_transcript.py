@@ -352,7 +352,9 @@ def test_a_cut_in_a_huge_timed_text_does_bounded_work_and_follows_its_times(
 
 @given(
     words=st.lists(
-        st.text(alphabet="ab,.今天きょうเป็นคน", min_size=1, max_size=5), min_size=1, max_size=12
+        st.text(alphabet="ab,.今天きょうเป็นคนສະບາຍ「", min_size=1, max_size=5),
+        min_size=1,
+        max_size=12,
     ),
     separators=st.sampled_from([" ", "", "\n"]),
     positions=st.lists(st.integers(0, 10 * RATE), min_size=1, max_size=6),
@@ -362,7 +364,7 @@ def test_heard_text_in_a_huge_push_is_a_growing_prefix_ending_where_a_unit_start
     words: list[str], separators: str, positions: list[int], ended: bool
 ) -> None:
     unit = separators.join(words) + " "
-    text = unit * (12_000 // len(unit) + 1)
+    text = unit * (40_000 // len(unit) + 1)
     aligner = TranscriptAligner(RATE)
     aligner.push_text(text)
     if ended:
