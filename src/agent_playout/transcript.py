@@ -701,8 +701,7 @@ class TranscriptAligner:
         total = self._total_weight
         waiting = self._text_length - self._cursor
         if waiting:
-            per_char = total / self._cursor if self._cursor else _DEFAULT_WEIGHT_PER_CHAR
-            total += waiting * per_char
+            total += waiting * self._weight_per_char()
         remaining_weight = total - anchor_weight
         audio_after_anchor = self._audio - anchor_start
         if remaining_weight <= 0:
