@@ -478,3 +478,45 @@ def test_a_cut_in_a_huge_text_pushed_in_pieces_emits_a_bounded_number_of_segment
         assert text[len(heard) - 1] == " "
         assert len(heard) == pytest.approx(chars / 2, rel=0.01)
     assert 0 < emitted[800_000] < 1.5 * emitted[200_000]
+
+
+async def test_an_engine_cut_as_a_huge_text_arrives_does_bounded_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    work, heard = {}, {}
+    original = pyphen.Pyphen.positions
+    counted = 0
+
+    def counting(self: pyphen.Pyphen, word: str) -> list[int]:
+        nonlocal counted
+        counted += len(word)
+        return original(self, word)  # type: ignore[no-any-return]
+
+    for chars in (200_000, 800_000):
+        text = (HUGE_SENTENCE * (chars // len(HUGE_SENTENCE) + 1))[:chars]
+        clock = VirtualClock()
+
+        async def late_text(text: str = text, clock: VirtualClock = clock) -> AsyncIterator[str]:
+            await clock.sleep_until(5_000_000_000)
+            yield text
+
+        forwarder = TranscriptForwarder()
+        handle = AgentPlayout(audio_source=NullSink(clock=clock)).play(
+            item_id="late",
+            content_index=0,
+            transcription_fwd=forwarder,
+            text_stream=late_text(),
+            audio_stream=stream(frames_of(np.ones(10 * RATE, np.int16), 480)),
+        )
+        await clock.advance(4.999)
+        counted = 0
+        with monkeypatch.context() as patch:
+            patch.setattr(pyphen.Pyphen, "positions", counting)
+            await clock.advance(0.001)
+            handle.interrupt()
+            await clock.run(handle.wait_for_playout())
+        work[chars], heard[chars] = counted, handle.played_text
+        assert text.startswith(heard[chars])
+        assert text[len(heard[chars]) - 1] == " "
+        assert len(heard[chars]) == pytest.approx(chars / 2, rel=0.01)
+    assert 0 < work[800_000] < 1.5 * work[200_000]
