@@ -22,8 +22,11 @@ its words are due), its weight estimated from the text already cut (the same wei
 character). When the position runs far into plain text not yet cut, or the item
 completes, the words passed over are not cut one by one: the heard boundary is placed in
 that text by the same estimate (a character offset, moved on to the next place a word
-surely starts) and the text passed over becomes one span, weighed as its characters.
-So no call does work in proportion to the text's length.
+surely starts) and the text passed over becomes one span, weighed as its characters;
+inside a long ``TimedText`` its own times place the boundary. So no call does work in
+proportion to the text's length, except where no place a word surely starts (a space, a
+Han character or kana, a Thai or Lao cluster) lies within ``_SCAN_CHARS``: such text is
+cut as it comes.
 
 Repairs, rather than errors, for timestamps that cannot be right, so a playout never
 crashes on them: a start earlier than the previous word's is moved up to it, and a start
