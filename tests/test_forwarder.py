@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 import numpy as np
+import pyphen
 import pytest
 
 from agent_playout import (
@@ -364,3 +366,157 @@ def test_a_listener_taken_off_gets_no_more_segments() -> None:
     forwarder.off("segment", seen.append)
     forwarder.segment_playout_finished()
     assert len(seen) == 1
+
+
+HUGE_SENTENCE = "The quick brown fox jumps over the lazy dog, and then it rests. "
+
+
+@dataclass
+class HugeItem:
+    """One push of a huge text over 10 s of audio, and what the forwarder did with it."""
+
+    text: str = field(repr=False)
+    forwarder: TranscriptForwarder = field(repr=False)
+    segments: list[TranscriptSegment] = field(repr=False)
+    hyphenated: int = 0
+    """Characters hyphenated (the estimate's cost per word cut) from push to close."""
+
+
+def huge_item(
+    monkeypatch: pytest.MonkeyPatch,
+    chars: int,
+    stop: Callable[[TranscriptForwarder], object],
+    *,
+    text_ended: bool = True,
+) -> HugeItem:
+    """Push ``chars`` characters at once and 10 s of audio, ``stop`` the item, close."""
+    text = (HUGE_SENTENCE * (chars // len(HUGE_SENTENCE) + 1))[:chars]
+    item = HugeItem(text, TranscriptForwarder(), [])
+    original = pyphen.Pyphen.positions
+
+    def counting(self: pyphen.Pyphen, word: str) -> list[int]:
+        item.hyphenated += len(word)
+        return original(self, word)  # type: ignore[no-any-return]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pyphen.Pyphen, "positions", counting)
+        forwarder = item.forwarder
+        forwarder.on("segment", item.segments.append)
+        forwarder.segment_playout_started()
+        forwarder.push_text(text)
+        if text_ended:
+            forwarder.mark_text_segment_end()
+        for _ in range(500):
+            forwarder.push_audio(AudioFrame(np.zeros(480, np.int16), RATE, 1, 480))
+        forwarder.mark_audio_segment_end()
+        stop(forwarder)
+        asyncio.run(forwarder.aclose())
+    return item
+
+
+@pytest.mark.parametrize("text_ended", [True, False])
+def test_a_cut_in_a_huge_push_does_bounded_work_and_hears_a_proportional_prefix(
+    monkeypatch: pytest.MonkeyPatch, text_ended: bool
+) -> None:
+    items = {}
+    for chars in (200_000, 800_000):
+        item = items[chars] = huge_item(
+            monkeypatch,
+            chars,
+            lambda forwarder: forwarder.set_playout_position(5 * RATE),
+            text_ended=text_ended,
+        )
+        heard = item.forwarder.played_text
+        assert item.text.startswith(heard)
+        assert item.text[len(heard) - 1] == " "
+        assert item.text[len(heard)] != " "
+        assert len(heard) == pytest.approx(chars / 2, rel=0.01)
+        assert item.segments[-1].final
+        assert "".join(segment.text + " " for segment in item.segments if segment.final) == heard
+    small, large = items[200_000], items[800_000]
+    assert 0 < large.hyphenated < 1.5 * small.hyphenated
+    assert len(large.segments) < 1.5 * len(small.segments)
+
+
+def test_completing_a_huge_push_does_bounded_work_and_hears_it_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def complete(forwarder: TranscriptForwarder) -> None:
+        forwarder.set_playout_position(10 * RATE)
+        forwarder.segment_playout_finished()
+
+    items = {chars: huge_item(monkeypatch, chars, complete) for chars in (200_000, 800_000)}
+    for item in items.values():
+        assert item.forwarder.played_text == item.text
+        assert item.segments[-1].final
+        finals = [segment.text for segment in item.segments if segment.final]
+        assert " ".join(finals) == item.text.strip()
+    small, large = items[200_000], items[800_000]
+    assert 0 < large.hyphenated < 1.5 * small.hyphenated
+    assert len(large.segments) < 1.5 * len(small.segments)
+
+
+def test_a_cut_in_a_huge_text_pushed_in_pieces_emits_a_bounded_number_of_segments() -> None:
+    emitted = {}
+    for chars in (200_000, 800_000):
+        text = (HUGE_SENTENCE * (chars // len(HUGE_SENTENCE) + 1))[:chars]
+        forwarder = TranscriptForwarder()
+        forwarder.segment_playout_started()
+        for start in range(0, chars, 1000):
+            forwarder.push_text(text[start : start + 1000])
+        forwarder.mark_text_segment_end()
+        for _ in range(500):
+            forwarder.push_audio(AudioFrame(np.zeros(480, np.int16), RATE, 1, 480))
+        forwarder.mark_audio_segment_end()
+        segments: list[TranscriptSegment] = []
+        forwarder.on("segment", segments.append)
+        forwarder.set_playout_position(5 * RATE)
+        asyncio.run(forwarder.aclose())
+        emitted[chars] = len(segments)
+        heard = forwarder.played_text
+        assert text.startswith(heard)
+        assert text[len(heard) - 1] == " "
+        assert len(heard) == pytest.approx(chars / 2, rel=0.01)
+    assert 0 < emitted[800_000] < 1.5 * emitted[200_000]
+
+
+async def test_an_engine_cut_as_a_huge_text_arrives_does_bounded_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    work, heard = {}, {}
+    original = pyphen.Pyphen.positions
+    counted = 0
+
+    def counting(self: pyphen.Pyphen, word: str) -> list[int]:
+        nonlocal counted
+        counted += len(word)
+        return original(self, word)  # type: ignore[no-any-return]
+
+    for chars in (200_000, 800_000):
+        text = (HUGE_SENTENCE * (chars // len(HUGE_SENTENCE) + 1))[:chars]
+        clock = VirtualClock()
+
+        async def late_text(text: str = text, clock: VirtualClock = clock) -> AsyncIterator[str]:
+            await clock.sleep_until(5_000_000_000)
+            yield text
+
+        forwarder = TranscriptForwarder()
+        handle = AgentPlayout(audio_source=NullSink(clock=clock)).play(
+            item_id="late",
+            content_index=0,
+            transcription_fwd=forwarder,
+            text_stream=late_text(),
+            audio_stream=stream(frames_of(np.ones(10 * RATE, np.int16), 480)),
+        )
+        await clock.advance(4.999)
+        counted = 0
+        with monkeypatch.context() as patch:
+            patch.setattr(pyphen.Pyphen, "positions", counting)
+            await clock.advance(0.001)
+            handle.interrupt()
+            await clock.run(handle.wait_for_playout())
+        work[chars], heard[chars] = counted, handle.played_text
+        assert text.startswith(heard[chars])
+        assert text[len(heard[chars]) - 1] == " "
+        assert len(heard[chars]) == pytest.approx(chars / 2, rel=0.01)
+    assert 0 < work[800_000] < 1.5 * work[200_000]

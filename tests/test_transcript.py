@@ -286,8 +286,8 @@ def test_text_waiting_behind_a_huge_push_keeps_its_timestamps() -> None:
     for _ in range(20):
         aligner.push_audio(RATE // 2)
     aligner.end_audio()
-    assert aligner.word_count == 3001
-    assert aligner.word_start(3000) == 5 * RATE
+    assert heard_at(aligner, 10 * RATE) == "a " * 3000 + "end"
+    assert aligner.word_start(aligner.word_count - 1) == 5 * RATE
 
 
 def test_a_timed_piece_longer_than_a_slice_is_spread_over_its_characters() -> None:
@@ -299,3 +299,88 @@ def test_a_timed_piece_longer_than_a_slice_is_spread_over_its_characters() -> No
     aligner.advance(10 * RATE)
     assert aligner.word_count == 2000
     assert [aligner.word_start(k) for k in (0, 1, 1000, 1999)] == [0, 120, 5 * RATE, 239880]
+
+
+def test_text_passed_over_in_a_huge_push_is_heard_in_proportion_to_the_audio() -> None:
+    text = ("Some words, then more. " * 20_000)[:400_000]
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text(text)
+    aligner.end_text()
+    for _ in range(500):
+        aligner.push_audio(480)
+    aligner.end_audio()
+    previous = ""
+    for quarter in (1, 2, 3):
+        heard = heard_at(aligner, quarter * 60_000)
+        assert heard.startswith(previous)
+        assert text[len(heard) - 1] == " "
+        assert len(heard) == pytest.approx(quarter * 100_000, rel=0.01)
+        previous = heard
+    assert heard_at(aligner, 240_000) == text
+
+
+def test_a_cut_in_a_huge_timed_text_does_bounded_work_and_follows_its_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def cut_at_half(chars: int, heard: list[str]) -> Callable[[], object]:
+        def run() -> None:
+            text = ("Some words, then more. " * (chars // 23 + 1))[:chars]
+            aligner = TranscriptAligner(RATE)
+            aligner.push_text(TimedText(text, 1.0, 9.0))
+            aligner.end_text()
+            for _ in range(500):
+                aligner.push_audio(480)
+            aligner.end_audio()
+            heard.append(heard_at(aligner, 5 * RATE))
+            heard.append(heard_at(aligner, 7 * RATE))
+            heard.append(text)
+
+        return run
+
+    work = {}
+    for chars in (200_000, 800_000):
+        heard: list[str] = []
+        work[chars] = hyphenated_chars(monkeypatch, cut_at_half(chars, heard))
+        half, three_quarters, text = heard
+        assert three_quarters.startswith(half)
+        assert text.startswith(three_quarters)
+        assert text[len(half) - 1] == " "
+        assert len(half) == pytest.approx(chars / 2, abs=30)
+        assert len(three_quarters) == pytest.approx(chars * 3 / 4, abs=30)
+    assert 0 < work[800_000] < 1.5 * work[200_000]
+
+
+@given(
+    words=st.lists(
+        st.text(alphabet="ab,.今天きょうเป็นคนສະບາຍ「", min_size=1, max_size=5),
+        min_size=1,
+        max_size=12,
+    ),
+    separators=st.sampled_from([" ", "", "\n"]),
+    positions=st.lists(st.integers(0, 10 * RATE), min_size=1, max_size=6),
+    ended=st.booleans(),
+)
+def test_heard_text_in_a_huge_push_is_a_growing_prefix_ending_where_a_unit_starts(
+    words: list[str], separators: str, positions: list[int], ended: bool
+) -> None:
+    unit = separators.join(words) + " "
+    text = unit * (40_000 // len(unit) + 1)
+    aligner = TranscriptAligner(RATE)
+    aligner.push_text(text)
+    if ended:
+        aligner.end_text()
+    for _ in range(500):
+        aligner.push_audio(480)
+    aligner.end_audio()
+    previous = ""
+    for played in sorted(positions):
+        heard = heard_at(aligner, played)
+        assert text.startswith(heard)
+        assert heard.startswith(previous)
+        if heard and heard != text:
+            window = TranscriptAligner(RATE)
+            window.push_text(text[max(len(heard) - 40, 0) : len(heard) + 40])
+            window.end_text()
+            starts = {window.word_offset(i) for i in range(window.word_count)}
+            assert min(len(heard), 40) in starts
+        previous = heard

@@ -127,3 +127,24 @@ def test_korean_words_weigh_their_syllable_blocks() -> None:
 def test_an_opening_bracket_after_chinese_text_opens_the_next_unit() -> None:
     heard = heard_over(placed("他说「你好」。", 2.0))
     assert sorted(set(heard), key=len) == ["", "他", "他说", "他说「你", "他说「你好」。"]
+
+
+@pytest.mark.parametrize("text", ["เป็นคนไทย", "今天天气很好，我们去公园散步吧。"])
+def test_a_cut_in_a_huge_unspaced_push_cuts_a_bounded_number_of_units(text: str) -> None:
+    cut = {}
+    for chars in (200_000, 800_000):
+        whole = (text * (chars // len(text) + 1))[:chars]
+        aligner = TranscriptAligner(RATE)
+        aligner.push_text(whole)
+        aligner.end_text()
+        for _ in range(500):
+            aligner.push_audio(480)
+        aligner.end_audio()
+        aligner.advance(5 * RATE)
+        cut[chars] = aligner.word_count
+        heard = whole[: aligner.heard_chars]
+        assert len(heard) == pytest.approx(chars / 2, rel=0.01)
+        whole_units = placed(whole[len(heard) - 40 : len(heard) + 40], 1.0, by_char=False)
+        starts = {whole_units.word_offset(i) for i in range(whole_units.word_count)}
+        assert 40 in starts
+    assert cut[800_000] < 1.5 * cut[200_000]

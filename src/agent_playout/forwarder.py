@@ -141,7 +141,8 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
     ``before_forward`` rewrites a segment's text before it is shown (``played_text`` stays
     the raw heard text, for truncation). ``speed`` scales the pacing prior used before the
     audio's length is known; ``language`` tags segments and picks the hyphenation
-    dictionary. ``record_words`` keeps every heard word with its start, for reports.
+    dictionary. ``record_words`` keeps every heard word with its start, for reports (text
+    passed over as one span, see ``transcript``, is one entry and one segment).
     """
 
     def __init__(

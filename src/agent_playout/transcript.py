@@ -18,7 +18,15 @@ ended it is re-fitted so the last word ends exactly where the audio ends.
 
 Text is cut into words incrementally, at most about ``SLICE_CHARS`` characters per call,
 so a huge push costs little at once: the rest waits and is cut as audio arrives (or as
-its words are due), its weight estimated from the text already cut.
+its words are due), its weight estimated from the text already cut (the same weight per
+character). When the position runs far into plain text not yet cut, or the item
+completes, the words passed over are not cut one by one: the heard boundary is placed in
+that text by the same estimate (a character offset, moved on to the next place a word
+surely starts) and the text passed over becomes one span, weighed as its characters;
+inside a long ``TimedText`` its own times place the boundary. So no call does work in
+proportion to the text's length, except where no place a word surely starts (a space, a
+Han character or kana, a Thai or Lao cluster) lies within ``_SCAN_CHARS``: such text is
+cut as it comes.
 
 Repairs, rather than errors, for timestamps that cannot be right, so a playout never
 crashes on them: a start earlier than the previous word's is moved up to it, and a start
@@ -67,6 +75,14 @@ _TAIL = 16
 """Last characters of a word kept to find its closing punctuation."""
 _DEFAULT_WEIGHT_PER_CHAR = 0.3
 """Weight per character of text not yet cut, before any text was cut (about English's)."""
+_AHEAD_CHARS = 4 * SLICE_CHARS
+"""Text cut ahead of the heard text at most by pushes and arriving audio (cutting further
+would only pile up words that a later call then walks through)."""
+_SKIP_CHARS = 2 * SLICE_CHARS
+"""Characters of plain text not yet cut that the position must run into before they are
+passed over as a span rather than cut."""
+_SCAN_CHARS = 4096
+"""Characters looked at, each side, for a place where a word surely starts."""
 
 _HAN = (
     "\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff"
@@ -110,7 +126,25 @@ _DIGITS = re.compile(r"\d")
 _SENTENCE_END = re.compile(rf"[.!?…。！？｡։۔।॥။។៕።]+[{_CLOSERS}]*$")
 _CLAUSE_END = re.compile(rf"[,;:—–、，；：၊،]+[{_CLOSERS}]*$")
 
-_CORELESS, _WORD, _UNIT = 0, 1, 2
+_SPACES = "\\s\u0f0b\u0f0c"
+_THAI = ("\u0e01-\u0e2e", "\u0e30-\u0e3a\u0e45-\u0e4e", "\u0e40-\u0e44")
+_LAO = ("\u0e81-\u0eae\u0edc-\u0edf", "\u0eb0-\u0ebc\u0ec6\u0ec8-\u0ecd", "\u0ec0-\u0ec4")
+_HAN_OR_KANA = rf"[{_HAN}]|(?![{_SMALL_KANA}])[{_KANA}]"
+_WORD_STARTS = re.compile(
+    rf"[{_SPACES}](?=[^{_SPACES}])"
+    rf"|(?:{_HAN_OR_KANA}|(?<={_HAN_OR_KANA})[{_SMALL_KANA}])(?={_HAN_OR_KANA})"
+    + "".join(
+        rf"|(?:[{consonant}]|(?<=[{consonant}])[{marks}]|(?<=[{consonant}][{marks}])[{marks}])"
+        rf"(?=[{leading}]?[{consonant}])"
+        for consonant, marks, leading in (_THAI, _LAO)
+    )
+)
+"""What comes just before a place where a word starts whatever came earlier: a space
+before a non-space, a Han character or a full kana (with the small kana after it) before
+a Han character or a full kana, a Thai or Lao consonant (with up to two marks) before a
+consonant or a leading vowel."""
+
+_CORELESS, _WORD, _UNIT, _SPAN = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -346,8 +380,12 @@ class TranscriptAligner:
         self._chunks: list[str] = []
         self._text_length = 0
         self._rope = _Rope()
-        self._pending: deque[_Pending] = deque()
+        self._pending: list[_Pending] = []
+        self._pending_offsets: list[int] = []
+        self._pending_head = 0
         self._pending_at = 0
+        self._timed_spans: list[tuple[int, int]] = []
+        """Where queued ``TimedText`` lies (start and end offsets), in order."""
         self._carry = ""
         self._cursor = 0
         self._unit = _Unit(language)
@@ -384,7 +422,8 @@ class TranscriptAligner:
 
     @property
     def word_count(self) -> int:
-        """Words cut so far (text still waiting to be cut is not counted)."""
+        """Words cut so far (text still waiting to be cut is not counted; a span passed
+        over by the estimate, see the module docstring, counts as one)."""
         return self._dropped + len(self._words)
 
     @property
@@ -451,7 +490,8 @@ class TranscriptAligner:
     def push_text(self, text: str | TimedText) -> None:
         """Append streamed text; a word split across pushes is joined.
 
-        At most about ``SLICE_CHARS`` characters are cut into words now; the rest waits.
+        At most about ``SLICE_CHARS`` characters are cut into words now, and none once
+        ``_AHEAD_CHARS`` wait unheard; the rest waits.
         """
         if self._text_ended:
             raise ValueError("text pushed after the text segment ended")
@@ -467,30 +507,68 @@ class TranscriptAligner:
         self._chunks.append(content)
         self._rope.append(content)
         self._text_length += len(content)
-        if start is None and not self._pending and len(content) <= SLICE_CHARS:
+        behind = self._cursor - self.heard_chars < _AHEAD_CHARS
+        if start is None and not self._queued() and len(content) <= SLICE_CHARS and behind:
             self._feed(content, final=False)
             return
         self._pending.append(_Pending(content, offset, start, end))
-        self._cut(SLICE_CHARS)
+        self._pending_offsets.append(offset)
+        if start is not None:
+            spans = self._timed_spans
+            if len(spans) > 32:
+                del spans[: bisect.bisect_right(spans, self._cursor, key=lambda span: span[1])]
+            spans.append((offset, offset + len(content)))
+        if behind:
+            self._cut(SLICE_CHARS)
 
     def _waiting(self, final: bool = False) -> bool:
         """True when there is text that cutting would make progress on; ``final``: also
         text held back for what may follow."""
-        return bool(self._pending) or ((final or self._text_ended) and bool(self._carry))
+        return self._queued() or ((final or self._text_ended) and bool(self._carry))
+
+    def _queued(self) -> bool:
+        """True when pushed text waits to be cut (not counting text held back)."""
+        return self._pending_head < len(self._pending)
+
+    def _queue_offset(self) -> int:
+        """Offset of the first character waiting in the queue (after any held back)."""
+        if not self._queued():
+            return self._text_length
+        return self._pending[self._pending_head].offset + self._pending_at
+
+    def _pop_pending(self) -> None:
+        self._pending_head += 1
+        self._pending_at = 0
+        if self._pending_head > 32 and 2 * self._pending_head > len(self._pending):
+            del self._pending[: self._pending_head]
+            del self._pending_offsets[: self._pending_head]
+            self._pending_head = 0
+
+    def _drop_queued_before(self, offset: int) -> None:
+        """Take the queued text before ``offset`` off the queue without cutting it."""
+        index = bisect.bisect_right(self._pending_offsets, offset, self._pending_head) - 1
+        if index < self._pending_head:
+            return
+        entry = self._pending[index]
+        self._pending_head = index
+        self._pending_at = 0
+        if offset - entry.offset >= len(entry.text):
+            self._pop_pending()
+        else:
+            self._pending_at = offset - entry.offset
 
     def _cut(self, budget: int, *, final: bool = False) -> None:
         """Cut about ``budget`` characters of waiting text into words (a small timed piece
         whole, as its times are spread over all its words); ``final``: hold nothing back."""
         while self._waiting(final) and budget > 0:
-            if self._pending:
-                entry = self._pending[0]
+            if self._queued():
+                entry = self._pending[self._pending_head]
                 whole = entry.start is not None and len(entry.text) <= SLICE_CHARS
                 size = len(entry.text) if whole else budget
                 taken = entry.text[self._pending_at : self._pending_at + size]
                 self._pending_at += len(taken)
                 if self._pending_at >= len(entry.text):
-                    self._pending.popleft()
-                    self._pending_at = 0
+                    self._pop_pending()
             else:
                 entry, taken = None, ""
             budget -= max(len(taken), 1)
@@ -503,7 +581,7 @@ class TranscriptAligner:
         end if that may join what follows; returns the index of the first new word."""
         piece = self._carry + taken if self._carry else taken
         self._carry = ""
-        if not final and (self._pending or not self._text_ended):
+        if not final and (self._queued() or not self._text_ended):
             hold = _HOLD.search(piece, max(len(piece) - 3, 0))
             if hold is not None:
                 piece, self._carry = piece[: hold.start()], piece[hold.start() :]
@@ -551,7 +629,9 @@ class TranscriptAligner:
         if self._words:
             word = self._words[-1]
             self._total_weight = word.weight + self._unit.weight()
-            word.ends_sentence = bool(_SENTENCE_END.search(self._unit.tail))
+            word.ends_sentence = self._unit.kind == _SPAN or bool(
+                _SENTENCE_END.search(self._unit.tail)
+            )
 
     def _time_words(self, first: int, entry: _Pending, start: float, end: float) -> None:
         """Give the words just cut from a timed piece their times: spread by weight over
@@ -592,7 +672,7 @@ class TranscriptAligner:
         if samples < 0:
             raise ValueError(f"audio sample count must be >= 0, got {samples}")
         self._audio += samples
-        if self._pending:
+        if self._queued() and self._cursor - self.heard_chars < _AHEAD_CHARS:
             self._cut(SLICE_CHARS)
 
     def end_audio(self) -> None:
@@ -624,8 +704,7 @@ class TranscriptAligner:
         total = self._total_weight
         waiting = self._text_length - self._cursor
         if waiting:
-            per_char = total / self._cursor if self._cursor else _DEFAULT_WEIGHT_PER_CHAR
-            total += waiting * per_char
+            total += waiting * self._weight_per_char()
         remaining_weight = total - anchor_weight
         audio_after_anchor = self._audio - anchor_start
         if remaining_weight <= 0:
@@ -650,15 +729,165 @@ class TranscriptAligner:
             count = self.word_count
             while self._heard < count and self.word_start(self._heard) < played_samples:
                 self._heard += 1
-            if self._heard < count or not self._cut_more():
+            if self._heard < count:
+                return self._heard
+            if not (self._pass_over_heard(played_samples) or self._cut_more()):
                 return self._heard
 
     def hear_all(self) -> None:
-        """The item completed: every word was heard (text still waiting is cut now)."""
-        self._cut(
-            len(self._carry) + sum(len(entry.text) for entry in self._pending) + 1, final=True
-        )
+        """The item completed: every word was heard (much text still waiting is passed
+        over as one span, the rest cut now)."""
+        begin = self._queue_offset()
+        if self._text_length - begin > _SKIP_CHARS:
+            start = self._word_start_between(begin, begin + _SCAN_CHARS)
+            if start is not None:
+                self._feed_queued(begin, start)
+            self._add_span(self._text_length)
+        self._cut(len(self._carry) + self._text_length - self._queue_offset() + 1, final=True)
         self._heard = self.word_count
+
+    def _weight_per_char(self) -> float:
+        """The estimate's weight for a character not yet cut: that of the text cut so far."""
+        return self._total_weight / self._cursor if self._cursor else _DEFAULT_WEIGHT_PER_CHAR
+
+    def _heard_offset(self, played_samples: int) -> float:
+        """Where, by the estimate, the text not yet cut stops being heard at
+        ``played_samples``: words starting before this character offset are heard."""
+        if self._audio_ended and played_samples >= self._audio:
+            return math.inf
+        anchor_seconds, anchor_weight = self._anchor
+        anchor_start = anchor_seconds * self._rate
+        rate = self._samples_per_weight(anchor_start, anchor_weight)
+        per_char = self._weight_per_char()
+        if rate <= 0 or per_char <= 0:
+            return math.inf
+        weight = anchor_weight + (played_samples - 0.5 - anchor_start) / rate
+        return self._cursor + (weight - self._total_weight) / per_char
+
+    def _pass_over_heard(self, played_samples: int) -> bool:
+        """All words cut are heard and the position runs far into plain text not yet cut:
+        pass over the words heard there as one span, ending where a word surely starts
+        after the heard offset; True if words were added."""
+        begin = self._queue_offset()
+        span = bisect.bisect_right(self._timed_spans, (begin, math.inf))
+        if span and self._timed_spans[span - 1][1] > begin:
+            return self._pass_over_timed(played_samples)
+        plain_end = self._timed_spans[span][0] if span < len(self._timed_spans) else None
+        if plain_end is None:
+            plain_end = self._text_length
+        if min(self._heard_offset(played_samples), plain_end) - begin < _SKIP_CHARS:
+            return False
+        start = self._word_start_between(begin, begin + _SCAN_CHARS)
+        if start is None:
+            return False
+        count = self.word_count
+        self._feed_queued(begin, start)
+        if self._cursor != start:
+            return self.word_count > count
+        heard_end = self._heard_offset(played_samples)
+        last = plain_end == self._text_length and self._text_ended
+        if heard_end >= plain_end:
+            end = plain_end if last else self._last_word_start(start, plain_end)
+        else:
+            first = math.ceil(heard_end)
+            end = self._word_start_between(first, min(first + _SCAN_CHARS, plain_end))
+            if end is None:
+                end = self._last_word_start(start, first)
+        if end is not None and end > self._cursor:
+            self._add_span(end)
+        return self.word_count > count
+
+    def _pass_over_timed(self, played_samples: int) -> bool:
+        """``_pass_over_heard`` inside a long ``TimedText``, whose words are timed by
+        their characters: the heard offset is where its times reach the position."""
+        entry = self._pending[self._pending_head]
+        if entry.start is None or entry.end is None or len(entry.text) <= SLICE_CHARS:
+            return False
+        begin = self._queue_offset()
+        entry_end = entry.offset + len(entry.text)
+        seconds = (played_samples - 0.5) / self._rate
+        if (self._audio_ended and played_samples >= self._audio) or (
+            entry.end == entry.start and entry.start < seconds
+        ):
+            heard_end = math.inf
+        elif entry.end == entry.start:
+            heard_end = -math.inf
+        else:
+            fraction = (seconds - entry.start) / (entry.end - entry.start)
+            heard_end = entry.offset + fraction * len(entry.text)
+        if min(heard_end, entry_end) - begin < _SKIP_CHARS:
+            return False
+        start = self._word_start_between(begin, begin + _SCAN_CHARS)
+        if start is None:
+            return False
+        count = self.word_count
+        if start > begin:
+            taken = self._rope.slice(begin, start)
+            self._drop_queued_before(start)
+            self._time_words(self._feed(taken, final=False), entry, entry.start, entry.end)
+        if self._cursor != start:
+            return self.word_count > count
+        if heard_end >= entry_end:
+            last = entry_end == self._text_length and self._text_ended
+            end = entry_end if last else self._last_word_start(start, entry_end)
+        else:
+            first = math.ceil(heard_end)
+            end = self._word_start_between(first, min(first + _SCAN_CHARS, entry_end))
+            if end is None:
+                end = self._last_word_start(start, first)
+        if end is not None and end > self._cursor:
+            self._add_span(end)
+            self._time_words(len(self._words) - 1, entry, entry.start, entry.end)
+        return self.word_count > count
+
+    def _feed_queued(self, begin: int, end: int) -> None:
+        """Cut the queued plain text from ``begin`` (the queue's head) to ``end``."""
+        if end > begin:
+            taken = self._rope.slice(begin, end)
+            self._drop_queued_before(end)
+            self._feed(taken, final=False)
+
+    def _add_span(self, end: int) -> None:
+        """Pass over the text from the cursor to ``end`` as one span, weighed by the
+        estimate's weight per character; it ends a sentence, so it is its own segment."""
+        per_char = self._weight_per_char()
+        start = self._cursor
+        self._start_word(start)
+        unit = self._unit
+        unit.kind = _SPAN
+        unit.spaced = True
+        unit.base = (end - start) * per_char
+        self._settle()
+        self._carry = ""
+        self._cursor = end
+        self._drop_queued_before(end)
+
+    def _word_start_between(self, low: int, high: int) -> int | None:
+        """The first offset in ``low..high`` where a word surely starts, or None."""
+        high = min(high, self._text_length)
+        base = max(low - 1, self._rope.start)
+        window = self._rope.slice(base, min(high + 1, self._text_length))
+        for match in _WORD_STARTS.finditer(window):
+            offset = base + match.end()
+            if offset > high:
+                break
+            if offset >= low:
+                return offset
+        return None
+
+    def _last_word_start(self, low: int, high: int) -> int | None:
+        """The last offset in ``low..high`` (at most ``_SCAN_CHARS`` back from ``high``)
+        where a word surely starts, or None."""
+        base = max(low, high - _SCAN_CHARS, self._rope.start + 1) - 1
+        window = self._rope.slice(base, min(high + 1, self._text_length))
+        found = None
+        for match in _WORD_STARTS.finditer(window):
+            offset = base + match.end()
+            if offset > high:
+                break
+            if offset >= low:
+                found = offset
+        return found
 
     def forget_before(self, index: int) -> None:
         """Drop words before ``index`` (already heard and reported) to keep memory flat."""
