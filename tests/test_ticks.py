@@ -278,3 +278,28 @@ def test_a_grid_placed_late_moves_back_to_completions_just_before_it() -> None:
         counter.complete(ticket, start + 5 * MS + 100_000)
     assert counter.phase_ns is not None
     assert abs(counter.phase_ns - PHASE) <= 300_000
+
+
+@pytest.mark.parametrize("lag_ms", [0.1, 1.5])
+def test_a_fill_for_a_told_queue_proves_a_larger_one(lag_ms: float) -> None:
+    meter = QueueMeter(FRAME, 240_000, first=19 * FRAME)
+    lags = {index: round(lag_ms * MS) for index in range(80)}
+    fill(meter, NativeSource(40 * FRAME), PHASE + 5 * MS, lags)
+    assert 20 * FRAME < meter.proven_floor() <= 40 * FRAME
+
+
+@pytest.mark.parametrize(("made", "told", "waited"), [(20, 40, True), (40, 40, False)])
+def test_a_fill_for_a_told_queue_shows_a_smaller_one_by_its_first_wait(
+    made: int, told: int, waited: bool
+) -> None:
+    meter = QueueMeter(FRAME, 240_000, first=(told - 1) * FRAME)
+    fill(meter, NativeSource(made * FRAME), PHASE + 5 * MS, {})
+    assert meter.proven_floor() <= made * FRAME
+    assert meter.first_waited() is waited
+
+
+def test_a_loaded_process_that_delays_every_capture_shows_no_first_wait() -> None:
+    meter = QueueMeter(FRAME, 240_000, first=39 * FRAME)
+    lags = {index: 80 * MS for index in range(40)}
+    fill(meter, NativeSource(40 * FRAME), PHASE + 5 * MS, lags)
+    assert not meter.first_waited()

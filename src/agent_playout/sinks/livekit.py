@@ -49,7 +49,6 @@ LEAD_NS = 5_000_000
 
 
 _ROUNDS = 6
-"""Fills a measurement tries before it gives up (most fail only when the process is loaded)."""
 _CHECKS = 2
 _CHECK_TRIES = 6
 _LIMIT_SAMPLES_S = 10
@@ -122,17 +121,56 @@ async def _confirmed(source: rtc.AudioSource, meter: QueueMeter, queue: int) -> 
 async def _measure_queue(source: rtc.AudioSource, counter: TickCounter | None) -> TickCounter:
     """The source's queue, measured from silent captures while it is idle, as a counter.
 
-    ``counter`` holds the queue the sink was told (None if it was not); a told queue the
-    fill agrees with is taken at once. Any other estimate is confirmed before it is used: a
-    told queue that proves different, or one that cannot be measured without being told,
-    is a ``SourceQueueError``. Audio waits meanwhile, since until the grid is known the
-    count would rest on a guess. The listener hears only silence, emptied after each capture.
+    ``counter`` holds the queue the sink was told (None if it was not). A told queue costs
+    one fill, so that it stays cheap when many sources start together: it is taken unless
+    the fill proves the queue larger, or its first capture (a frame short of the told queue,
+    into the empty source) had to wait; then the queue is measured, and a told one that
+    proves different is a ``SourceQueueError``, as is one that cannot be measured without
+    being told. Audio waits meanwhile, since until the grid is known the count would rest
+    on a guess. The listener hears only silence, emptied out after each capture.
     """
     tick = source.sample_rate // 100
     told = None if counter is None else counter.queue_limit
     limit = max(_LIMIT_SAMPLES_S * source.sample_rate, 4 * (told or 0))
+    floor = 0
+    if counter is not None and told is not None:
+        meter = QueueMeter(tick, limit, first=told - tick if told > tick else None)
+        await _fill(source, meter, None)
+        floor = meter.proven_floor()
+        if floor <= told and not meter.first_waited():
+            counter.adopt_grid(meter.completions_ns)
+            return counter
+    measured = await _measured(source, tick, limit, told)
+    if counter is None or told is None:
+        if measured is None:
+            raise SourceQueueError(
+                "the rtc.AudioSource's queue_size_ms could not be measured (a loaded process?);"
+                " pass it: LiveKitSink(source, queue_size_ms=...)"
+            )
+        return measured
+    if measured is None:
+        if floor > told:
+            raise SourceQueueError(
+                f"the rtc.AudioSource's queue holds at least {_ms(floor, source)} ms, not"
+                f" queue_size_ms={_ms(told, source)}: pass the size it was made with"
+            )
+        logger.warning(
+            "LiveKitSink could not confirm the source's queue_size_ms=%d", _ms(told, source)
+        )
+        return counter
+    if measured.queue_limit != told:
+        raise SourceQueueError(
+            f"the rtc.AudioSource's queue is {_ms(measured.queue_limit, source)} ms, not"
+            f" queue_size_ms={_ms(told, source)}: pass the size it was made with"
+        )
+    return measured
+
+
+async def _measured(
+    source: rtc.AudioSource, tick: int, limit: int, expected: int | None
+) -> TickCounter | None:
+    """Measure the queue by fills, each estimate confirmed; None if no round could tell."""
     phase: int | None = None
-    expected = told
     for _ in range(_ROUNDS):
         first = expected - tick if expected is not None and expected > tick else None
         meter = QueueMeter(tick, limit, first=first)
@@ -141,32 +179,12 @@ async def _measure_queue(source: rtc.AudioSource, counter: TickCounter | None) -
             phase = grid_phase(done % TICK_NS for done in meter.completions_ns)
         if meter.rough is not None:
             expected = max(meter.rough - tick, tick)
-        if counter is not None and estimate == told:
-            counter.adopt_grid(meter.completions_ns)
-            return counter
-        if estimate is None:
+        if estimate is None or await _confirmed(source, meter, estimate) is not True:
             continue
-        verdict = await _confirmed(source, meter, estimate)
-        if verdict is not True:
-            continue
-        if counter is None:
-            measured = TickCounter(tick, estimate)
-            measured.adopt_grid(meter.completions_ns)
-            return measured
-        raise SourceQueueError(
-            f"the rtc.AudioSource's queue is {_ms(estimate, source)} ms, not queue_size_ms="
-            f"{_ms(estimate if told is None else told, source)}: pass the size it was made with"
-        )
-    if counter is None:
-        raise SourceQueueError(
-            "the rtc.AudioSource's queue_size_ms could not be measured (a loaded process?);"
-            " pass it: LiveKitSink(source, queue_size_ms=...)"
-        )
-    logger.warning(
-        "LiveKitSink could not confirm the source's queue_size_ms=%d",
-        _ms(counter.queue_limit, source),
-    )
-    return counter
+        measured = TickCounter(tick, estimate)
+        measured.adopt_grid(meter.completions_ns)
+        return measured
+    return None
 
 
 def _ms(samples: int, source: rtc.AudioSource) -> int:

@@ -292,6 +292,8 @@ FILL_WAITS = 5
 _TOPPING_UP = 8
 """Single frames after the expected queue's first capture before the fill doubles again."""
 _WAITED_NS = 2_000_000
+_LONG_WAIT_NS = 30_000_000
+_STANDS_OUT = 5
 """A fill capture this slow is taken to have waited (it only picks the next capture's size)."""
 CHECK_AFTER_NS = 500_000
 """A check is requested this long after a tick, so that its audio is in before the next."""
@@ -325,6 +327,7 @@ class QueueMeter:
         self._first = first
         self._written = 0
         self._start_ns: int | None = None
+        self._took_ns: list[int] = []
         self._fills: list[tuple[int, int]] = []
         self._topping_up = False
         self.completions_ns: list[int] = []
@@ -355,6 +358,7 @@ class QueueMeter:
         """
         if self._start_ns is None:
             self._start_ns = requested_ns
+        self._took_ns.append(done_ns - requested_ns)
         self._written += size
         self._fills.append((self._written, done_ns))
         if done_ns - requested_ns >= _WAITED_NS:
@@ -363,13 +367,36 @@ class QueueMeter:
         else:
             self.completions_ns.clear()
 
+    def proven_floor(self) -> int:
+        """A queue the fill proves the source has at least, whatever the grid and the delays.
+
+        Each capture came back only once the source held at most its queue, and by then at
+        most one frame per 10 ms since the fill began had been released.
+        """
+        start = self._start_ns
+        if start is None:
+            return 0
+        return max(
+            written - self.tick_samples * ((done - start) // TICK_NS + 1)
+            for written, done in self._fills
+        )
+
+    def first_waited(self) -> bool:
+        """Whether the fill's first capture waited for many ticks: much longer than 30 ms and
+        than the later ones took (a loaded process delays every capture alike)."""
+        later = sorted(self._took_ns[1:])
+        usual = later[len(later) // 2] if later else 0
+        return (
+            self._took_ns[0] >= max(_LONG_WAIT_NS, _STANDS_OUT * usual) if self._took_ns else False
+        )
+
     def estimate(self) -> int | None:
         """The queue the fill shows, in samples; None if the fill cannot tell it.
 
         Ticks are counted to the one nearest each completion: a wait's completion comes a
         little after its tick, and counting a tick too many for one that came back at once
-        only lowers its bound. It cannot tell when it saw too few waits, or waits not on
-        one grid (captures only slow to come back), or when its first
+        only lowers its bound. It cannot tell when it saw too few waits, or too few of them
+        on one grid (captures only slow to come back), or when its first
         audio went in so near a tick that the tick which began the releases is in doubt;
         ``rough`` is then still the queue to within a frame, a start for the next fill.
         """
@@ -378,9 +405,10 @@ class QueueMeter:
             return None
         offsets = [done % TICK_NS for done in self.completions_ns]
         centre = _circular_mean(offsets)
-        if any(abs(_wrapped(offset - centre)) > _OUTLIER_NS for offset in offsets):
+        near = [offset for offset in offsets if abs(_wrapped(offset - centre)) <= _OUTLIER_NS]
+        if len(near) * 2 <= len(offsets):
             return None
-        phase = grid_phase(offsets)
+        phase = grid_phase(near)
         previous = start - (start - phase) % TICK_NS
         first_tick = previous + TICK_NS
         self.rough = max(
