@@ -112,3 +112,36 @@ async def test_reading_counts_writes_nothing_and_never_raises(
     sink.close()
     assert (sink.underruns, sink.samples_played, sink.frames_written) == (0, 2400, 2400)
     assert np.array_equal(wav_samples(path), ramp(2400))
+
+
+class MovingClock(VirtualClock):
+    """A virtual clock that, like a real one, moves a little between any two reads: each
+    read is 50 µs (more than a sample) later than the one before, and timers fire that late."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def now_ns(self) -> int:
+        self.reads += 1
+        return super().now_ns() + self.reads * 50_000
+
+
+@pytest.mark.parametrize("cut_at", [0.3, 0.5137])
+async def test_the_file_keeps_the_whole_fade_when_the_clock_moves_between_reads(
+    tmp_path: Path, cut_at: float
+) -> None:
+    clock = MovingClock()
+    path = tmp_path / "answer.wav"
+
+    async def main() -> int:
+        with WavSink(path, RATE, 1, clock=clock) as sink:
+            playout = AgentPlayout(audio_source=sink, clock=clock)
+            handle = play_ramp(playout, 2.0)
+            await clock.sleep_until(round(cut_at * 1e9))
+            handle.interrupt()
+            await handle.wait_for_playout()
+        return handle.played_samples
+
+    played = await clock.run(main())
+    assert wav_samples(path).size == played

@@ -10,15 +10,15 @@ fade-out the engine already counted, and closing while an item plays ends that i
 from __future__ import annotations
 
 import wave
-from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
 from ..clock import Clock
 from ..errors import PlayoutClosedError
 from ..frames import Int16Array
-from .base import take_samples
 from .paced import PacedSink
 
 
@@ -143,13 +143,13 @@ class WavSink(PacedSink):
             return
         try:
             self._advance()  # hand what has played to the file's buffer
-            played = super().samples_played
             underruns, underrun_ns = super().underruns, super().underrun_ns
-            if self._owes_tail:
-                owed = super().samples_written - played
-                if owed > 0:
-                    # Read, not taken: the base class's queue stays consistent.
-                    self._buffer(take_samples(deque(self._chunks), owed * self.num_channels))
+            if self._owes_tail and self._chunks:
+                # After a clear the queue holds only the faded tail not yet handed over,
+                # which the engine already counted as played. Read, not taken: the base
+                # class's queue stays consistent. (A count read here could run ahead of
+                # what was handed over, so the tail is not sized from one.)
+                self._buffer(np.concatenate(list(self._chunks)))
             self._closed_counts = (self._frames_written, underruns, underrun_ns)
             super().clear_queue()  # wakes whoever waits; they then raise PlayoutClosedError
         finally:
