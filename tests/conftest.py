@@ -75,6 +75,35 @@ async def failing_stream(items: Iterable[Any], error: Exception) -> AsyncIterato
     raise error
 
 
+class SlowClosingForwarder:
+    """A forwarder shaped like LiveKit 0.12's ``TTSSegmentsForwarder``: ``aclose()`` waits on
+    its own task (here, until ``release`` is set), and only then is ``played_text`` whole."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.closing = False
+        self.played_text = ""
+        self._text = ""
+
+    def push_text(self, text: str) -> None:
+        self._text += text
+
+    def push_audio(self, frame: Any) -> None: ...
+
+    def mark_text_segment_end(self) -> None: ...
+
+    def mark_audio_segment_end(self) -> None: ...
+
+    def segment_playout_started(self) -> None: ...
+
+    def segment_playout_finished(self) -> None: ...
+
+    async def aclose(self) -> None:
+        self.closing = True
+        await self.release.wait()
+        self.played_text = self._text
+
+
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock()

@@ -29,7 +29,7 @@ from agent_playout import (
 )
 from agent_playout.playout import CLEANUP_TIMEOUT_S
 
-from .conftest import RATE, frames_of, ramp, stream
+from .conftest import RATE, SlowClosingForwarder, frames_of, ramp, stream
 
 TEXT = "one two three four five six seven eight nine ten"
 
@@ -133,44 +133,17 @@ async def test_a_superseded_item_is_stopped_before_play_returns_the_new_handle(
     assert total(heard) == first.audio_samples + second.audio_samples
 
 
-class ClosingForwarder:
-    """A forwarder shaped like LiveKit 0.12's ``TTSSegmentsForwarder``: its ``played_text``
-    becomes whole only inside ``aclose()``, which waits on its own task (here, ``closing``)."""
-
-    def __init__(self) -> None:
-        self.played_text = ""
-        self.closing = asyncio.Event()
-        self._text = ""
-
-    def push_text(self, text: str) -> None:
-        self._text += text
-
-    def push_audio(self, frame: Any) -> None: ...
-
-    def mark_text_segment_end(self) -> None: ...
-
-    def mark_audio_segment_end(self) -> None: ...
-
-    def segment_playout_started(self) -> None: ...
-
-    def segment_playout_finished(self) -> None: ...
-
-    async def aclose(self) -> None:
-        await self.closing.wait()
-        self.played_text = self._text
-
-
 async def test_a_completed_item_is_stopped_once_its_forwarder_has_closed(
     clock: VirtualClock,
 ) -> None:
     playout, _sink, _heard = paced(clock)
     agent = Listener(playout)
-    forwarder = ClosingForwarder()
+    forwarder = SlowClosingForwarder()
     handle = agent.play("it_1", 0.5, forwarder=forwarder)
     await clock.advance(0.6)
     assert handle.state.value == "finished"
     assert agent.committed == []
-    forwarder.closing.set()
+    forwarder.release.set()
     await clock.run(handle.wait_for_playout())
     assert agent.committed == [("it_1", TEXT, False, 12000)]
 
@@ -180,14 +153,14 @@ async def test_a_play_while_a_completed_item_winds_down_stops_that_item_first(
 ) -> None:
     playout, _sink, _heard = paced(clock)
     agent = Listener(playout)
-    forwarder = ClosingForwarder()
+    forwarder = SlowClosingForwarder()
     first = agent.play("it_1", 0.5, forwarder=forwarder)
     await clock.advance(0.6)
     second = agent.play("it_2", 0.5)
     assert agent.committed == [("it_1", "", False, 12000)]
     assert agent.current_at_stop == [first]
     assert not first.interrupted
-    forwarder.closing.set()
+    forwarder.release.set()
     await clock.run(second.wait_for_playout())
     assert [entry[0] for entry in agent.committed] == ["it_1", "it_2"]
 

@@ -21,7 +21,7 @@ from agent_playout import (
     VirtualClock,
 )
 
-from .conftest import RATE, failing_stream, frames_of, ramp, stream
+from .conftest import RATE, SlowClosingForwarder, failing_stream, frames_of, ramp, stream
 
 
 class Recorder:
@@ -621,36 +621,11 @@ async def test_cancelling_the_item_task_while_a_stream_ends_finishes_the_handle_
     assert recorder.events == [("started", None), ("stopped", True)]
 
 
-class _SlowClosingForwarder:
-    """A forwarder whose ``aclose`` waits until released."""
-
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.closing = False
-        self.played_text = ""
-
-    def push_text(self, text: str) -> None: ...
-
-    def push_audio(self, frame: Any) -> None: ...
-
-    def mark_text_segment_end(self) -> None: ...
-
-    def mark_audio_segment_end(self) -> None: ...
-
-    def segment_playout_started(self) -> None: ...
-
-    def segment_playout_finished(self) -> None: ...
-
-    async def aclose(self) -> None:
-        self.closing = True
-        await self.release.wait()
-
-
 async def test_cancelling_the_item_task_while_the_forwarder_closes_still_finishes_the_handle(
     clock: VirtualClock,
 ) -> None:
     playout, _, recorder = make(clock, fade_ms=0)
-    forwarder = _SlowClosingForwarder()
+    forwarder = SlowClosingForwarder()
     handle = play(playout, "it_1", 1.0, forwarder=forwarder)
     await clock.advance(0.1)
     (task,) = playout._tasks
