@@ -27,6 +27,7 @@ from agent_playout import (
     VirtualClock,
     truncation_for,
 )
+from agent_playout.item import CAPTION_BURST, CAPTION_PACE_NS
 from agent_playout.playout import CLEANUP_TIMEOUT_S
 
 from .conftest import RATE, SlowClosingForwarder, frames_of, ramp, stream
@@ -344,6 +345,35 @@ async def test_a_caption_error_stops_the_captions_not_the_voice(
     assert forwarder.closed
     await asyncio.wait_for(segments, 1)
     assert [record.item_id for record in caplog.records] == ["it_1"]  # type: ignore[attr-defined]
+
+
+class CountingForwarder(TranscriptForwarder):
+    """Counts the caption driver's wakes: each one reports the position once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports = 0
+
+    def set_playout_position(self, played_samples: int) -> int | None:
+        self.reports += 1
+        return super().set_playout_position(played_samples)
+
+
+async def test_text_denser_than_the_audio_wakes_the_captions_at_their_pace_not_per_sample(
+    clock: VirtualClock,
+) -> None:
+    playout, _sink, _heard = paced(clock)
+    forwarder = CountingForwarder()
+    dense = "a " * 20_000  # more words than one second has milliseconds
+    handle = play(playout, "it_dense", 1.0, forwarder=forwarder, text=stream([dense]))
+    await clock.advance(0.5)
+    half = forwarder.reports
+    # one report before the first frame, one at it, a burst, then one per pace
+    assert 0 < half <= 2 + CAPTION_BURST + 500_000_000 // CAPTION_PACE_NS
+    heard_at_half = handle.played_text
+    assert 0 < len(heard_at_half) < len(dense)
+    await clock.run(handle.wait_for_playout())
+    assert handle.played_text.strip() == dense.strip()
 
 
 async def test_a_48khz_item_of_odd_length_into_a_24khz_sink_keeps_its_captions(

@@ -38,6 +38,14 @@ REFILL_MS = 1000
 """A reader held at the read-ahead limit resumes once this much (at most half the limit)
 has been pushed: it then wakes once a second instead of once a chunk."""
 
+CAPTION_PACE_NS = 20_000_000
+CAPTION_BURST = 4
+"""The caption driver's timer fires at most ``CAPTION_BURST`` times in a row faster than
+once per ``CAPTION_PACE_NS`` (20 ms, within a video frame; wakes by new input do not
+count). Captions of speech stay exact to the sample, while text denser than anyone can
+read, such as one huge push, cannot wake the loop at every sample. The stop gives the
+forwarder its exact final position whatever the pace."""
+
 _ANY_CAPTION = sys.maxsize
 """``ItemRun._caption_due`` while the driver waits for no caption: any caption is earlier."""
 
@@ -444,6 +452,7 @@ class ItemRun:
         clock = self.playout.clock
         handle = self.handle
         changed = handle._captions_changed
+        paced_ns = 0  # the pace's schedule (a token bucket in GCRA form; CAPTION_PACE_NS)
         while not self._captions_dead:
             played = handle.input_played_samples
             try:
@@ -462,11 +471,14 @@ class ItemRun:
                 continue
             self._caption_due = upcoming
             wait_ns = ceil_div((upcoming - played) * NS_PER_SECOND, handle.input_sample_rate)
-            timer = clock.call_at(clock.now_ns() + wait_ns, changed.set)
+            due_ns = max(clock.now_ns() + wait_ns, paced_ns - CAPTION_BURST * CAPTION_PACE_NS)
+            timer = clock.call_at(due_ns, changed.set)
             try:
                 await changed.wait()
             finally:
                 timer.cancel()
+            if clock.now_ns() >= due_ns:  # a wake by the timer counts against the pace
+                paced_ns = max(paced_ns, due_ns) + CAPTION_PACE_NS
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:
