@@ -34,26 +34,32 @@ def play_ramp(playout: AgentPlayout, seconds: float) -> PlayoutHandle:
     )
 
 
-@pytest.mark.parametrize("cut_at", [0.3, 0.5137, 1.0])
-async def test_leaving_the_block_right_after_an_interrupt_keeps_the_fade_in_the_file(
-    clock: VirtualClock, tmp_path: Path, cut_at: float
-) -> None:
-    """The README's code as written: the file ends where ``played_samples`` says."""
-    path = tmp_path / "answer.wav"
+async def cut_and_leave_the_block(clock: VirtualClock, path: Path, cut_at: float) -> int:
+    """The README's code as written: play 2 s into a WavSink, interrupt at ``cut_at``, wait
+    for the playout and leave the ``with`` block at once; returns ``played_samples``."""
 
-    async def main() -> tuple[int, int]:
+    async def main() -> int:
         with WavSink(path, RATE, 1, clock=clock) as sink:
             playout = AgentPlayout(audio_source=sink, clock=clock)
             handle = play_ramp(playout, 2.0)
             await clock.sleep_until(round(cut_at * 1e9))
             handle.interrupt()
             await handle.wait_for_playout()
-        return handle.played_samples, FADE
+        return handle.played_samples
 
-    played, fade = await clock.run(main())
+    return await clock.run(main())
+
+
+@pytest.mark.parametrize("cut_at", [0.3, 0.5137, 1.0])
+async def test_leaving_the_block_right_after_an_interrupt_keeps_the_fade_in_the_file(
+    clock: VirtualClock, tmp_path: Path, cut_at: float
+) -> None:
+    """The file ends where ``played_samples`` says, its fade-out included."""
+    path = tmp_path / "answer.wav"
+    played = await cut_and_leave_the_block(clock, path, cut_at)
     written = wav_samples(path)
     assert written.size == played
-    cut = played - fade
+    cut = played - FADE
     assert np.array_equal(written[:cut], ramp(cut))
     assert np.all(np.abs(written[cut:]) <= np.abs(ramp(played)[cut:]))  # the fade, falling
     assert written[-1] != ramp(played)[-1]
@@ -131,17 +137,6 @@ class MovingClock(VirtualClock):
 async def test_the_file_keeps_the_whole_fade_when_the_clock_moves_between_reads(
     tmp_path: Path, cut_at: float
 ) -> None:
-    clock = MovingClock()
     path = tmp_path / "answer.wav"
-
-    async def main() -> int:
-        with WavSink(path, RATE, 1, clock=clock) as sink:
-            playout = AgentPlayout(audio_source=sink, clock=clock)
-            handle = play_ramp(playout, 2.0)
-            await clock.sleep_until(round(cut_at * 1e9))
-            handle.interrupt()
-            await handle.wait_for_playout()
-        return handle.played_samples
-
-    played = await clock.run(main())
+    played = await cut_and_leave_the_block(MovingClock(), path, cut_at)
     assert wav_samples(path).size == played
