@@ -93,7 +93,7 @@ async def text_stream() -> AsyncIterator[str]:
 
 
 class MinimalForwarder:
-    """The transcript forwarder both engines get: the methods the seed calls, counting only."""
+    """The transcript forwarder both engines get: what LiveKit Agents 0.12 calls, counting only."""
 
     def __init__(self) -> None:
         self.text_chars = 0

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from agent_playout import AgentPlayout, AudioFrame, PlayoutHandle
-from agent_playout.resample import FormatConverter
+from agent_playout.core.resample import FormatConverter
 from agent_playout.sinks.wav import WavSink
 
 from .common import heard_through

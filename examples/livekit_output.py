@@ -14,8 +14,7 @@ import numpy as np
 from livekit import rtc
 
 from agent_playout import AgentPlayout, TranscriptForwarder
-from agent_playout.sinks.livekit import LiveKitSink
-from agent_playout.sinks.livekit_transcript import TranscriptPublisher
+from agent_playout.sinks.livekit import LiveKitSink, TranscriptPublisher
 
 RATE = 24000
 

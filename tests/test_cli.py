@@ -27,10 +27,10 @@ pytest.importorskip("rich")
 from rich.console import Console
 
 import agent_playout
-from agent_playout import AgentPlayout, NullSink, VirtualClock, commands
-from agent_playout.cli import main
-from agent_playout.display import LiveCaptions, PlainCaptions, captions_for
-from agent_playout.speak import speak, voice_pieces
+from agent_playout import AgentPlayout, NullSink, VirtualClock
+from agent_playout.cli import commands, main
+from agent_playout.cli.display import LiveCaptions, PlainCaptions, captions_for
+from agent_playout.cli.model_stream import speak, voice_pieces
 from agent_playout.tts import VoiceUnavailableError, available_voices, load_voice
 
 from .conftest import hide_portaudio, require_portaudio

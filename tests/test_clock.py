@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from agent_playout import MonotonicClock, VirtualClock
-from agent_playout.clock import NS_PER_SECOND
+from agent_playout.core.units import NS_PER_SECOND
 
 
 async def test_advance_fires_timers_in_deadline_order(clock: VirtualClock) -> None:

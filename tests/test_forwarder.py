@@ -19,6 +19,7 @@ from agent_playout import (
     TranscriptSegment,
     VirtualClock,
 )
+from agent_playout.core.units import NS_PER_SECOND
 
 from .conftest import RATE, frames_of, ramp, stream
 
@@ -163,9 +164,9 @@ async def test_engine_wakes_the_caption_exactly_at_each_word_start() -> None:
     handle = play_text(clock, forwarder)
     await clock.run(handle.wait_for_playout())
     interim_times = [t for t, _ in changes][:5]
-    there = round(0.5 * 2 / 4.5 * RATE) * 1_000_000_000 // RATE
+    there = round(0.5 * 2 / 4.5 * RATE) * NS_PER_SECOND // RATE
     word_starts_ns = [0, there, 600_000_000, 600_000_000, 750_000_000]
-    tick = 1_000_000_000 // RATE
+    tick = NS_PER_SECOND // RATE
     for got, start in zip(interim_times, word_starts_ns, strict=True):
         assert start <= got <= start + 2 * tick
 
@@ -200,7 +201,7 @@ async def test_audio_without_text_and_text_without_audio_both_finish() -> None:
 def test_forwarder_checks_are_remembered_only_for_classes_that_define_the_methods() -> None:
     from types import SimpleNamespace
 
-    from agent_playout.forwarder import is_position_driven, is_segments_forwarder
+    from agent_playout.transcript.forwarder import is_position_driven, is_segments_forwarder
 
     assert is_segments_forwarder(TranscriptForwarder())
     assert is_position_driven(TranscriptForwarder())
@@ -318,7 +319,7 @@ async def test_captions_woken_only_by_earlier_input_match_captions_woken_by_all_
     selective, looks = await _streamed_captions(False, words, pause_at)
     every_input, every_looks = await _streamed_captions(True, words, pause_at)
     assert [s[1:] for s in selective] == [s[1:] for s in every_input]
-    sample_ns = 1_000_000_000 // RATE + 1
+    sample_ns = NS_PER_SECOND // RATE + 1
     assert all(abs(a[0] - b[0]) <= sample_ns for a, b in zip(selective, every_input, strict=True))
     assert len(selective) >= len(words)
     assert looks < every_looks / 3

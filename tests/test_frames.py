@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_playout import AudioByteStream, AudioFrame
-from agent_playout.frames import SampleChunker, as_int16, frame_samples
+from agent_playout.core.frames import SampleChunker, as_int16, frame_samples
 
 
 def test_frame_data_is_an_int16_memoryview_like_rtc() -> None:

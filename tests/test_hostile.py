@@ -27,8 +27,9 @@ from agent_playout import (
     VirtualClock,
     truncation_for,
 )
-from agent_playout.item import CAPTION_BURST, CAPTION_PACE_NS
-from agent_playout.playout import CLEANUP_TIMEOUT_S
+from agent_playout.core.units import NS_PER_SECOND
+from agent_playout.engine.item import CAPTION_BURST, CAPTION_PACE_NS
+from agent_playout.engine.playout import CLEANUP_TIMEOUT_S
 
 from .conftest import RATE, SlowClosingForwarder, frames_of, ramp, stream
 
@@ -434,7 +435,7 @@ async def test_user_code_that_never_ends_its_cleanup_cannot_wedge_the_item_or_th
         stopped_ns = clock.now_ns()
         second = play(playout, "it_2", 0.5)
         await clock.run(first.wait_for_playout())
-        assert clock.now_ns() - stopped_ns == round(CLEANUP_TIMEOUT_S * 1e9)
+        assert clock.now_ns() - stopped_ns == round(CLEANUP_TIMEOUT_S * NS_PER_SECOND)
         await clock.run(second.wait_for_playout())
     assert first.audio_samples == 12000
     assert second.audio_samples == 12000

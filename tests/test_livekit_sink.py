@@ -16,7 +16,7 @@ from .conftest import RATE, frames_of, ramp, stream
 
 rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
 
-from agent_playout.sinks.livekit import LiveKitSink, SourceQueueError  # noqa: E402
+from agent_playout.sinks.livekit.sink import LiveKitSink, SourceQueueError  # noqa: E402
 
 from .livekit_truth import Listener, heard_through  # noqa: E402
 

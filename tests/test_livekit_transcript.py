@@ -12,7 +12,7 @@ from agent_playout import AudioFrame, TimedText, TranscriptForwarder
 rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
 from livekit.rtc.participant import PublishTranscriptionError  # noqa: E402
 
-from agent_playout.sinks.livekit_transcript import (  # noqa: E402
+from agent_playout.sinks.livekit.captions import (  # noqa: E402
     TranscriptPublisher,
     to_transcription,
 )

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from agent_playout import AudioFrame, NullSink, PacedSink, VirtualClock
+from agent_playout.core.units import NS_PER_SECOND
 from agent_playout.sinks.wav import WavSink
 
 from .conftest import RATE, ramp
@@ -38,7 +39,7 @@ async def test_played_count_is_exact_at_any_instant(clock: VirtualClock) -> None
     sink = NullSink(queue_size_ms=5000, clock=clock)
     await sink.capture_frame(frame(72000))
     await clock.advance_ns(1_234_567_891)
-    assert sink.samples_played == 1_234_567_891 * RATE // 1_000_000_000
+    assert sink.samples_played == 1_234_567_891 * RATE // NS_PER_SECOND
     await clock.run(sink.wait_for_playout())
     assert clock.now_ns() == 3_000_000_000
     assert sink.samples_played == 72000

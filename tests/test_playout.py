@@ -20,6 +20,7 @@ from agent_playout import (
     TranscriptForwarder,
     VirtualClock,
 )
+from agent_playout.core.units import NS_PER_SECOND
 
 from .conftest import RATE, SlowClosingForwarder, failing_stream, frames_of, ramp, stream
 
@@ -98,7 +99,7 @@ async def test_position_is_zero_before_playing_and_tracks_the_clock_exactly(
 
 
 def clock_samples(seconds: float) -> int:
-    return round(seconds * 1_000_000_000) * RATE // 1_000_000_000
+    return round(seconds * NS_PER_SECOND) * RATE // NS_PER_SECOND
 
 
 async def test_interrupt_reports_exactly_the_samples_the_listener_heard(

@@ -9,13 +9,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from agent_playout.report import PlayoutReport, ReportWord
-from agent_playout.truncation import TruncateItem
+from agent_playout.core.truncation import TruncateItem
+from agent_playout.engine.report import PlayoutReport, ReportWord
 
 pytest.importorskip("matplotlib")
 from matplotlib import image
 
-from agent_playout.plot import plot_timeline
+from agent_playout.cli.plot import plot_timeline
 
 RATE = 22050
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

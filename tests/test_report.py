@@ -17,8 +17,8 @@ from agent_playout import (
     TranscriptForwarder,
     VirtualClock,
 )
-from agent_playout.report import PlayoutReport, ReportWord
-from agent_playout.truncation import DeleteItem, TruncateItem
+from agent_playout.core.truncation import DeleteItem, TruncateItem
+from agent_playout.engine.report import PlayoutReport, ReportWord
 
 IN_RATE = 22050
 WORDS = (TimedText("One ", 0.0, 0.4), TimedText("two ", 0.5, 0.9), TimedText("three ", 1.0, 1.4),

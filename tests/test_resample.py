@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent_playout.resample import FormatConverter, map_channels
+from agent_playout.core.resample import FormatConverter, map_channels
 
 
 @pytest.mark.parametrize(("in_rate", "out_rate"), [(22050, 48000), (24000, 8000), (16000, 44100)])

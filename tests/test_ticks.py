@@ -6,7 +6,13 @@ import random
 
 import pytest
 
-from agent_playout.sinks.ticks import GUARD_AFTER_NS, INSERT_NS, TICK_NS, QueueMeter, TickCounter
+from agent_playout.sinks.livekit.ticks import (
+    GUARD_AFTER_NS,
+    INSERT_NS,
+    TICK_NS,
+    QueueMeter,
+    TickCounter,
+)
 
 MS = 1_000_000
 FRAME = 240

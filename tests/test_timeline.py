@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_playout import ItemState, PlayoutStateError
-from agent_playout.timeline import ItemTimeline
+from agent_playout.core.timeline import ItemTimeline
 
 
 def test_played_is_zero_until_the_first_push_and_relative_to_base() -> None:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_playout import TimedText
-from agent_playout.transcript import (
+from agent_playout.transcript.aligner import (
     HYPHENATION_CACHE_WORDS,
     TIMED_TEXT_MAX_SECONDS,
     TranscriptAligner,

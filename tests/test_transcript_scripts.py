@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent_playout import AgentPlayout, NullSink, TimedText, TranscriptForwarder, VirtualClock
-from agent_playout.transcript import TranscriptAligner, word_weight
+from agent_playout.transcript.aligner import TranscriptAligner, word_weight
 
 from .conftest import frames_of, ramp, stream
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_playout.truncation import DeleteItem, TruncateItem, truncation_for
+from agent_playout.core.truncation import DeleteItem, TruncateItem, truncation_for
 
 counts = st.integers(min_value=0, max_value=24000 * 3600)
 

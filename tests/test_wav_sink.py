@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from agent_playout import AgentPlayout, PlayoutClosedError, PlayoutHandle, VirtualClock
+from agent_playout.core.units import NS_PER_SECOND
 from agent_playout.sinks.wav import WavSink
 
 from .conftest import RATE, frames_of, ramp, stream
@@ -42,7 +43,7 @@ async def cut_and_leave_the_block(clock: VirtualClock, path: Path, cut_at: float
         with WavSink(path, RATE, 1, clock=clock) as sink:
             playout = AgentPlayout(audio_source=sink, clock=clock)
             handle = play_ramp(playout, 2.0)
-            await clock.sleep_until(round(cut_at * 1e9))
+            await clock.sleep_until(round(cut_at * NS_PER_SECOND))
             handle.interrupt()
             await handle.wait_for_playout()
         return handle.played_samples

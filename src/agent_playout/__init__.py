@@ -4,18 +4,18 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
 
 from .clock import Clock, MonotonicClock, VirtualClock
+from .core.frames import AudioByteStream, AudioFrame
+from .core.timeline import ItemState
+from .core.truncation import DeleteItem, TruncateItem, Truncation, truncation_for
+from .engine.playout import AgentPlayout, PlayoutHandle
+from .engine.report import PlayoutReport, ReportWord
 from .errors import PlayoutClosedError, PlayoutError, PlayoutStateError
 from .events import EventEmitter
-from .forwarder import HeardWord, TranscriptForwarder, TranscriptSegment
-from .frames import AudioByteStream, AudioFrame
-from .playout import AgentPlayout, PlayoutHandle
-from .report import PlayoutReport, ReportWord
 from .sinks.base import AudioSink, PositionedSink
 from .sinks.paced import NullSink, PacedSink
-from .timeline import ItemState
-from .timestamps import from_character_alignment, from_word_timestamps
-from .transcript import TimedText
-from .truncation import DeleteItem, TruncateItem, Truncation, truncation_for
+from .transcript.aligner import TimedText
+from .transcript.forwarder import HeardWord, TranscriptForwarder, TranscriptSegment
+from .transcript.timestamps import from_character_alignment, from_word_timestamps
 
 try:
     __version__ = _distribution_version("agent-playout")

@@ -10,9 +10,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-T = TypeVar("T")
+from .core.units import NS_PER_SECOND
 
-NS_PER_SECOND = 1_000_000_000
+T = TypeVar("T")
 
 
 def ceil_div(numerator: int, denominator: int) -> int:

@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..frames import Int16Array, frame_samples
+from ..core.frames import Int16Array, frame_samples
 
 
 @runtime_checkable
@@ -103,7 +103,7 @@ def faded(frames: Int16Array, *, down: bool = True) -> Int16Array:
 class EstimatedPosition:
     """Wraps a sink that cannot tell its position; estimates it from ``queued_duration``.
 
-    This is the seed's method, exact only to the sink's own wall-clock estimate; sinks of
+    This is LiveKit Agents 0.12's method, exact only to the sink's own wall-clock estimate; sinks of
     this package and ``rtc.AudioSource`` (through ``LiveKitSink``) never need it.
     """
 
@@ -164,7 +164,7 @@ def positioned(sink: object) -> PositionedSink:
     if isinstance(sink, PositionedSink):
         return sink
     if is_livekit_source(sink):
-        from .livekit import LiveKitSink
+        from .livekit.sink import LiveKitSink
 
         return LiveKitSink(sink)  # type: ignore[arg-type]
     if isinstance(sink, AudioSink):

@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.frames import Int16Array
+from ..core.units import NS_PER_SECOND
 from ..errors import PlayoutClosedError, PlayoutError
-from ..frames import Int16Array
 from .base import buffer_settings, faded, sink_samples
 from .paced import AudioCallback
 
@@ -293,7 +294,7 @@ class DeviceSink:
     @property
     def underrun_ns(self) -> int:
         """``underrun_samples`` as device time (not wall time)."""
-        return self._underrun_samples * 1_000_000_000 // self._rate
+        return self._underrun_samples * NS_PER_SECOND // self._rate
 
     @property
     def device_underflows(self) -> int:

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..clock import NS_PER_SECOND, Clock, MonotonicClock, TimerHandle, ceil_div
-from ..frames import Int16Array
+from ..clock import Clock, MonotonicClock, TimerHandle, ceil_div
+from ..core.frames import Int16Array
+from ..core.units import NS_PER_SECOND
 from .base import buffer_settings, faded, sink_samples, take_samples
 
 AudioCallback = Callable[[Int16Array], None]

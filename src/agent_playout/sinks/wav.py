@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..clock import Clock
+from ..core.frames import Int16Array
 from ..errors import PlayoutClosedError
-from ..frames import Int16Array
 from .paced import PacedSink
 
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from .forwarder import TranscriptForwarder
-from .frames import AudioFrame
-from .playout import AgentPlayout, PlayoutHandle
-from .report import PlayoutReport
-from .transcript import TimedText
-from .tts import SynthesisChunk, Voice
+from ..core.frames import AudioFrame
+from ..core.units import NS_PER_SECOND
+from ..engine.playout import AgentPlayout, PlayoutHandle
+from ..engine.report import PlayoutReport
+from ..transcript.aligner import TimedText
+from ..transcript.forwarder import TranscriptForwarder
+from ..tts import SynthesisChunk, Voice
 
 Int16Array = npt.NDArray[np.int16]
 
@@ -156,4 +157,4 @@ async def _interrupt_once_heard(
         if remaining <= 0:
             handle.interrupt()
             return
-        await clock.sleep_until(clock.now_ns() + max(round(remaining * 1e9), 1_000_000))
+        await clock.sleep_until(clock.now_ns() + max(round(remaining * NS_PER_SECOND), 1_000_000))

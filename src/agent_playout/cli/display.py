@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from .forwarder import TranscriptForwarder, TranscriptSegment
-from .report import PlayoutReport
+from ..engine.report import PlayoutReport
+from ..transcript.forwarder import TranscriptForwarder, TranscriptSegment
 
 
 class Captions(Protocol):

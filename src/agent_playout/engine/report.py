@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .forwarder import TranscriptForwarder
+from ..core.truncation import Truncation, truncation_for
+from ..core.units import REALTIME_SAMPLE_RATE
+from ..transcript.aligner import TimedText
+from ..transcript.forwarder import TranscriptForwarder
 from .playout import PlayoutHandle
-from .transcript import TimedText
-from .truncation import SERVER_SAMPLE_RATE, Truncation, truncation_for
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class PlayoutReport:
             raise ValueError(
                 f"item {handle.item_id!r} is not finished; await handle.wait_for_playout() first"
             )
-        sent = handle.received_samples * SERVER_SAMPLE_RATE // handle.input_sample_rate
+        sent = handle.received_samples * REALTIME_SAMPLE_RATE // handle.input_sample_rate
         return cls(
             item_id=handle.item_id,
             content_index=handle.content_index,

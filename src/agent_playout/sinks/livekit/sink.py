@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from ..clock import MonotonicClock
-from ..errors import PlayoutError
-from ..frames import Int16Array
-from .base import buffer_settings, faded, sink_samples, take_samples
+from ...clock import MonotonicClock
+from ...core.frames import Int16Array
+from ...core.units import NS_PER_SECOND
+from ...errors import PlayoutError
+from ..base import buffer_settings, faded, sink_samples, take_samples
 from .ticks import (
     GUARD_AFTER_NS,
     TICK_NS,
@@ -83,7 +84,7 @@ async def _fill(source: rtc.AudioSource, meter: QueueMeter, phase: int | None) -
     source.clear_queue()
     if phase is not None:
         now = time.monotonic_ns()
-        await asyncio.sleep((between_ticks(now, phase) - now) / 1e9)
+        await asyncio.sleep((between_ticks(now, phase) - now) / NS_PER_SECOND)
     try:
         while size := meter.next_fill():
             requested = time.monotonic_ns()
@@ -100,7 +101,7 @@ async def _confirmed(source: rtc.AudioSource, meter: QueueMeter, queue: int) -> 
     confirmations = 0
     for _ in range(_CHECK_TRIES):
         now = time.monotonic_ns()
-        await asyncio.sleep((meter.check_start(now) - now) / 1e9)
+        await asyncio.sleep((meter.check_start(now) - now) / NS_PER_SECOND)
         try:
             requested = time.monotonic_ns()
             await source.capture_frame(_silence(source, queue))
@@ -440,7 +441,7 @@ class LiveKitSink:
         timer = None
         if timeout_ns is not None:
             timer = asyncio.get_running_loop().call_later(
-                max(timeout_ns, 0) / 1e9, self._progress.set
+                max(timeout_ns, 0) / NS_PER_SECOND, self._progress.set
             )
         try:
             await self._progress.wait()
@@ -478,7 +479,9 @@ class LiveKitSink:
         elif due != self._timer_due:
             self._cancel_timer()
             self._timer_due = due
-            self._timer = asyncio.get_running_loop().call_later((due - now) / 1e9, self._on_timer)
+            self._timer = asyncio.get_running_loop().call_later(
+                (due - now) / NS_PER_SECOND, self._on_timer
+            )
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -561,7 +564,7 @@ class LiveKitSink:
             now = time.monotonic_ns()
             start = self._counter.unambiguous_start(now)
             if start > now:
-                await asyncio.sleep((start - now) / 1e9)
+                await asyncio.sleep((start - now) / NS_PER_SECOND)
                 now = time.monotonic_ns()
             if generation != self._generation:
                 return
@@ -646,7 +649,7 @@ class LiveKitSink:
                 self._clear_native(stop)
             else:
                 self._stop_timer = asyncio.get_running_loop().call_later(
-                    (clear_at - now) / 1e9, self._clear_native, stop
+                    (clear_at - now) / NS_PER_SECOND, self._clear_native, stop
                 )
         self._progress.set()
 

@@ -27,20 +27,18 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from . import __version__
-from .clock import Clock, MonotonicClock, VirtualClock
+from .. import __version__
+from ..clock import Clock, MonotonicClock, VirtualClock
+from ..core.units import REALTIME_SAMPLE_RATE
+from ..engine.playout import AgentPlayout
+from ..sinks.device import DeviceSink, NoOutputDeviceError, output_device_available
+from ..sinks.paced import NullSink
+from ..sinks.wav import WavSink
+from ..tts import Voice, VoiceUnavailableError, load_voice
 from .display import captions_for, print_result
-from .playout import AgentPlayout
-from .sinks.device import DeviceSink, NoOutputDeviceError, output_device_available
-from .sinks.paced import NullSink
-from .sinks.wav import WavSink
-from .speak import Piece, Spoken, file_pieces, speak, voice_pieces
-from .tts import Voice, VoiceUnavailableError, load_voice
+from .model_stream import Piece, Spoken, file_pieces, speak, voice_pieces
 
 T = TypeVar("T")
-
-SINK_RATE = 24000
-"""Outputs play at the realtime API's rate; the engine resamples whatever comes in."""
 
 INTERRUPTED_EXIT = 130
 """Exit code after Ctrl-C (128 + SIGINT), as shells report a process SIGINT ended."""
@@ -421,7 +419,7 @@ def _load_voice(console: Console, name: VoiceName) -> Voice:
     except KeyboardInterrupt:
         _interrupted()
     console.print(
-        f"voice: {voice.name} ({voice.sample_rate} Hz, played at {SINK_RATE} Hz)",
+        f"voice: {voice.name} ({voice.sample_rate} Hz, played at {REALTIME_SAMPLE_RATE} Hz)",
         highlight=False,
     )
     return voice
@@ -570,12 +568,12 @@ def _open_sink(
     """The output's sink. Speakers that fail to open here, though the probe found them,
     fall back to the command's WAV file like missing ones."""
     if output.kind == "null":
-        yield NullSink(SINK_RATE, clock=clock)
+        yield NullSink(REALTIME_SAMPLE_RATE, clock=clock)
         return
     if output.kind == "speakers":
         assert output.path is not None
         try:
-            device = DeviceSink(SINK_RATE, 1)
+            device = DeviceSink(REALTIME_SAMPLE_RATE, 1)
         except NoOutputDeviceError as error:
             output = _fallback(str(error), output.path, force=output.force)
         else:
@@ -583,10 +581,10 @@ def _open_sink(
                 yield device
             return
     assert output.path is not None
-    with WavSink(output.path, SINK_RATE, clock=clock) as wav:
+    with WavSink(output.path, REALTIME_SAMPLE_RATE, clock=clock) as wav:
         yield wav
     console.print(
-        f"wrote {output.path}: {wav.frames_written} samples at {SINK_RATE} Hz",
+        f"wrote {output.path}: {wav.frames_written} samples at {REALTIME_SAMPLE_RATE} Hz",
         markup=False,
         highlight=False,
     )

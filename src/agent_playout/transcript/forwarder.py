@@ -1,4 +1,4 @@
-"""Transcript forwarder with the methods the seed calls, driven by the played-sample position.
+"""Transcript forwarder with LiveKit Agents 0.12's methods, driven by the played-sample position.
 
 It has no timer of its own: the engine reports how many samples have played and the
 forwarder answers with the count at which the heard text next changes. Sentence segments
@@ -17,16 +17,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
-from .events import EventEmitter
-from .frames import AudioFrameLike
-from .transcript import TimedText, TranscriptAligner
+from ..core.frames import AudioFrameLike
+from ..events import EventEmitter
+from .aligner import TimedText, TranscriptAligner
 
 logger = logging.getLogger("agent_playout")
 
 
 @runtime_checkable
 class SegmentsForwarder(Protocol):
-    """The forwarder surface the seed's ``AgentPlayout`` calls (LiveKit 0.x's).
+    """The forwarder surface LiveKit Agents 0.12's ``AgentPlayout`` calls.
 
     LiveKit 0.x ``TTSSegmentsForwarder`` has it, and so does ``TranscriptForwarder``.
     """

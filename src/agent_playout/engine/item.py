@@ -14,13 +14,14 @@ from collections import deque
 from collections.abc import AsyncIterable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .clock import NS_PER_SECOND, ceil_div
-from .errors import PlayoutError
-from .forwarder import PositionDriven, TranscriptForwarder, is_position_driven
-from .frames import AudioFrame, Pcm, SampleChunker, frame_pcm, pcm_array
-from .resample import FormatConverter
-from .timeline import ItemState
-from .transcript import TimedText
+from ..clock import ceil_div
+from ..core.frames import AudioFrame, Pcm, SampleChunker, frame_pcm, pcm_array
+from ..core.resample import FormatConverter
+from ..core.timeline import ItemState
+from ..core.units import NS_PER_SECOND
+from ..errors import PlayoutError
+from ..transcript.aligner import TimedText
+from ..transcript.forwarder import PositionDriven, TranscriptForwarder, is_position_driven
 
 if TYPE_CHECKING:
     from .playout import AgentPlayout, PlayoutHandle
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agent_playout")
 
 CHUNK_MS = 50
-"""Audio is re-chunked into 50 ms frames before it reaches the sink, as in the seed."""
+"""Audio is re-chunked into 50 ms frames before it reaches the sink, as LiveKit Agents 0.12 does."""
 
 TURN_MS = 500
 """The reader lets the loop turn after each this much audio it reads without waiting, so a

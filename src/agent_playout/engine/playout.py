@@ -15,22 +15,20 @@ import weakref
 from collections.abc import AsyncIterable, Awaitable, Coroutine, Generator, Iterable, Sequence
 from typing import Any, Literal
 
-from .clock import NS_PER_SECOND, Clock, MonotonicClock
-from .errors import PlayoutClosedError, PlayoutStateError
-from .events import EventEmitter
-from .forwarder import SegmentsForwarder, TranscriptForwarder, is_segments_forwarder
-from .frames import AudioFrameLike
+from ..clock import Clock, MonotonicClock
+from ..core.frames import AudioFrameLike
+from ..core.timeline import ItemState, ItemTimeline
+from ..core.units import NS_PER_SECOND, REALTIME_SAMPLE_RATE
+from ..errors import PlayoutClosedError, PlayoutStateError
+from ..events import EventEmitter
+from ..sinks.base import PositionedSink, is_livekit_source, positioned
+from ..transcript.aligner import TimedText
+from ..transcript.forwarder import SegmentsForwarder, TranscriptForwarder, is_segments_forwarder
 from .item import ItemRun, sink_underruns
-from .sinks.base import PositionedSink, is_livekit_source, positioned
-from .timeline import ItemState, ItemTimeline
-from .transcript import TimedText
 
 logger = logging.getLogger("agent_playout")
 
 EventTypes = Literal["playout_started", "playout_stopped"]
-
-SEED_SAMPLE_RATE = 24000
-"""``audio_samples`` is reported at 24 kHz, as the seed defines it."""
 
 DEFAULT_READ_AHEAD_MS = 20_000
 """How much of an item's audio is read from the model ahead of the listener."""
@@ -128,12 +126,12 @@ class PlayoutHandle:
 
     @property
     def audio_samples(self) -> int:
-        """Heard samples at 24 kHz (the seed's unit): ``played_samples`` converted to 24 kHz.
+        """Heard samples at 24 kHz, LiveKit Agents 0.12's unit: ``played_samples`` at that rate.
 
         On completion that is every sample the sink played for the item: with a 24 kHz sink,
         exactly the samples the resampler made of the item's audio, whatever its own rate.
         """
-        return self.played_samples * SEED_SAMPLE_RATE // self.sample_rate
+        return self.played_samples * REALTIME_SAMPLE_RATE // self.sample_rate
 
     @property
     def pushed_samples(self) -> int:

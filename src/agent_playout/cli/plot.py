@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .report import PlayoutReport
+from ..engine.report import PlayoutReport
 
 _INSTALL_HINT = "pip install 'agent-playout[plot]'"
 _PLAYED = "#1f77b4"

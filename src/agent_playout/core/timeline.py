@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from .errors import PlayoutStateError
+from ..errors import PlayoutStateError
 
 
 class ItemState(enum.Enum):

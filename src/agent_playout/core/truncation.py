@@ -9,10 +9,9 @@ rejects ``audio_end_ms`` of 0 and values past the audio the server sent).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-SERVER_SAMPLE_RATE: Final = 24000
-"""The realtime API's PCM16 rate; heard and sent counts are samples at this rate."""
+from .units import REALTIME_SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ def truncation_for(
     heard = min(_count("heard_samples", heard_samples), _count("sent_samples", sent_samples))
     if completed:
         return None
-    audio_end_ms = heard * 1000 // SERVER_SAMPLE_RATE
+    audio_end_ms = heard * 1000 // REALTIME_SAMPLE_RATE
     if audio_end_ms == 0:
         return DeleteItem(item_id)
     return TruncateItem(item_id, content_index, audio_end_ms)
