@@ -100,6 +100,55 @@ def faded(frames: Int16Array, *, down: bool = True) -> Int16Array:
     return result
 
 
+class UnderrunMeter:
+    """How often, and for how long, a sink ran dry while more audio was expected.
+
+    Positions lie on one increasing axis of the sink's choosing: nanoseconds, or samples for
+    a device counted by its callback. A span is open from ``went_dry`` until ``refilled``.
+    """
+
+    __slots__ = ("_closed", "_length", "_since")
+
+    def __init__(self) -> None:
+        self._closed = 0
+        self._length = 0
+        self._since: int | None = None
+
+    @property
+    def dry_since(self) -> int | None:
+        """Where the open span began, or None while the sink is not dry."""
+        return self._since
+
+    def went_dry(self, at: int) -> None:
+        """The sink ran out at ``at``; a span already open keeps its start."""
+        if self._since is None:
+            self._since = at
+
+    def refilled(self, at: int) -> None:
+        """Audio came again at ``at``: the open span, if any, is counted."""
+        if self._since is not None:
+            self.span(self._since, at)
+            self._since = None
+
+    def span(self, start: int, end: int) -> None:
+        """Count a span found after the fact (a sink that learns its dry time late)."""
+        self._closed += 1
+        self._length += max(end - start, 0)
+
+    def forget(self) -> None:
+        """No more audio is expected (a clear): an open span was no underrun."""
+        self._since = None
+
+    def count(self) -> int:
+        """Spans so far, the open one included."""
+        return self._closed + (self._since is not None)
+
+    def length(self, now: int) -> int:
+        """Their total length, the open one counted up to ``now``."""
+        ongoing = 0 if self._since is None else max(now - self._since, 0)
+        return self._length + ongoing
+
+
 class EstimatedPosition:
     """Wraps a sink that cannot tell its position; estimates it from ``queued_duration``.
 
