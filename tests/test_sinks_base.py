@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from agent_playout import AudioFrame, NullSink, PacedSink, PlayoutError, VirtualClock
+from agent_playout import AgentPlayout, AudioFrame, NullSink, PacedSink, PlayoutError, VirtualClock
+from agent_playout.sinks.adapters import LIVEKIT_SOURCE, register_adapter
 from agent_playout.sinks.base import (
     NEVER,
     PositionedSink,
     SinkSurface,
     UnderrunMeter,
     Waiters,
+    is_livekit_source,
+    positioned,
 )
 from agent_playout.sinks.wav import WavSink
 
@@ -155,3 +160,120 @@ async def test_a_sink_holding_a_file_closes_it_when_a_with_block_ends(tmp_path: 
     async with WavSink(tmp_path / "b.wav", clock=VirtualClock()) as sink:
         assert not sink.closed
     assert sink.closed
+
+
+def test_an_output_of_no_known_shape_is_refused_naming_what_it_lacks() -> None:
+    class Speaker:
+        sample_rate = RATE
+
+        async def capture_frame(self, frame: object) -> None: ...
+
+    with pytest.raises(TypeError) as raised:
+        positioned(Speaker())
+    assert str(raised.value) == (
+        "audio_source must be shaped like livekit.rtc.AudioSource; Speaker lacks"
+        " num_channels, queued_duration, clear_queue, wait_for_playout"
+    )
+
+
+class VendorOutput:
+    """An output of another library: it plays audio but cannot tell what it has played."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+
+
+def adapt_vendor_output(output: VendorOutput) -> NullSink:
+    """A third party's adapter: here, a sink paced on the output's clock."""
+    return NullSink(clock=output.clock)
+
+
+def name_of(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+async def test_a_registered_adapter_drives_its_output_type_and_its_subclasses(
+    clock: VirtualClock,
+) -> None:
+    class Output(VendorOutput):
+        pass
+
+    class LoudOutput(Output):
+        pass
+
+    register_adapter(name_of(Output), adapt_vendor_output)
+    output = LoudOutput(clock)
+    sink = positioned(output)
+    assert isinstance(sink, NullSink)
+    assert sink.clock is clock
+    playout = AgentPlayout(audio_source=Output(clock))
+    assert isinstance(playout.sink, NullSink)
+    await playout.aclose()
+
+
+def test_an_adapter_named_by_its_path_is_imported_when_first_needed() -> None:
+    class Output(VendorOutput):
+        pass
+
+    register_adapter(name_of(Output), f"{__name__}:adapt_vendor_output")
+    assert isinstance(positioned(Output(VirtualClock())), NullSink)
+    with pytest.raises(ValueError, match="module:attribute"):
+        register_adapter(name_of(Output), "no_colon_here")
+
+
+def test_an_adapter_that_makes_no_positioned_sink_is_refused() -> None:
+    class Output(VendorOutput):
+        pass
+
+    register_adapter(name_of(Output), lambda output: object())
+    with pytest.raises(TypeError, match="does not report samples_played and samples_written"):
+        positioned(Output(VirtualClock()))
+
+
+def test_only_livekit_audio_sources_are_recognised_as_such(clock: VirtualClock) -> None:
+    rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
+    assert name_of(rtc.AudioSource) == LIVEKIT_SOURCE
+    assert not is_livekit_source(NullSink(clock=clock))
+
+    class AudioSource:  # the same name in another module is not LiveKit's
+        pass
+
+    assert not is_livekit_source(AudioSource())
+
+
+def run_python(code: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter (nothing imported yet); its output lines."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.split()
+
+
+def test_importing_the_package_and_its_sinks_does_not_import_livekit() -> None:
+    loaded = run_python(
+        "import sys, agent_playout, agent_playout.sinks.wav, agent_playout.sinks.device\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'livekit'"
+        " or name.startswith('agent_playout.sinks.livekit')))"
+    )
+    assert loaded == ["[]"]
+
+
+@pytest.mark.realtime
+def test_a_plain_rtc_source_gets_the_livekit_sink_without_importing_it_first() -> None:
+    pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
+    code = """
+import asyncio, sys
+from livekit import rtc
+from agent_playout.sinks.base import is_livekit_source, positioned
+
+async def main():
+    source = rtc.AudioSource(24000, 1, queue_size_ms=200)
+    print(is_livekit_source(source), "agent_playout.sinks.livekit" in sys.modules)
+    sink = positioned(source)
+    await sink.ready()
+    print(type(sink).__name__, sink.source is source, sink.queue_size_ms)
+    await source.aclose()
+
+asyncio.run(main())
+"""
+    assert run_python(code) == ["True", "False", "LiveKitSink", "True", "200"]

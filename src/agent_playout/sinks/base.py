@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 
 from ..core.frames import Int16Array, frame_samples
+from .adapters import LIVEKIT_SOURCE, adapter_for, type_names
 
 AudioCallback = Callable[[Int16Array], None]
 """Receives each stretch of interleaved audio as a sink plays it (``on_audio``)."""
@@ -334,25 +335,29 @@ class EstimatedPosition:
 
 
 def is_livekit_source(sink: object) -> bool:
-    """True for a ``livekit.rtc.AudioSource`` (checked without importing livekit)."""
-    return any(
-        cls.__module__.startswith("livekit.rtc") and cls.__name__ == "AudioSource"
-        for cls in type(sink).__mro__
-    )
+    """True for a ``livekit.rtc.AudioSource`` (checked by name, without importing livekit)."""
+    return LIVEKIT_SOURCE in type_names(sink)
 
 
 def positioned(sink: object) -> PositionedSink:
     """The sink as the engine drives it: itself if it reports a position, else adapted.
 
-    A plain ``rtc.AudioSource`` goes through ``LiveKitSink``, which measures its queue
-    (rtc does not say the ``queue_size_ms`` it was made with) before its first audio.
+    An output with a registered adapter goes through it (see ``adapters``): a plain
+    ``rtc.AudioSource`` through ``LiveKitSink``, which measures its queue (rtc does not say
+    the ``queue_size_ms`` it was made with) before its first audio.
     """
     if isinstance(sink, PositionedSink):
         return sink
-    if is_livekit_source(sink):
-        from .livekit.sink import LiveKitSink
-
-        return LiveKitSink(sink)  # type: ignore[arg-type]
+    adapter = adapter_for(sink)
+    if adapter is not None:
+        adapted = adapter(sink)
+        if not isinstance(adapted, PositionedSink):
+            raise TypeError(
+                f"the adapter registered for {type(sink).__name__} made a"
+                f" {type(adapted).__name__}, which does not report samples_played and"
+                " samples_written"
+            )
+        return adapted
     if isinstance(sink, AudioSink):
         return EstimatedPosition(sink)
     missing = [
