@@ -43,26 +43,6 @@ _BYTE_FORMATS = ("B", "b", "c")
 """memoryview formats whose items are bytes, so their raw bytes are the PCM as written."""
 
 
-def _checked_samples(
-    data: object, sample_rate: object, num_channels: object, samples_per_channel: object
-) -> Int16Array:
-    """A frame's interleaved samples from its arguments, each checked (ValueError, TypeError)."""
-    _check_positive_int("sample_rate", sample_rate)
-    channels = _check_positive_int("num_channels", num_channels)
-    if isinstance(samples_per_channel, bool) or not isinstance(samples_per_channel, int):
-        raise ValueError(f"samples_per_channel must be an int, got {samples_per_channel!r}")
-    if samples_per_channel < 0:
-        raise ValueError(f"samples_per_channel must be >= 0, got {samples_per_channel}")
-    array = as_int16(data)
-    needed = channels * samples_per_channel
-    if array.size < needed:
-        raise ValueError(
-            f"data holds {array.size} samples, fewer than num_channels * samples_per_channel"
-            f" = {channels} * {samples_per_channel}"
-        )
-    return array[:needed]
-
-
 class AudioFrame:
     """Interleaved int16 PCM with its rate and layout; API-compatible with ``rtc.AudioFrame``."""
 
@@ -77,23 +57,34 @@ class AudioFrame:
         *,
         userdata: dict[str, Any] | None = None,
     ) -> None:
-        if (  # the chunker's hot path: a flat int16 array holding just the frame, plain ints
-            type(data) is np.ndarray
-            and data.dtype is _INT16
-            and data.ndim == 1
-            and type(sample_rate) is int
-            and type(num_channels) is int
-            and type(samples_per_channel) is int
-            and sample_rate > 0
-            and num_channels > 0
-            and data.size == num_channels * samples_per_channel
-        ):
-            self._array: Int16Array = data
-        else:
-            self._array = _checked_samples(data, sample_rate, num_channels, samples_per_channel)
+        _check_positive_int("sample_rate", sample_rate)
+        _check_positive_int("num_channels", num_channels)
+        if isinstance(samples_per_channel, bool) or not isinstance(samples_per_channel, int):
+            raise ValueError(f"samples_per_channel must be an int, got {samples_per_channel!r}")
+        if samples_per_channel < 0:
+            raise ValueError(f"samples_per_channel must be >= 0, got {samples_per_channel}")
+        array = as_int16(data)
+        needed = num_channels * samples_per_channel
+        if array.size < needed:
+            raise ValueError(
+                f"data holds {array.size} samples, fewer than num_channels * samples_per_channel"
+                f" = {num_channels} * {samples_per_channel}"
+            )
+        self._array = array[:needed]
         self._sample_rate = sample_rate
         self._num_channels = num_channels
         self.userdata: dict[str, Any] = {} if userdata is None else userdata
+
+    @classmethod
+    def _trusted(cls, samples: Int16Array, sample_rate: int, num_channels: int) -> AudioFrame:
+        """A frame over flat int16 ``samples`` the caller has already checked: the class's own
+        initialisation without ``__init__``'s checks, whose call costs twice as much (hot path)."""
+        self = cls.__new__(cls)
+        self._array = samples
+        self._sample_rate = sample_rate
+        self._num_channels = num_channels
+        self.userdata = {}
+        return self
 
     @classmethod
     def from_array(cls, samples: Int16Array, sample_rate: int) -> AudioFrame:
@@ -295,14 +286,12 @@ class SampleChunker:
         """Frames of the first ``end`` pending bytes; the last may be shorter."""
         block = np.frombuffer(self._pending[:end], _INT16)
         del self._pending[:end]
-        size, rate, channels, total = self._size, self._rate, self._channels, block.size
-        if total <= size:
-            return [AudioFrame(block, rate, channels, total // channels)]
+        size, rate, channels = self._size, self._rate, self._channels
+        if block.size <= size:
+            return [AudioFrame._trusted(block, rate, channels)]
         return [
-            AudioFrame(
-                block[start : start + size], rate, channels, min(size, total - start) // channels
-            )
-            for start in range(0, total, size)
+            AudioFrame._trusted(block[start : start + size], rate, channels)
+            for start in range(0, block.size, size)
         ]
 
 
