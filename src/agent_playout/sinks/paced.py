@@ -217,7 +217,10 @@ class PacedSink(SinkSurface):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        target = self._waiters.next_target()
+        self._arm(self._waiters.next_target())
+
+    def _arm(self, target: int) -> None:
+        """Wake when the running segment reaches ``target`` (never, for NEVER)."""
         if target != NEVER and self._running:
             self._timer = self._clock.call_at(self._time_of(target), self._on_timer)
 
@@ -228,8 +231,7 @@ class PacedSink(SinkSurface):
         except Exception as error:  # on_audio raised: every waiting call raises it
             self._waiters.end(error)
             return
-        self._waiters.release(self._played)
-        self._reschedule()
+        self._arm(self._waiters.release(self._played))
 
 
 class NullSink(PacedSink):
