@@ -288,6 +288,12 @@ async def blocks_pass(sink: DeviceSink) -> None:
     await until(lambda: sink.counts().frames > frames + 10 * max(sink.latency_samples, 256))
 
 
+async def run_dry(sink: DeviceSink) -> None:
+    """Play a short frame and wait until the sink, still expecting more, has run dry."""
+    await sink.capture_frame(whole(ramp(2400)))
+    await until(lambda: sink.underrun_samples > 0)
+
+
 @pytest.mark.realtime
 async def test_running_dry_while_audio_is_expected_counts_one_underrun_per_gap(
     null_device: None,
@@ -295,8 +301,7 @@ async def test_running_dry_while_audio_is_expected_counts_one_underrun_per_gap(
     async with DeviceSink(queue_size_ms=1000) as sink:
         await blocks_pass(sink)
         assert (sink.underruns, sink.underrun_samples) == (0, 0)  # idle before any audio
-        await sink.capture_frame(whole(ramp(2400)))
-        await until(lambda: sink.underrun_samples > 0)
+        await run_dry(sink)
         await blocks_pass(sink)
         assert sink.underruns == 1
         await sink.capture_frame(whole(ramp(2400)))
@@ -308,17 +313,23 @@ async def test_running_dry_while_audio_is_expected_counts_one_underrun_per_gap(
         assert sink.underrun_ns == silence * 1_000_000_000 // RATE
 
 
+async def stop_while_dry(sink: DeviceSink, stop: Callable[[], None]) -> int:
+    """Run ``sink`` dry, then ``stop`` it: from then on no silence counts as an underrun.
+    Returns the silence counted, in samples."""
+    await run_dry(sink)
+    stop()
+    held = sink.underrun_samples
+    await blocks_pass(sink)
+    assert (sink.underruns, sink.underrun_samples) == (1, held)
+    return held
+
+
 @pytest.mark.realtime
 async def test_a_pause_while_dry_adds_no_underrun_time_and_resume_continues_the_same_one(
     null_device: None,
 ) -> None:
     async with DeviceSink(queue_size_ms=1000) as sink:
-        await sink.capture_frame(whole(ramp(2400)))
-        await until(lambda: sink.underrun_samples > 0)
-        sink.pause()
-        held = sink.underrun_samples
-        await blocks_pass(sink)
-        assert (sink.underruns, sink.underrun_samples) == (1, held)
+        held = await stop_while_dry(sink, sink.pause)
         sink.resume()
         await until(lambda: sink.underrun_samples > held)
         assert sink.underruns == 1
@@ -329,13 +340,7 @@ async def test_a_clear_while_dry_ends_the_underrun_and_keeps_it_counted(
     null_device: None,
 ) -> None:
     async with DeviceSink(queue_size_ms=1000) as sink:
-        await sink.capture_frame(whole(ramp(2400)))
-        await until(lambda: sink.underrun_samples > 0)
-        sink.clear_queue()
-        counted = (sink.underruns, sink.underrun_samples)
-        await blocks_pass(sink)
-        assert counted[0] == 1
-        assert (sink.underruns, sink.underrun_samples) == counted
+        await stop_while_dry(sink, sink.clear_queue)
         await sink.capture_frame(whole(ramp(2400)))
         await until(lambda: sink.underruns == 2)
 
