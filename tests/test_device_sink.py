@@ -282,6 +282,69 @@ async def test_pause_freezes_the_count_and_resume_plays_the_rest(null_device: No
     assert np.array_equal(heard.audio(), signal)
 
 
+async def blocks_pass(sink: DeviceSink) -> None:
+    """Wait until the callback has handed the device a few more blocks."""
+    frames = sink.counts().frames
+    await until(lambda: sink.counts().frames > frames + 10 * max(sink.latency_samples, 256))
+
+
+async def run_dry(sink: DeviceSink) -> None:
+    """Play a short frame and wait until the sink, still expecting more, has run dry."""
+    await sink.capture_frame(whole(ramp(2400)))
+    await until(lambda: sink.underrun_samples > 0)
+
+
+@pytest.mark.realtime
+async def test_running_dry_while_audio_is_expected_counts_one_underrun_per_gap(
+    null_device: None,
+) -> None:
+    async with DeviceSink(queue_size_ms=1000) as sink:
+        await blocks_pass(sink)
+        assert (sink.underruns, sink.underrun_samples) == (0, 0)  # idle before any audio
+        await run_dry(sink)
+        await blocks_pass(sink)
+        assert sink.underruns == 1
+        await sink.capture_frame(whole(ramp(2400)))
+        await until(lambda: sink.underruns == 2)
+        await asyncio.wait_for(sink.wait_for_playout(), GUARD_S)
+        silence = sink.underrun_samples
+        await blocks_pass(sink)  # no more audio is expected: this silence is no underrun
+        assert (sink.underruns, sink.underrun_samples) == (2, silence)
+        assert sink.underrun_ns == silence * 1_000_000_000 // RATE
+
+
+async def stop_while_dry(sink: DeviceSink, stop: Callable[[], None]) -> int:
+    """Run ``sink`` dry, then ``stop`` it: from then on no silence counts as an underrun.
+    Returns the silence counted, in samples."""
+    await run_dry(sink)
+    stop()
+    held = sink.underrun_samples
+    await blocks_pass(sink)
+    assert (sink.underruns, sink.underrun_samples) == (1, held)
+    return held
+
+
+@pytest.mark.realtime
+async def test_a_pause_while_dry_adds_no_underrun_time_and_resume_continues_the_same_one(
+    null_device: None,
+) -> None:
+    async with DeviceSink(queue_size_ms=1000) as sink:
+        held = await stop_while_dry(sink, sink.pause)
+        sink.resume()
+        await until(lambda: sink.underrun_samples > held)
+        assert sink.underruns == 1
+
+
+@pytest.mark.realtime
+async def test_a_clear_while_dry_ends_the_underrun_and_keeps_it_counted(
+    null_device: None,
+) -> None:
+    async with DeviceSink(queue_size_ms=1000) as sink:
+        await stop_while_dry(sink, sink.clear_queue)
+        await sink.capture_frame(whole(ramp(2400)))
+        await until(lambda: sink.underruns == 2)
+
+
 @pytest.mark.realtime
 async def test_clear_keeps_a_falling_fade_that_plays_and_counts(null_device: None) -> None:
     heard = Heard()

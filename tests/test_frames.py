@@ -189,3 +189,33 @@ def test_sample_chunker_flush_drops_a_partial_sample_group(
     (frame,) = chunker.flush()
     assert frame.array.tolist() == [0, 1, 2, 3]
     assert "dropped 2 trailing bytes" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "per_channel", "dtype", "error"),
+    [
+        (True, 1, 4, np.int16, ValueError),
+        (24000, 0, 4, np.int16, ValueError),
+        (24000, 1, True, np.int16, ValueError),
+        (24000, 1.0, 4, np.int16, ValueError),
+        (24000, 1, 4, ">i2", TypeError),
+    ],
+)
+def test_an_int16_array_of_exactly_the_frame_is_checked_like_any_data(
+    rate: object, channels: object, per_channel: object, dtype: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        AudioFrame(np.zeros(4, dtype=dtype), rate, channels, per_channel)  # type: ignore[arg-type]
+
+
+def test_frames_cut_by_the_chunker_carry_their_own_length_in_the_header() -> None:
+    chunker = SampleChunker(16000, 2, 3)
+    frames = chunker.push(np.arange(16, dtype=np.int16)) + chunker.flush()
+    assert [(f.sample_rate, f.num_channels, f.samples_per_channel) for f in frames] == [
+        (16000, 2, 3),
+        (16000, 2, 3),
+        (16000, 2, 2),
+    ]
+    assert [f.data.tobytes() for f in frames] == [
+        np.arange(start, min(start + 6, 16), dtype=np.int16).tobytes() for start in (0, 6, 12)
+    ]

@@ -209,6 +209,21 @@ except VoiceUnavailableError as error:
     assert "apt-get install espeak-ng" in auto
 
 
+def test_a_voice_backend_is_imported_only_when_that_voice_is_asked_for() -> None:
+    code = """
+import sys
+from agent_playout.tts import load_voice
+loaded = lambda: sorted(n for n in sys.modules if n.endswith("_voice") or n == "piper")
+print(loaded())
+load_voice("espeak")
+print(loaded())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.splitlines() == ["[]", "['agent_playout.tts.espeak_voice']"]
+
+
 LONG_SENTENCE = " ".join(
     ("the quick brown fox jumps over the lazy dog and runs far away " * 5).split()[:60]
 )

@@ -1,13 +1,24 @@
-"""The sink surface (that of ``rtc.AudioSource``) and how the engine reads a sink's position."""
+"""The sink surface (that of ``rtc.AudioSource``), the parts sinks share, and how the engine
+reads a sink's position."""
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
+import sys
+from abc import ABC, abstractmethod
 from collections import deque
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 from ..core.frames import Int16Array, frame_samples
+from .adapters import LIVEKIT_SOURCE, adapter_for, type_names
+
+AudioCallback = Callable[[Int16Array], None]
+"""Receives each stretch of interleaved audio as a sink plays it (``on_audio``)."""
 
 
 @runtime_checkable
@@ -149,6 +160,133 @@ class UnderrunMeter:
         return self._length + ongoing
 
 
+NEVER = sys.maxsize
+"""A target no count reaches: what ``Waiters`` gives when nobody waits."""
+
+
+class Waiters:
+    """Futures waiting for a count to reach a target, earliest target first (ties in order)."""
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def add(self, target: int, future: asyncio.Future[None]) -> None:
+        heapq.heappush(self._heap, (target, next(self._seq), future))
+
+    def release(self, reached: int) -> int:
+        """Resolve the futures whose target is reached; return the next target, or NEVER."""
+        heap = self._heap
+        while heap and (heap[0][0] <= reached or heap[0][2].done()):
+            future = heapq.heappop(heap)[2]
+            if not future.done():
+                future.set_result(None)
+        return heap[0][0] if heap else NEVER
+
+    def next_target(self) -> int:
+        """The earliest target still awaited (futures done meanwhile are dropped), or NEVER."""
+        heap = self._heap
+        while heap and heap[0][2].done():
+            heapq.heappop(heap)
+        return heap[0][0] if heap else NEVER
+
+    def end(self, error: BaseException | None = None) -> None:
+        """Resolve every future, or fail them with ``error``: nobody waits for ever."""
+        heap, self._heap = self._heap, []
+        for _, _, future in heap:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+
+class SinkSurface(ABC):
+    """The read-only surface this package's sinks share, read from the fields each one keeps.
+
+    A sink says where its counts come from (``samples_played``, ``samples_written`` and
+    ``_underrun_totals``); the rest follows. Each property reads a field or two, so none
+    costs anything on a hot path.
+    """
+
+    def __init__(self, sample_rate: int, num_channels: int) -> None:
+        self._rate = sample_rate
+        self._channels = num_channels
+        self._paused = False
+        self._underrun_meter = UnderrunMeter()
+
+    @property
+    def sample_rate(self) -> int:
+        return self._rate
+
+    @property
+    def num_channels(self) -> int:
+        return self._channels
+
+    @property
+    @abstractmethod
+    def samples_played(self) -> int:
+        """Audio handed to the listener so far, in samples per channel."""
+
+    @property
+    @abstractmethod
+    def samples_written(self) -> int:
+        """Where the next captured sample will play, in samples per channel."""
+
+    @property
+    def samples_queued(self) -> int:
+        """Audio accepted and not yet played."""
+        return self.samples_written - self.samples_played
+
+    @property
+    def queued_duration(self) -> float:
+        return self.samples_queued / self._rate
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def underruns(self) -> int:
+        """How many times the queue ran dry while more audio was expected."""
+        return self._underrun_totals()[0]
+
+    @property
+    def underrun_ns(self) -> int:
+        """Total time spent dry while more audio was expected."""
+        return self._underrun_totals()[1]
+
+    @abstractmethod
+    def _underrun_totals(self) -> tuple[int, int]:
+        """The underruns so far and their length in nanoseconds, read together."""
+
+
+_Closing = TypeVar("_Closing", bound="ClosesOnExit")
+
+
+class ClosesOnExit(ABC):
+    """A sink that holds a resource: ``with`` and ``async with`` blocks close it on the way out."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the resource; the sink plays no more."""
+
+    def __enter__(self: _Closing) -> _Closing:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self: _Closing) -> _Closing:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 class EstimatedPosition:
     """Wraps a sink that cannot tell its position; estimates it from ``queued_duration``.
 
@@ -197,25 +335,29 @@ class EstimatedPosition:
 
 
 def is_livekit_source(sink: object) -> bool:
-    """True for a ``livekit.rtc.AudioSource`` (checked without importing livekit)."""
-    return any(
-        cls.__module__.startswith("livekit.rtc") and cls.__name__ == "AudioSource"
-        for cls in type(sink).__mro__
-    )
+    """True for a ``livekit.rtc.AudioSource`` (checked by name, without importing livekit)."""
+    return LIVEKIT_SOURCE in type_names(sink)
 
 
 def positioned(sink: object) -> PositionedSink:
     """The sink as the engine drives it: itself if it reports a position, else adapted.
 
-    A plain ``rtc.AudioSource`` goes through ``LiveKitSink``, which measures its queue
-    (rtc does not say the ``queue_size_ms`` it was made with) before its first audio.
+    An output with a registered adapter goes through it (see ``adapters``): a plain
+    ``rtc.AudioSource`` through ``LiveKitSink``, which measures its queue (rtc does not say
+    the ``queue_size_ms`` it was made with) before its first audio.
     """
     if isinstance(sink, PositionedSink):
         return sink
-    if is_livekit_source(sink):
-        from .livekit.sink import LiveKitSink
-
-        return LiveKitSink(sink)  # type: ignore[arg-type]
+    adapter = adapter_for(sink)
+    if adapter is not None:
+        adapted = adapter(sink)
+        if not isinstance(adapted, PositionedSink):
+            raise TypeError(
+                f"the adapter registered for {type(sink).__name__} made a"
+                f" {type(adapted).__name__}, which does not report samples_played and"
+                " samples_written"
+            )
+        return adapted
     if isinstance(sink, AudioSink):
         return EstimatedPosition(sink)
     missing = [

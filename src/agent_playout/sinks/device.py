@@ -19,14 +19,10 @@ played when the faded tail has drained.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
-import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -34,12 +30,19 @@ import numpy as np
 from ..core.frames import Int16Array
 from ..core.units import NS_PER_SECOND
 from ..errors import PlayoutClosedError, PlayoutError
-from .base import buffer_settings, faded, sink_samples
-from .paced import AudioCallback
+from .base import (
+    NEVER,
+    AudioCallback,
+    ClosesOnExit,
+    SinkSurface,
+    Waiters,
+    buffer_settings,
+    faded,
+    sink_samples,
+)
 
 logger = logging.getLogger("agent_playout")
 
-_NEVER = sys.maxsize
 _INSTALL_HINT = "pip install 'agent-playout[device]'"
 _STREAM_STOPPED = "the audio output stream stopped by itself (device lost or failed)"
 
@@ -135,38 +138,7 @@ class PlayedCounter:
             self.played = self.delivered
 
 
-class _Waiters:
-    """Futures waiting for a count to reach a target, earliest target first."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    def add(self, target: int, future: asyncio.Future[None]) -> None:
-        heapq.heappush(self._heap, (target, next(self._seq), future))
-
-    def release(self, reached: int) -> int:
-        """Resolve the futures whose target is reached; return the next target."""
-        heap = self._heap
-        while heap and (heap[0][0] <= reached or heap[0][2].done()):
-            future = heapq.heappop(heap)[2]
-            if not future.done():
-                future.set_result(None)
-        return heap[0][0] if heap else _NEVER
-
-    def end(self, error: BaseException | None = None) -> None:
-        """Resolve every future, or fail them with ``error``."""
-        heap, self._heap = self._heap, []
-        for _, _, future in heap:
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
-
-
-class DeviceSink:
+class DeviceSink(SinkSurface, ClosesOnExit):
     """Plays to a sound card with the ``PacedSink`` surface, counting from the callback.
 
     ``capture_frame`` returns once the sink's own queue holds at most ``queue_size_ms``
@@ -195,8 +167,7 @@ class DeviceSink:
             sample_rate, num_channels, queue_size_ms, fade_ms
         )
         sd = _sounddevice()
-        self._rate = sample_rate
-        self._channels = num_channels
+        super().__init__(sample_rate, num_channels)
         self._on_audio = on_audio
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,22 +175,21 @@ class DeviceSink:
         self._ring: deque[Int16Array] = deque()
         self._head = 0
         self._pieces: list[Int16Array] | None = [] if on_audio is not None else None
-        self._paused = False
         self._expecting_more = False
-        self._dry = False
-        self._underruns = 0
-        self._underrun_samples = 0
+        # The underrun meter's axis: frames of the blocks that ran short while audio was
+        # expected, so a pause or the idle silence after the last audio never counts.
+        self._short_frames = 0
         self._device_underflows = 0
-        self._next_delivered = _NEVER
-        self._next_played = _NEVER
+        self._next_delivered = NEVER
+        self._next_played = NEVER
         self._wake_pending = False
         self._stream_stopped = False
         # Loop thread only.
         self._written = 0
         self._closed = False
         self._failed = False
-        self._capture_waiters = _Waiters()
-        self._playout_waiters = _Waiters()
+        self._capture_waiters = Waiters()
+        self._playout_waiters = Waiters()
         try:
             self._stream = sd.OutputStream(
                 samplerate=sample_rate,
@@ -248,14 +218,6 @@ class DeviceSink:
             raise
 
     @property
-    def sample_rate(self) -> int:
-        return self._rate
-
-    @property
-    def num_channels(self) -> int:
-        return self._channels
-
-    @property
     def latency_samples(self) -> int:
         """The device's buffer ahead of the speaker, from PortAudio's output latency."""
         return self._count.latency
@@ -269,32 +231,17 @@ class DeviceSink:
         return self._written
 
     @property
-    def samples_queued(self) -> int:
-        """Audio accepted but not yet played: the sink's queue plus the device's buffer."""
-        return self._written - self._count.played
-
-    @property
-    def queued_duration(self) -> float:
-        return self.samples_queued / self._rate
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    @property
-    def underruns(self) -> int:
-        """How many times the queue ran dry while more audio was expected."""
-        return self._underruns
-
-    @property
     def underrun_samples(self) -> int:
         """Silence the callback emitted because the queue was dry while audio was expected."""
-        return self._underrun_samples
+        with self._lock:
+            return self._underrun_meter.length(self._short_frames)
 
-    @property
-    def underrun_ns(self) -> int:
-        """``underrun_samples`` as device time (not wall time)."""
-        return self._underrun_samples * NS_PER_SECOND // self._rate
+    def _underrun_totals(self) -> tuple[int, int]:
+        """The underruns and their length as device time (not wall time)."""
+        with self._lock:
+            meter = self._underrun_meter
+            samples = meter.length(self._short_frames)
+            return meter.count(), samples * NS_PER_SECOND // self._rate
 
     @property
     def device_underflows(self) -> int:
@@ -347,10 +294,10 @@ class DeviceSink:
                 self._ring.append(tail)
             self._written = self._count.delivered + keep
             self._expecting_more = False
-            self._dry = False
+            self._underrun_meter.refilled(self._short_frames)  # a clear ends a span, counted
             self._capture_waiters.end()
             self._playout_waiters.end()
-            self._next_delivered = self._next_played = _NEVER
+            self._next_delivered = self._next_played = NEVER
 
     async def wait_for_playout(self) -> None:
         """Return once everything captured so far has been played (or cleared)."""
@@ -402,17 +349,6 @@ class DeviceSink:
                 self._playout_waiters.end()
             self._flush_audio()
 
-    async def __aenter__(self) -> DeviceSink:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def _raise_if_failed(self) -> None:
         if self._stream_stopped and not self._closed:
             self._fail()
@@ -437,15 +373,14 @@ class DeviceSink:
         """PortAudio's thread: fill ``outdata`` from the queue, then silence; count."""
         with self._lock:
             filled = 0 if self._paused else self._fill(outdata, frames)
+            meter = self._underrun_meter
             if filled:
-                self._dry = False
+                meter.refilled(self._short_frames)
             if filled < frames:
                 outdata[filled:] = 0
                 if self._expecting_more and not self._paused:
-                    if not self._dry:
-                        self._dry = True
-                        self._underruns += 1
-                    self._underrun_samples += frames - filled
+                    meter.went_dry(self._short_frames + filled)
+                    self._short_frames += frames
             if status.output_underflow:
                 self._device_underflows += 1
             count = self._count
@@ -526,4 +461,4 @@ class DeviceSink:
             self._head = 0
             self._capture_waiters.end(PlayoutError(_STREAM_STOPPED))
             self._playout_waiters.end(PlayoutError(_STREAM_STOPPED))
-            self._next_delivered = self._next_played = _NEVER
+            self._next_delivered = self._next_played = NEVER

@@ -7,23 +7,25 @@ has passed its place in the stream, so the count is exact by construction.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 from collections import deque
-from collections.abc import Callable
 from typing import Any
-
-import numpy as np
 
 from ..clock import Clock, MonotonicClock, TimerHandle, ceil_div
 from ..core.frames import Int16Array
 from ..core.units import NS_PER_SECOND
-from .base import buffer_settings, faded, sink_samples, take_samples
+from .base import (
+    NEVER,
+    AudioCallback,
+    SinkSurface,
+    Waiters,
+    buffer_settings,
+    faded,
+    sink_samples,
+    take_samples,
+)
 
-AudioCallback = Callable[[Int16Array], None]
 
-
-class PacedSink:
+class PacedSink(SinkSurface):
     """Plays audio at real time with a bounded queue, like ``rtc.AudioSource``, but exactly.
 
     ``capture_frame`` returns once the queue holds at most ``queue_size_ms`` of audio, so a
@@ -50,8 +52,7 @@ class PacedSink:
         self._queue_limit, self._fade_samples = buffer_settings(
             sample_rate, num_channels, queue_size_ms, fade_ms
         )
-        self._rate = sample_rate
-        self._channels = num_channels
+        super().__init__(sample_rate, num_channels)
         self._clock: Clock = clock or MonotonicClock()
         self._on_audio = on_audio
         self._keep_audio = on_audio is not None
@@ -62,23 +63,10 @@ class PacedSink:
         self._segment_start_ns = 0
         self._segment_base = 0
         self._running = False
-        self._paused = False
         self._stop_at: int | None = None
         self._expecting_more = False
-        self._dry_since_ns: int | None = None
-        self._underruns = 0
-        self._underrun_ns = 0
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
+        self._waiters = Waiters()
         self._timer: TimerHandle | None = None
-
-    @property
-    def sample_rate(self) -> int:
-        return self._rate
-
-    @property
-    def num_channels(self) -> int:
-        return self._channels
 
     @property
     def clock(self) -> Clock:
@@ -90,34 +78,13 @@ class PacedSink:
         return self._played
 
     @property
-    def samples_queued(self) -> int:
-        self._advance_count()
-        return self._written - self._played
-
-    @property
     def samples_written(self) -> int:
         return self._written
 
-    @property
-    def queued_duration(self) -> float:
-        return self.samples_queued / self._rate
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    @property
-    def underruns(self) -> int:
-        """How many times the queue ran dry while more audio was expected."""
+    def _underrun_totals(self) -> tuple[int, int]:
         self._advance_count()
-        return self._underruns + (1 if self._dry_since_ns is not None else 0)
-
-    @property
-    def underrun_ns(self) -> int:
-        """Total time spent dry while more audio was expected."""
-        self._advance_count()
-        ongoing = 0 if self._dry_since_ns is None else self._clock.now_ns() - self._dry_since_ns
-        return self._underrun_ns + ongoing
+        meter = self._underrun_meter
+        return meter.count(), meter.length(self._clock.now_ns())
 
     async def capture_frame(self, frame: Any) -> None:
         """Queue ``frame`` and return once the queue is back within its limit."""
@@ -127,10 +94,7 @@ class PacedSink:
             return
         self._advance()
         now = self._clock.now_ns()
-        if self._dry_since_ns is not None:
-            self._underruns += 1
-            self._underrun_ns += now - self._dry_since_ns
-            self._dry_since_ns = None
+        self._underrun_meter.refilled(now)
         if self._keep_audio:
             self._chunks.append(samples.copy())
         self._written += count
@@ -145,7 +109,7 @@ class PacedSink:
         """Drop what is queued, keeping a short faded tail that still plays."""
         self._advance()
         self._expecting_more = False
-        self._dry_since_ns = None
+        self._underrun_meter.forget()
         if self._paused:
             keep = max((self._stop_at or self._played) - self._played, 0)
         else:
@@ -158,7 +122,8 @@ class PacedSink:
         self._written = self._played + keep
         if keep == 0:
             self._running = False
-        self._release_waiters()
+        self._waiters.end()
+        self._reschedule()
 
     async def wait_for_playout(self) -> None:
         """Return once everything captured so far has been played (or cleared)."""
@@ -224,7 +189,7 @@ class PacedSink:
             self._played = limit
             self._running = False
             if self._expecting_more and not self._paused:
-                self._dry_since_ns = self._time_of(limit)
+                self._underrun_meter.went_dry(self._time_of(limit))
         else:
             self._played = reached
 
@@ -233,18 +198,7 @@ class PacedSink:
         over first, so a callback that raises never gets the same audio twice."""
         assert self._on_audio is not None
         self._emitted += count
-        needed = count * self._channels
-        pieces: list[Int16Array] = []
-        while needed > 0:
-            head = self._chunks[0]
-            if head.size <= needed:
-                pieces.append(self._chunks.popleft())
-                needed -= head.size
-            else:
-                pieces.append(head[:needed])
-                self._chunks[0] = head[needed:]
-                needed = 0
-        self._on_audio(pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
+        self._on_audio(self._take_head(count))
 
     def _take_head(self, count: int) -> Int16Array:
         """Remove and return the next ``count`` queued samples per channel."""
@@ -255,45 +209,29 @@ class PacedSink:
 
     async def _wait_for_played(self, target: int) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (target, next(self._seq), future))
+        self._waiters.add(target, future)
         self._reschedule()
         await future
-
-    def _release_waiters(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for _, _, future in waiters:
-            if not future.done():
-                future.set_result(None)
-        self._reschedule()
-
-    def _fail_waiters(self, error: Exception) -> None:
-        """``on_audio`` raised in a timer: every waiting call raises it, none waits for ever."""
-        waiters, self._waiters = self._waiters, []
-        for _, _, future in waiters:
-            if not future.done():
-                future.set_exception(error)
 
     def _reschedule(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._waiters and self._waiters[0][2].done():
-            heapq.heappop(self._waiters)
-        if self._waiters and self._running:
-            self._timer = self._clock.call_at(self._time_of(self._waiters[0][0]), self._on_timer)
+        self._arm(self._waiters.next_target())
+
+    def _arm(self, target: int) -> None:
+        """Wake when the running segment reaches ``target`` (never, for NEVER)."""
+        if target != NEVER and self._running:
+            self._timer = self._clock.call_at(self._time_of(target), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         try:
             self._advance()
-        except Exception as error:
-            self._fail_waiters(error)
+        except Exception as error:  # on_audio raised: every waiting call raises it
+            self._waiters.end(error)
             return
-        while self._waiters and (self._waiters[0][0] <= self._played or self._waiters[0][2].done()):
-            _, _, future = heapq.heappop(self._waiters)
-            if not future.done():
-                future.set_result(None)
-        self._reschedule()
+        self._arm(self._waiters.release(self._played))
 
 
 class NullSink(PacedSink):

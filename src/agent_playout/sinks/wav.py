@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import wave
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -19,10 +18,11 @@ import numpy as np
 from ..clock import Clock
 from ..core.frames import Int16Array
 from ..errors import PlayoutClosedError
+from .base import ClosesOnExit
 from .paced import PacedSink
 
 
-class WavSink(PacedSink):
+class WavSink(PacedSink, ClosesOnExit):
     """Plays at real time on ``clock`` and writes what is played to a 16-bit WAV file.
 
     Reading a count (``samples_played``, ``underruns``...) never touches the file: played
@@ -88,21 +88,10 @@ class WavSink(PacedSink):
             return self._closed_counts[0]
         return super().samples_written
 
-    @property
-    def samples_queued(self) -> int:
-        return 0 if self._closed_counts is not None else super().samples_queued
-
-    @property
-    def underruns(self) -> int:
+    def _underrun_totals(self) -> tuple[int, int]:
         if self._closed_counts is not None:
-            return self._closed_counts[1]
-        return super().underruns
-
-    @property
-    def underrun_ns(self) -> int:
-        if self._closed_counts is not None:
-            return self._closed_counts[2]
-        return super().underrun_ns
+            return self._closed_counts[1:]
+        return super()._underrun_totals()
 
     async def capture_frame(self, frame: Any) -> None:
         self._check_open()
@@ -143,7 +132,7 @@ class WavSink(PacedSink):
             return
         try:
             self._advance()  # hand what has played to the file's buffer
-            underruns, underrun_ns = super().underruns, super().underrun_ns
+            underruns, underrun_ns = self._underrun_totals()
             if self._owes_tail and self._chunks:
                 # After a clear the queue holds only the faded tail not yet handed over,
                 # which the engine already counted as played. Read, not taken: the base
@@ -159,17 +148,6 @@ class WavSink(PacedSink):
                 self._write_pending()
             finally:
                 self._file.close()
-
-    def __enter__(self) -> WavSink:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _check_open(self) -> None:
         if self._closed_counts is not None:

@@ -16,15 +16,12 @@ Both are deterministic: the same text gives the same samples and the same timing
 
 from __future__ import annotations
 
+import importlib
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
+from types import ModuleType
 
-import numpy as np
-import numpy.typing as npt
-
-from ..errors import PlayoutError
+from .base import SynthesisChunk, Voice, VoiceUnavailableError, WordTiming
 
 __all__ = [
     "SynthesisChunk",
@@ -35,77 +32,22 @@ __all__ = [
     "load_voice",
 ]
 
-_INSTALL_HINT = "pip install 'agent-playout[tts]'"
-
-
-class VoiceUnavailableError(PlayoutError, RuntimeError):
-    """The requested voice is unknown or cannot load here; the message says what to install."""
-
-
-@dataclass(frozen=True)
-class WordTiming:
-    """One word of the input text and where it is spoken.
-
-    ``text`` is the word exactly as it appears in the input, trailing punctuation included.
-    ``start`` and ``end`` (exclusive) are sample offsets from the start of the utterance.
-    A word the voice does not speak (a lone dash) has ``start == end``.
-    """
-
-    text: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class SynthesisChunk:
-    """A contiguous piece of the utterance: usually one sentence.
-
-    ``audio`` is int16 mono. ``start`` is the sample offset of ``audio[0]`` in the utterance.
-    ``words`` are the words whose ``start`` lies in this chunk, with absolute offsets.
-    """
-
-    audio: npt.NDArray[np.int16]
-    start: int
-    words: tuple[WordTiming, ...]
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SynthesisChunk):
-            return NotImplemented
-        return (
-            self.start == other.start
-            and self.words == other.words
-            and np.array_equal(self.audio, other.audio)
-        )
-
-
-class Voice(Protocol):
-    """An offline voice. ``synthesize`` yields contiguous chunks, sentence by sentence.
-
-    Every whitespace-separated word of ``text`` gets exactly one ``WordTiming``, in order, with
-    non-decreasing starts inside the audio. Text with nothing to speak yields no chunk.
-    """
-
-    name: str
-    sample_rate: int
-
-    def synthesize(self, text: str) -> Iterator[SynthesisChunk]: ...
-
-
-_NAMES = ("piper", "espeak")
+_BACKENDS = {"piper": ("piper_voice", "PiperVoice"), "espeak": ("espeak_voice", "EspeakVoice")}
+"""Each voice's module in this package and its class, loaded by name when first asked for."""
+_NAMES = tuple(_BACKENDS)
 _cache: dict[str, Voice] = {}
 _cache_lock = threading.Lock()
 
 
+def _backend(name: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{_BACKENDS[name][0]}")
+
+
 def _unavailable_reason(name: str) -> str | None:
-    if name == "piper":
-        from agent_playout.tts import piper_voice
-
-        return piper_voice.unavailable_reason()
-    if name == "espeak":
-        from agent_playout.tts import espeak_voice
-
-        return espeak_voice.unavailable_reason()
-    return f"unknown voice {name!r}; choose one of 'auto', 'piper', 'espeak'"
+    if name not in _BACKENDS:
+        return f"unknown voice {name!r}; choose one of 'auto', 'piper', 'espeak'"
+    reason: str | None = _backend(name).unavailable_reason()
+    return reason
 
 
 def available_voices() -> list[str]:
@@ -132,13 +74,6 @@ def load_voice(name: str = "auto") -> Voice:
         reason = _unavailable_reason(name)
         if reason is not None:
             raise VoiceUnavailableError(reason)
-        if name == "piper":
-            from agent_playout.tts import piper_voice
-
-            voice = piper_voice.PiperVoice()
-        else:
-            from agent_playout.tts import espeak_voice
-
-            voice = espeak_voice.EspeakVoice()
-        _cache[name] = voice
+        make_voice: Callable[[], Voice] = getattr(_backend(name), _BACKENDS[name][1])
+        voice = _cache[name] = make_voice()
         return voice

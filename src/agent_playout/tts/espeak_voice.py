@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from agent_playout.tts import SynthesisChunk
+    from agent_playout.tts.base import SynthesisChunk
 
 _APT_HINT = "apt-get install espeak-ng"
 
@@ -188,13 +188,13 @@ def _find_library() -> tuple[str, str] | None:
 
 def unavailable_reason() -> str | None:
     """Why the espeak voice cannot load here, or None when it can."""
-    from agent_playout.tts import _INSTALL_HINT
+    from agent_playout.tts.base import INSTALL_HINT
 
     if _find_library() is not None:
         return None
     return (
         "the espeak voice needs the espeak-ng library; install it with: "
-        f"{_INSTALL_HINT} (ships it via espeakng-loader) or {_APT_HINT}"
+        f"{INSTALL_HINT} (ships it via espeakng-loader) or {_APT_HINT}"
     )
 
 
@@ -254,7 +254,7 @@ class EspeakVoice:
     def __init__(self, voice: str = "en-us") -> None:
         found = _find_library()
         if found is None:
-            from agent_playout.tts import VoiceUnavailableError
+            from agent_playout.tts.base import VoiceUnavailableError
 
             raise VoiceUnavailableError(unavailable_reason() or "espeak-ng is not available")
         self._library, self._data = found
@@ -273,12 +273,12 @@ class EspeakVoice:
             check=False,
         )
         if result.returncode != 0:
-            from agent_playout.tts import _INSTALL_HINT, VoiceUnavailableError
+            from agent_playout.tts.base import INSTALL_HINT, VoiceUnavailableError
 
             detail = result.stderr.decode(errors="replace").strip()
             raise VoiceUnavailableError(
                 f"espeak-ng ({self._library}) failed: {detail or result.returncode}; "
-                f"reinstall with: {_INSTALL_HINT} or {_APT_HINT}"
+                f"reinstall with: {INSTALL_HINT} or {_APT_HINT}"
             )
         reply = result.stdout
         rate, count = _HEADER.unpack_from(reply)
@@ -289,7 +289,7 @@ class EspeakVoice:
     def synthesize(self, text: str) -> Iterator[SynthesisChunk]:
         import numpy as np
 
-        from agent_playout.tts import SynthesisChunk, WordTiming
+        from agent_playout.tts.base import SynthesisChunk, WordTiming
 
         spans = [(m.start(), m.end()) for m in _WORD.finditer(text)]
         if not spans:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from agent_playout.tts import _INSTALL_HINT, SynthesisChunk, WordTiming
+from .base import INSTALL_HINT, SynthesisChunk, WordTiming
 
 logger = logging.getLogger("agent_playout")
 
@@ -63,7 +63,7 @@ def unavailable_reason() -> str | None:
     """Why the piper voice cannot load here, or None when it can."""
     missing = [dist for module, dist in _REQUIRED.items() if not _has_module(module)]
     if missing:
-        return f"the piper voice needs {', '.join(missing)}; install with: {_INSTALL_HINT}"
+        return f"the piper voice needs {', '.join(missing)}; install with: {INSTALL_HINT}"
     return None
 
 
@@ -287,7 +287,7 @@ class PiperVoice:
         audio, id_samples = result if isinstance(result, tuple) else (result, None)
         if id_samples is None or len(id_samples) != len(ids):
             raise RuntimeError(
-                "piper gave no phoneme alignments; is onnx installed? " + _INSTALL_HINT
+                "piper gave no phoneme alignments; is onnx installed? " + INSTALL_HINT
             )
         audio = np.asarray(audio, dtype=np.float32)
         if self._config.normalize_audio:
