@@ -6,11 +6,11 @@ import random
 
 import pytest
 
+from agent_playout.sinks.livekit.meter import QueueMeter
 from agent_playout.sinks.livekit.ticks import (
     GUARD_AFTER_NS,
     INSERT_NS,
     TICK_NS,
-    QueueMeter,
     TickCounter,
 )
 
