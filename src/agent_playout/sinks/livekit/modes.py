@@ -85,13 +85,19 @@ class Wake:
 
 @dataclass(frozen=True, slots=True)
 class Fail:
-    """Raise ``error`` to the next caller (``warning``: only log it, the item goes on)."""
+    """Raise ``error`` to the next caller."""
 
     error: BaseException
-    warning: bool = False
 
 
-Action = Submit | ClearNative | ArmTimer | CancelTimer | Wake | Fail
+@dataclass(frozen=True, slots=True)
+class Warn:
+    """Log ``message`` as a warning: something went wrong that the caller cannot act on."""
+
+    message: str
+
+
+Action = Submit | ClearNative | ArmTimer | CancelTimer | Wake | Fail | Warn
 WAKE = Wake()
 CLEAR = ClearNative()
 CANCEL = CancelTimer()

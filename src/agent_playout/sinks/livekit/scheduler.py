@@ -26,6 +26,7 @@ from .modes import (
     Mode,
     SchedulerError,
     Submit,
+    Warn,
 )
 from .ticks import GUARD_AFTER_NS, TICK_NS, CaptureTicket, TickCounter
 
@@ -73,6 +74,7 @@ class LiveKitScheduler:
         self._clear_at: int | None = None
         self._clear_after: int | None = None
         self._stopping: int | None = None
+        self._overrun_at: int | None = None
         self._tail_pending = 0
         self._dry_floor_ns = 0
         self._underruns = UnderrunMeter()
@@ -89,6 +91,10 @@ class LiveKitScheduler:
             raise SchedulerError(
                 f"{event} in mode {self.mode.value}: only in {', '.join(m.value for m in modes)}"
             )
+
+    def _check_token(self, event: str, token: int) -> None:
+        if not 0 < token <= self._next_token:
+            raise SchedulerError(f"{event} for capture {token}, which was never submitted")
 
     # -- what the shell asks ----------------------------------------------------------
 
@@ -153,6 +159,7 @@ class LiveKitScheduler:
     def capture_requested(self, token: int, count: int, now_ns: int) -> CaptureTicket | None:
         """Capture ``token`` is being requested now; None if a stop dropped it (its audio is
         in the tail, or held)."""
+        self._check_token("capture_requested", token)
         if token != self._current:
             return None
         self.in_transit = 0
@@ -187,10 +194,13 @@ class LiveKitScheduler:
         if token != self._current:
             return []
         self.counter.failed(ticket, count)
-        return [Fail(error, warning=token == self._tail_token)]
+        if token == self._tail_token:
+            return [Warn(f"the fade-out after a stop could not be queued: {error}")]
+        return [Fail(error)]
 
     def capture_finished(self, token: int, now_ns: int) -> list[Action]:
         """Capture ``token`` is over (returned, failed, or dropped): the source is free."""
+        self._check_token("capture_finished", token)
         actions: list[Action] = [WAKE]
         if self._slot == token:
             self._slot = None
@@ -256,6 +266,7 @@ class LiveKitScheduler:
         playing = stop < counter.written
         tail = held.faded_tail(rest, self._fade, whole_frames=hold) if playing else rest[:0]
         self.in_transit = 0
+        self._overrun_at = counter.release_time(stop + self._tick)
         counter.stop_at(stop)
         held.replace_pending(tail, rest[tail.size :] if hold else rest[:0])
         self._tail_pending = tail.size // self._channels
@@ -279,6 +290,16 @@ class LiveKitScheduler:
         self.counter.cleared(stop)
         self._move(Mode.IDLE if self._slot is None else Mode.CAPTURING)
         actions: list[Action] = [CLEAR]
+        overrun = self._overrun_at
+        if overrun is not None and now_ns >= overrun:
+            late = 1 + (now_ns - overrun) // TICK_NS
+            actions.append(
+                Warn(
+                    "a clear put off (past a tick, or until a capture completed) ran"
+                    f" {late} tick(s) late (an overloaded event loop): the position it"
+                    f" reported is {late} x 10 ms short"
+                )
+            )
         if self._tail_pending:
             actions.append(self._submit(self._tail_pending, now_ns))
         else:
@@ -311,7 +332,7 @@ class LiveKitScheduler:
             if not flushing:
                 return self._disarm()
             size = tick
-        probe = self._probe_size(now_ns)
+        probe = self.counter.settling_size(now_ns)
         if 0 < probe <= size:
             return [*self._disarm(), self._submit(probe, now_ns)]
         due = self._due(now_ns, size, partial=size < self.batch and not flushing)
@@ -335,18 +356,6 @@ class LiveKitScheduler:
         self._tail_pending = 0
         self._move(Mode.CAPTURING)
         return Submit(token, data, size)
-
-    def _probe_size(self, now_ns: int) -> int:
-        """While the count rests on a guess: the capture that waits for exactly one tick.
-
-        Audio put into an empty source starts at a tick the count can only guess (the
-        native insertion lags the request, more under load). The capture that first fills
-        the source one frame past its queue completes on a tick, which settles the count.
-        """
-        counter = self.counter
-        if not counter.provisional or counter.queue_suspect:
-            return 0
-        return counter.queue_limit + self._tick - (counter.written - counter.released(now_ns))
 
     def _due(self, now_ns: int, size: int, *, partial: bool) -> int:
         """When a capture of ``size`` should be requested.

@@ -37,6 +37,7 @@ from .modes import (
     Fail,
     Mode,
     Submit,
+    Warn,
 )
 from .scheduler import LiveKitScheduler
 from .ticks import TickCounter
@@ -273,12 +274,10 @@ class LiveKitSink:
             elif isinstance(action, ClearNative):
                 self._source.clear_queue()
             elif isinstance(action, Fail):
-                if action.warning:
-                    logger.warning(
-                        "the fade-out after a stop could not be queued: %s", action.error
-                    )
-                elif self._failure is None:
+                if self._failure is None:
                     self._failure = action.error
+            elif isinstance(action, Warn):
+                logger.warning("%s", action.message)
             else:
                 self._progress.set()
 

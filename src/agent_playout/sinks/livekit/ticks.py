@@ -58,8 +58,10 @@ class TickCounter:
         self._anchor_released = 0
         self._anchor_tick_ns: int | None = None
         self._anchor_provisional = True
+        self._earliest_tick_ns: int | None = None
         self._floor_tick_ns: int | None = None
         self._prompt_waits = 0
+        self._catch_ups = 0
         self.queue_suspect = False
         self._offsets: deque[int] = deque(maxlen=_PHASE_WINDOW)
         self.phase_ns: int | None = None
@@ -107,7 +109,11 @@ class TickCounter:
         return when_ns - (when_ns - phase) % TICK_NS
 
     def request(self, now_ns: int, count: int) -> CaptureTicket:
-        """A capture of ``count`` samples is being requested at ``now_ns``."""
+        """A capture of ``count`` samples is being requested at ``now_ns``.
+
+        Its ticket's excess (what it puts over the queue) is the least the count allows:
+        while it is unsure when the audio started, as if it started at the earliest.
+        """
         released = self.released(now_ns)
         if released >= self.written:
             tick = self.grid_tick_at_or_before(now_ns)
@@ -116,6 +122,8 @@ class TickCounter:
             self._anchor_released = self.written
             self._anchor_tick_ns = tick
             self._anchor_provisional = True
+            self._earliest_tick_ns = None
+        released = max(released, self._released_if_earliest(now_ns))
         self.written += count
         self.last_request_ns = now_ns
         return CaptureTicket(now_ns, self.written - released - self.queue_limit, self.written)
@@ -138,26 +146,106 @@ class TickCounter:
         Completions reach Python late under load, never early. So a completion at or after
         the tick the count already predicts only confirms it (and, when prompt, refines the
         grid's phase); one that comes earlier shows the count is behind, and re-anchors it.
-        An anchor guessed when audio went into an empty buffer is provisional: the first
-        completion after it replaces it whatever its time. A completion is placed on the
-        last tick before it (it may come up to a tick late), not on the nearest one: under
-        load one 5 ms late would put the count a frame behind.
+        A completion is placed on the last tick before it (it may come up to a tick late),
+        not on the nearest one: under load one 5 ms late would put the count a frame behind.
+        An anchor guessed when audio went into an empty buffer is provisional, and the next
+        completion replaces it; it settles it only if it came by the tick the guess predicts
+        (audio never starts before that tick). One that came later is either late or shows
+        the audio started later, which cannot be told apart: the count stays provisional,
+        so the sink probes again (``TickCounter.provisional``).
         """
         self._check_queue(ticket, done_ns - ticket.requested_ns)
-        if self.written != ticket.written_after or not self._waited(
-            ticket.excess, done_ns - ticket.requested_ns
-        ):
+        if self.written != ticket.written_after:
             return
-        expected = None if self._anchor_provisional else self._expected_completion(ticket)
-        if expected is not None and done_ns >= expected - _EARLY_NS:
-            if done_ns - expected <= _PROMPT_NS:
-                self._learn_phase(done_ns)
+        if not self._waited(ticket.excess, done_ns - ticket.requested_ns):
+            self._catch_up(ticket, done_ns)
+            return
+        expected = self._expected_completion(ticket)
+        if not self._anchor_provisional:
+            if expected is not None and done_ns >= expected - _EARLY_NS:
+                if done_ns - expected <= _PROMPT_NS:
+                    self._learn_phase(done_ns)
+                return
+            self._learn_phase(done_ns)
+            self._anchor_on(ticket, done_ns, settled=True)
             return
         self._learn_phase(done_ns)
+        self._settle(ticket, done_ns, expected)
+
+    def _settle(self, ticket: CaptureTicket, done_ns: int, expected: int | None) -> None:
+        """Place a provisional count on the completion of a capture that waited.
+
+        The audio may have started later than guessed, never earlier: so a completion by
+        the tick the earliest start predicts settles the count there. One that came later
+        is late, or shows a later start: the count moves to it but stays provisional, and
+        keeps that earliest start, which sizes the next probe so that it waits whatever the
+        truth. It settles once a completion comes by the earliest tick, or once two prompt
+        ones agree on the later start.
+        """
         tick = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
+        earliest = expected
+        if expected is not None and self._earliest_tick_ns is not None:
+            earliest = expected - (self._anchor_tick_ns or 0) + self._earliest_tick_ns
+        agreed = (
+            self._earliest_tick_ns is not None
+            and expected is not None
+            and abs(tick - expected) < TICK_NS // 2
+            and done_ns - tick <= _PROMPT_NS
+        )
+        if earliest is None or tick < earliest + TICK_NS // 2 or agreed:
+            self._anchor_on(ticket, done_ns, settled=True)
+            return
+        self._anchor_on(ticket, done_ns, settled=False)
+        self._earliest_tick_ns = earliest
+
+    def _anchor_on(self, ticket: CaptureTicket, done_ns: int, *, settled: bool) -> None:
+        """Anchor the count on the tick before ``done_ns``: ``written - queue`` released."""
         self._anchor_released = ticket.written_after - self.queue_limit
-        self._anchor_tick_ns = tick
-        self._anchor_provisional = False
+        self._anchor_tick_ns = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
+        self._anchor_provisional = not settled
+        self._earliest_tick_ns = None
+        if settled:
+            self._catch_ups = 0
+
+    def settling_size(self, now_ns: int) -> int:
+        """While the count is provisional: the capture that waits for exactly one tick if the
+        audio started as early as it can have (0 when the count is settled).
+
+        Its completion on a tick settles the count (see ``complete``).
+        """
+        if not self.provisional or self.queue_suspect:
+            return 0
+        released = max(self.released(now_ns), self._released_if_earliest(now_ns))
+        return self.queue_limit + self.tick_samples - (self.written - released)
+
+    def _released_if_earliest(self, now_ns: int) -> int:
+        """Samples released by ``now_ns`` if the audio started at the earliest it can have
+        (0 when the count is sure of its start)."""
+        earliest = self._earliest_tick_ns
+        if earliest is None:
+            return 0
+        ticks = max((now_ns - earliest) // TICK_NS, 0)
+        return min(self._anchor_released + ticks * self.tick_samples, self.written)
+
+    def _catch_up(self, ticket: CaptureTicket, done_ns: int) -> None:
+        """A capture the count said must wait came back at once: the source had room for it,
+        so by ``done_ns`` it had released at least ``written_after - queue_limit``.
+
+        A count short of that is behind (an anchor placed on a completion more than a tick
+        late): it is moved on to that floor, and rests on a guess again until a capture
+        that waits settles it. A count that keeps falling behind so is no late anchor but a
+        queue larger than ``queue_limit``: the queue is suspect.
+        """
+        floor = ticket.written_after - self.queue_limit
+        if ticket.excess <= 0 or self.released(done_ns) >= floor:
+            return
+        self._anchor_released = floor
+        self._anchor_tick_ns = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
+        self._anchor_provisional = True
+        self._earliest_tick_ns = None
+        self._catch_ups += 1
+        if self._catch_ups >= _PROMPT_PROOFS:
+            self.suspect_queue()
 
     def _waited(self, excess: int, elapsed_ns: int) -> bool:
         """Whether a capture that put ``excess`` samples over the limit really waited for
@@ -253,6 +341,7 @@ class TickCounter:
         self.written = released
         self._anchor_released = released
         self._anchor_tick_ns = None
+        self._earliest_tick_ns = None
 
 
 def grid_phase(offsets: Iterable[int]) -> int:
