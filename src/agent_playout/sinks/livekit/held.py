@@ -50,11 +50,6 @@ class HeldAudio:
         while history and history[0][0] + history[0][1].size // channels <= released:
             history.popleft()
 
-    def drop_pending(self) -> None:
-        """Forget the audio not handed to the source."""
-        self._pending.clear()
-        self.pending_count = 0
-
     def replace_pending(self, *pieces: Int16Array) -> None:
         """Make ``pieces`` (interleaved) the whole of the pending audio; the history is gone."""
         self._history.clear()
@@ -62,7 +57,7 @@ class HeldAudio:
         self._pending.extend(piece for piece in pieces if piece.size)
         self.pending_count = sum(piece.size for piece in pieces) // self._channels
 
-    def from_index(self, index: int, *, with_pending: bool, limit: int | None) -> Int16Array:
+    def _from_index(self, index: int, *, with_pending: bool, limit: int | None) -> Int16Array:
         """What is not yet released from native index ``index`` on, history then pending;
         only the first ``limit`` samples per channel of it when that is all a stop needs."""
         channels = self._channels
@@ -84,7 +79,21 @@ class HeldAudio:
         audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
         return audio if wanted is None else audio[:wanted]
 
-    def faded_tail(self, rest: Int16Array, fade: int, *, whole_frames: bool) -> Int16Array:
+    def restart_at(
+        self, index: int, fade: int, *, playing: bool, hold: bool, native_only: bool
+    ) -> int:
+        """A stop at native index ``index``: the pending audio becomes the faded tail (if the
+        source was ``playing``), then, with ``hold``, the rest; returns the tail's length.
+
+        ``native_only`` takes the tail only from what the source holds, not from the audio
+        not handed to it yet (which a pause holds back).
+        """
+        rest = self._from_index(index, with_pending=not native_only, limit=None if hold else fade)
+        tail = self._faded_tail(rest, fade, whole_frames=hold) if playing else rest[:0]
+        self.replace_pending(tail, rest[tail.size :] if hold else rest[:0])
+        return tail.size // self._channels
+
+    def _faded_tail(self, rest: Int16Array, fade: int, *, whole_frames: bool) -> Int16Array:
         """The first ``fade`` samples of ``rest``, faded out, in whole 10 ms frames.
 
         A stop that holds the rest takes only whole frames of audio (padding would put

@@ -190,6 +190,14 @@ class QueueMeter:
         return extra_done_ns <= tick + _CHECK_WINDOW_NS or None
 
 
+def queue_exceeded(queue_ms: int) -> SourceQueueError:
+    """The error for a source that took more at once than a queue of ``queue_ms`` can."""
+    return SourceQueueError(
+        f"the rtc.AudioSource took more audio at once than queue_size_ms={queue_ms} allows:"
+        " pass the size it was made with"
+    )
+
+
 _LIMIT_SAMPLES_S = 10
 """The largest queue measured (seconds): pass ``queue_size_ms`` for a larger one."""
 

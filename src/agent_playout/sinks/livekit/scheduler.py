@@ -13,7 +13,7 @@ from __future__ import annotations
 from ...core.frames import Int16Array
 from ..base import UnderrunMeter
 from .held import HeldAudio
-from .meter import SourceQueueError
+from .meter import queue_exceeded
 from .modes import (
     CANCEL,
     CLEAR,
@@ -174,15 +174,7 @@ class LiveKitScheduler:
         counter = self.counter
         counter.complete(ticket, now_ns)
         if counter.queue_suspect:
-            return [
-                Fail(
-                    SourceQueueError(
-                        "the rtc.AudioSource took more audio at once than queue_size_ms="
-                        f"{counter.queue_limit * 1000 // self._rate} allows: pass the size it"
-                        " was made with"
-                    )
-                )
-            ]
+            return [Fail(queue_exceeded(counter.queue_limit * 1000 // self._rate))]
         return []
 
     def capture_failed(
@@ -260,16 +252,12 @@ class LiveKitScheduler:
             self._clear_after = self._slot
         else:
             clear_at, stop = counter.stop_point(now_ns, exact=self._exact)
-        rest = held.from_index(
-            stop, with_pending=not native_only, limit=None if hold else self._fade
+        self._tail_pending = held.restart_at(
+            stop, self._fade, playing=stop < counter.written, hold=hold, native_only=native_only
         )
-        playing = stop < counter.written
-        tail = held.faded_tail(rest, self._fade, whole_frames=hold) if playing else rest[:0]
         self.in_transit = 0
         self._overrun_at = counter.release_time(stop + self._tick)
         counter.stop_at(stop)
-        held.replace_pending(tail, rest[tail.size :] if hold else rest[:0])
-        self._tail_pending = tail.size // self._channels
         self._stopping = stop
         self._move(Mode.STOPPING)
         if self._clear_after is None:
