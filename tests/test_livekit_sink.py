@@ -1,4 +1,9 @@
-"""The real ``rtc.AudioSource``, with the audio out of a ``LocalAudioTrack`` as ground truth."""
+"""The real ``rtc.AudioSource``, with the audio out of a ``LocalAudioTrack`` as ground truth.
+
+Only the native quirks are tested here, in real time: whole 10 ms frames, captures that wait,
+a clear that empties the source whole, the queue measurement, and exact positions at random
+interrupts. The policy is proven on synthetic timelines in test_livekit_scheduler.py.
+"""
 
 from __future__ import annotations
 
@@ -139,7 +144,7 @@ async def test_interrupt_followed_at_once_by_play_works_every_time(
     assert heard.size == 0
 
 
-@pytest.mark.parametrize("rig", [1000, 200], indirect=True)
+@pytest.mark.parametrize("rig", [200], indirect=True)
 async def test_pause_holds_everything_and_resume_continues_from_the_same_sample(
     rig: tuple[AgentPlayout, LiveKitSink, Listener],
 ) -> None:
@@ -170,26 +175,6 @@ async def test_pause_holds_everything_and_resume_continues_from_the_same_sample(
     assert np.array_equal(await listener.settled(), expected[expected != 0])
 
 
-@pytest.mark.parametrize("rig", [1000], indirect=True)
-async def test_interrupt_while_paused_plays_nothing_more(
-    rig: tuple[AgentPlayout, LiveKitSink, Listener],
-) -> None:
-    playout, sink, listener = rig
-    signal = ramp(RATE, start=500)
-    handle = play(playout, "paused", signal)
-    await asyncio.sleep(0.25)
-    playout.pause()
-    await asyncio.sleep(0.05)
-    stopped_at = handle.played_samples
-    handle.interrupt()
-    await handle.wait_for_playout()
-    playout.resume()
-    await asyncio.sleep(0.2)
-    heard = await listener.settled()
-    assert handle.interrupted
-    assert heard_through(heard, signal, sink.fade_samples) == (stopped_at, heard.size)
-
-
 async def _arriving_with_a_gap(signal: np.ndarray, gap_s: float) -> AsyncIterator[AudioFrame]:
     """The model's audio: the first half at once, then nothing for ``gap_s``, then the rest."""
     frames = frames_of(signal, 480)
@@ -218,30 +203,7 @@ async def test_late_audio_is_an_underrun_that_the_position_does_not_count(
     assert handle.audio_samples == signal.size
     assert handle.underruns == 1
     assert handle.underrun_seconds is not None
-    assert 0.3 < handle.underrun_seconds < 0.45
-    assert np.array_equal(await listener.settled(), signal)
-
-
-@pytest.mark.parametrize("rig", [1000], indirect=True)
-async def test_audio_goes_to_the_source_in_few_large_captures(
-    rig: tuple[AgentPlayout, LiveKitSink, Listener],
-) -> None:
-    playout, sink, listener = rig
-    captures: list[int] = []
-    capture = sink.source.capture_frame
-
-    async def counted(frame: rtc.AudioFrame) -> None:
-        if np.any(np.frombuffer(frame.data, dtype=np.int16)):
-            captures.append(frame.samples_per_channel)
-        await capture(frame)
-
-    sink.source.capture_frame = counted  # type: ignore[method-assign]
-    signal = ramp(2 * RATE, start=500)
-    handle = play(playout, "batched", signal)
-    await asyncio.wait_for(handle.wait_for_playout(), 4)
-    assert sum(captures) == signal.size
-    assert len(captures) <= 16
-    assert max(captures) == RATE // 2
+    assert 0 < handle.underrun_seconds < 0.7
     assert np.array_equal(await listener.settled(), signal)
 
 

@@ -6,11 +6,12 @@ import random
 
 import pytest
 
+from agent_playout.sinks.livekit.meter import QueueMeter
 from agent_playout.sinks.livekit.ticks import (
     GUARD_AFTER_NS,
     INSERT_NS,
     TICK_NS,
-    QueueMeter,
+    CaptureTicket,
     TickCounter,
 )
 
@@ -83,6 +84,78 @@ def test_a_guess_is_settled_on_the_tick_before_a_late_completion(late_ms: float)
     assert not counter.provisional
     assert counter.released(completed_tick + 9 * MS) == 4 * FRAME
     assert counter.released(completed_tick + 11 * MS) == 5 * FRAME
+
+
+def _guessed() -> tuple[TickCounter, CaptureTicket]:
+    """A counter whose audio went into the empty buffer at 5 ms (a guess: it starts at the
+    13.2 ms tick), with a capture one frame over the queue, which completes on that tick."""
+    counter = TickCounter(FRAME, QUEUE)
+    counter.adopt_grid([PHASE + step * TICK_NS for step in range(5)])
+    ticket = counter.request(5 * MS, QUEUE + FRAME)
+    assert counter.provisional
+    return counter, ticket
+
+
+def test_a_completion_by_the_tick_the_guess_predicts_settles_it() -> None:
+    counter, ticket = _guessed()
+    counter.complete(ticket, PHASE + TICK_NS + 100_000)
+    assert not counter.provisional
+    assert counter.settling_size(20 * MS) == 0
+    assert counter.released(20 * MS) == FRAME
+
+
+@pytest.mark.parametrize("late_ms", [11, 19, 35])
+def test_a_settling_completion_ticks_late_leaves_the_count_provisional(late_ms: int) -> None:
+    """It may be late, or show the audio started later: no telling, so it settles nothing,
+    and the next probe is sized to wait even if the audio started as guessed."""
+    counter, ticket = _guessed()
+    done = PHASE + TICK_NS + late_ms * MS
+    counter.complete(ticket, done)
+    assert counter.provisional
+    released_if_as_guessed = FRAME * (1 + (done - PHASE - TICK_NS) // TICK_NS)
+    backlog = QUEUE + FRAME - released_if_as_guessed
+    assert counter.settling_size(done) == QUEUE + FRAME - backlog
+
+
+def test_a_probe_by_the_earliest_tick_then_settles_the_count_there() -> None:
+    counter, ticket = _guessed()
+    counter.complete(ticket, PHASE + TICK_NS + 12 * MS)
+    probe = counter.request(PHASE + TICK_NS + 12 * MS, counter.settling_size(26 * MS))
+    counter.complete(probe, PHASE + 3 * TICK_NS + 100_000)
+    assert not counter.provisional
+    assert counter.released(PHASE + 3 * TICK_NS + 2 * MS) == 3 * FRAME
+
+
+def test_two_prompt_completions_agreeing_on_a_later_start_settle_it() -> None:
+    counter, ticket = _guessed()
+    counter.complete(ticket, PHASE + 2 * TICK_NS + 100_000)
+    assert counter.provisional
+    size = counter.settling_size(PHASE + 2 * TICK_NS + 200_000)
+    probe = counter.request(PHASE + 2 * TICK_NS + 200_000, size)
+    counter.complete(probe, PHASE + 4 * TICK_NS + 100_000)
+    assert not counter.provisional
+    assert counter.released(PHASE + 4 * TICK_NS + 2 * MS) == 3 * FRAME
+
+
+def test_a_capture_that_did_not_wait_though_the_count_said_it_must_moves_the_count_on() -> None:
+    counter = learned()
+    assert counter.released(15 * MS) == 2 * FRAME
+    ticket = counter.request(15 * MS, FRAME)
+    assert ticket.excess == FRAME
+    counter.complete(ticket, 15 * MS + 100_000)
+    assert counter.released(15 * MS + 100_000) == ticket.written_after - QUEUE == 3 * FRAME
+    assert counter.provisional
+
+
+def test_a_count_that_keeps_falling_behind_suspects_the_queue() -> None:
+    counter = learned()
+    now = 15 * MS
+    for _ in range(3):
+        assert not counter.queue_suspect
+        ticket = counter.request(now, FRAME)
+        counter.complete(ticket, now + 100_000)
+        now += 200_000
+    assert counter.queue_suspect
 
 
 def test_an_early_completion_shows_the_count_is_behind_and_moves_it_on() -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 TICK_NS = 10_000_000
 _PHASE_WINDOW = 32
 _EARLY_QUANTILE = 10
-_OUTLIER_NS = 2_000_000
+OUTLIER_NS = 2_000_000
 GUARD_BEFORE_NS = 1_500_000
 """A clear this close before a tick could race it natively, so it waits until after it."""
 GUARD_AFTER_NS = 500_000
@@ -58,8 +58,10 @@ class TickCounter:
         self._anchor_released = 0
         self._anchor_tick_ns: int | None = None
         self._anchor_provisional = True
+        self._earliest_tick_ns: int | None = None
         self._floor_tick_ns: int | None = None
         self._prompt_waits = 0
+        self._catch_ups = 0
         self.queue_suspect = False
         self._offsets: deque[int] = deque(maxlen=_PHASE_WINDOW)
         self.phase_ns: int | None = None
@@ -107,7 +109,11 @@ class TickCounter:
         return when_ns - (when_ns - phase) % TICK_NS
 
     def request(self, now_ns: int, count: int) -> CaptureTicket:
-        """A capture of ``count`` samples is being requested at ``now_ns``."""
+        """A capture of ``count`` samples is being requested at ``now_ns``.
+
+        Its ticket's excess (what it puts over the queue) is the least the count allows:
+        while it is unsure when the audio started, as if it started at the earliest.
+        """
         released = self.released(now_ns)
         if released >= self.written:
             tick = self.grid_tick_at_or_before(now_ns)
@@ -116,6 +122,8 @@ class TickCounter:
             self._anchor_released = self.written
             self._anchor_tick_ns = tick
             self._anchor_provisional = True
+            self._earliest_tick_ns = None
+        released = max(released, self._released_if_earliest(now_ns))
         self.written += count
         self.last_request_ns = now_ns
         return CaptureTicket(now_ns, self.written - released - self.queue_limit, self.written)
@@ -138,26 +146,106 @@ class TickCounter:
         Completions reach Python late under load, never early. So a completion at or after
         the tick the count already predicts only confirms it (and, when prompt, refines the
         grid's phase); one that comes earlier shows the count is behind, and re-anchors it.
-        An anchor guessed when audio went into an empty buffer is provisional: the first
-        completion after it replaces it whatever its time. A completion is placed on the
-        last tick before it (it may come up to a tick late), not on the nearest one: under
-        load one 5 ms late would put the count a frame behind.
+        A completion is placed on the last tick before it (it may come up to a tick late),
+        not on the nearest one: under load one 5 ms late would put the count a frame behind.
+        An anchor guessed when audio went into an empty buffer is provisional, and the next
+        completion replaces it; it settles it only if it came by the tick the guess predicts
+        (audio never starts before that tick). One that came later is either late or shows
+        the audio started later, which cannot be told apart: the count stays provisional,
+        so the sink probes again (``TickCounter.provisional``).
         """
         self._check_queue(ticket, done_ns - ticket.requested_ns)
-        if self.written != ticket.written_after or not self._waited(
-            ticket.excess, done_ns - ticket.requested_ns
-        ):
+        if self.written != ticket.written_after:
             return
-        expected = None if self._anchor_provisional else self._expected_completion(ticket)
-        if expected is not None and done_ns >= expected - _EARLY_NS:
-            if done_ns - expected <= _PROMPT_NS:
-                self._learn_phase(done_ns)
+        if not self._waited(ticket.excess, done_ns - ticket.requested_ns):
+            self._catch_up(ticket, done_ns)
+            return
+        expected = self._expected_completion(ticket)
+        if not self._anchor_provisional:
+            if expected is not None and done_ns >= expected - _EARLY_NS:
+                if done_ns - expected <= _PROMPT_NS:
+                    self._learn_phase(done_ns)
+                return
+            self._learn_phase(done_ns)
+            self._anchor_on(ticket, done_ns, settled=True)
             return
         self._learn_phase(done_ns)
+        self._settle(ticket, done_ns, expected)
+
+    def _settle(self, ticket: CaptureTicket, done_ns: int, expected: int | None) -> None:
+        """Place a provisional count on the completion of a capture that waited.
+
+        The audio may have started later than guessed, never earlier: so a completion by
+        the tick the earliest start predicts settles the count there. One that came later
+        is late, or shows a later start: the count moves to it but stays provisional, and
+        keeps that earliest start, which sizes the next probe so that it waits whatever the
+        truth. It settles once a completion comes by the earliest tick, or once two prompt
+        ones agree on the later start.
+        """
         tick = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
+        earliest = expected
+        if expected is not None and self._earliest_tick_ns is not None:
+            earliest = expected - (self._anchor_tick_ns or 0) + self._earliest_tick_ns
+        agreed = (
+            self._earliest_tick_ns is not None
+            and expected is not None
+            and abs(tick - expected) < TICK_NS // 2
+            and done_ns - tick <= _PROMPT_NS
+        )
+        if earliest is None or tick < earliest + TICK_NS // 2 or agreed:
+            self._anchor_on(ticket, done_ns, settled=True)
+            return
+        self._anchor_on(ticket, done_ns, settled=False)
+        self._earliest_tick_ns = earliest
+
+    def _anchor_on(self, ticket: CaptureTicket, done_ns: int, *, settled: bool) -> None:
+        """Anchor the count on the tick before ``done_ns``: ``written - queue`` released."""
         self._anchor_released = ticket.written_after - self.queue_limit
-        self._anchor_tick_ns = tick
-        self._anchor_provisional = False
+        self._anchor_tick_ns = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
+        self._anchor_provisional = not settled
+        self._earliest_tick_ns = None
+        if settled:
+            self._catch_ups = 0
+
+    def settling_size(self, now_ns: int) -> int:
+        """While the count is provisional: the capture that waits for exactly one tick if the
+        audio started as early as it can have (0 when the count is settled).
+
+        Its completion on a tick settles the count (see ``complete``).
+        """
+        if not self.provisional or self.queue_suspect:
+            return 0
+        released = max(self.released(now_ns), self._released_if_earliest(now_ns))
+        return self.queue_limit + self.tick_samples - (self.written - released)
+
+    def _released_if_earliest(self, now_ns: int) -> int:
+        """Samples released by ``now_ns`` if the audio started at the earliest it can have
+        (0 when the count is sure of its start)."""
+        earliest = self._earliest_tick_ns
+        if earliest is None:
+            return 0
+        ticks = max((now_ns - earliest) // TICK_NS, 0)
+        return min(self._anchor_released + ticks * self.tick_samples, self.written)
+
+    def _catch_up(self, ticket: CaptureTicket, done_ns: int) -> None:
+        """A capture the count said must wait came back at once: the source had room for it,
+        so by ``done_ns`` it had released at least ``written_after - queue_limit``.
+
+        A count short of that is behind (an anchor placed on a completion more than a tick
+        late): it is moved on to that floor, and rests on a guess again until a capture
+        that waits settles it. A count that keeps falling behind so is no late anchor but a
+        queue larger than ``queue_limit``: the queue is suspect.
+        """
+        floor = ticket.written_after - self.queue_limit
+        if ticket.excess <= 0 or self.released(done_ns) >= floor:
+            return
+        self._anchor_released = floor
+        self._anchor_tick_ns = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
+        self._anchor_provisional = True
+        self._earliest_tick_ns = None
+        self._catch_ups += 1
+        if self._catch_ups >= _PROMPT_PROOFS:
+            self.suspect_queue()
 
     def _waited(self, excess: int, elapsed_ns: int) -> bool:
         """Whether a capture that put ``excess`` samples over the limit really waited for
@@ -182,7 +270,7 @@ class TickCounter:
         from the grid already known: more than 2 ms after it, or more than 1 ms before it
         (mod 10 ms, one that came nearly a tick late looks early)."""
         if self.phase_ns is not None and not (
-            -_EARLY_NS <= _wrapped(done_ns - self.phase_ns) <= _PROMPT_NS
+            -_EARLY_NS <= wrapped(done_ns - self.phase_ns) <= _PROMPT_NS
         ):
             return
         self._offsets.append(done_ns % TICK_NS)
@@ -253,6 +341,7 @@ class TickCounter:
         self.written = released
         self._anchor_released = released
         self._anchor_tick_ns = None
+        self._earliest_tick_ns = None
 
 
 def grid_phase(offsets: Iterable[int]) -> int:
@@ -264,19 +353,19 @@ def grid_phase(offsets: Iterable[int]) -> int:
     left out before the percentile.
     """
     values = list(offsets)
-    centre = _circular_mean(values)
-    near = [value for value in values if abs(_wrapped(value - centre)) <= _OUTLIER_NS] or values
-    centre = _circular_mean(near)
-    spread = sorted(_wrapped(value - centre) for value in near)
+    centre = circular_mean(values)
+    near = [value for value in values if abs(wrapped(value - centre)) <= OUTLIER_NS] or values
+    centre = circular_mean(near)
+    spread = sorted(wrapped(value - centre) for value in near)
     return (centre + spread[len(spread) // _EARLY_QUANTILE]) % TICK_NS
 
 
-def _circular_mean(offsets: Sequence[int]) -> int:
+def circular_mean(offsets: Sequence[int]) -> int:
     mean = sum(cmath.exp(2j * math.pi * offset / TICK_NS) for offset in offsets)
     return round((cmath.phase(mean) % (2 * math.pi)) / (2 * math.pi) * TICK_NS)
 
 
-def _wrapped(offset: int) -> int:
+def wrapped(offset: int) -> int:
     """``offset`` brought into [-5 ms, 5 ms)."""
     return (offset + TICK_NS // 2) % TICK_NS - TICK_NS // 2
 
@@ -285,165 +374,3 @@ def between_ticks(now_ns: int, phase_ns: int) -> int:
     """The first moment from ``now_ns`` halfway between two ticks of the grid at ``phase_ns``:
     audio put into an empty source then surely starts at the next tick."""
     return now_ns + (phase_ns + TICK_NS // 2 - now_ns) % TICK_NS
-
-
-FILL_WAITS = 5
-"""Captures of the fill that wait for a tick: their completions place the grid."""
-_TOPPING_UP = 8
-"""Single frames after the expected queue's first capture before the fill doubles again."""
-_WAITED_NS = 2_000_000
-_LONG_WAIT_NS = 30_000_000
-_STANDS_OUT = 5
-"""A fill capture this slow is taken to have waited (it only picks the next capture's size)."""
-CHECK_AFTER_NS = 500_000
-"""A check is requested this long after a tick, so that its audio is in before the next."""
-_CHECK_MARGIN_NS = 1_500_000
-_CHECK_LEAD_NS = 3_000_000
-"""The one frame more goes in this long before the tick, so that a prompt return shows."""
-_CHECK_WINDOW_NS = 2_000_000
-
-
-class QueueMeter:
-    """Measures a source's queue in whole 10 ms frames from silent captures (pure, no I/O).
-
-    rtc does not say the queue a source was made with, so it is measured while the source is
-    idle. The fill puts silence into the emptied source in captures that double (when a
-    queue is expected: one capture a frame short of it, then a few single frames, then
-    doubling), then in single frames until enough waited for a tick: their completions
-    place the grid. Each completion proves that by
-    then the source held at most its queue, so ``written - released`` at that tick is a
-    lower bound of the queue, equal to it for a capture that waited (a late completion only
-    lowers it). ``estimate()`` is the largest.
-
-    The estimate is then checked (``judge``) by two captures into the emptied source just
-    after a tick: the estimate, which must return before the next tick (proof that the queue
-    holds that much), then one frame more, which must wait for that tick (it would return
-    at once if the queue were larger).
-    """
-
-    def __init__(self, tick_samples: int, limit: int, *, first: int | None = None) -> None:
-        self.tick_samples = tick_samples
-        self._limit = limit
-        self._first = first
-        self._written = 0
-        self._start_ns: int | None = None
-        self._took_ns: list[int] = []
-        self._fills: list[tuple[int, int]] = []
-        self._topping_up = False
-        self.completions_ns: list[int] = []
-        self.queue: int | None = None
-        self.rough: int | None = None
-        self.phase_ns: int | None = None
-
-    def next_fill(self) -> int:
-        """Samples for the next fill capture; 0 once the fill is over (or found no queue)."""
-        if len(self.completions_ns) >= FILL_WAITS:
-            return 0
-        if self._topping_up:
-            return self.tick_samples
-        if self._first is not None:
-            if not self._written:
-                return self._first
-            if len(self._fills) <= _TOPPING_UP:
-                return self.tick_samples
-        size = max(self._written, self.tick_samples)
-        return size if self._written + size <= self._limit else 0
-
-    def filled(self, size: int, requested_ns: int, done_ns: int) -> None:
-        """A fill capture of ``size`` samples requested at ``requested_ns`` came back.
-
-        One that came back at once after others waited shows the source was not full after
-        all (they were only slow, or came late): their completions are not counted, and the
-        fill goes on in single frames.
-        """
-        if self._start_ns is None:
-            self._start_ns = requested_ns
-        self._took_ns.append(done_ns - requested_ns)
-        self._written += size
-        self._fills.append((self._written, done_ns))
-        if done_ns - requested_ns >= _WAITED_NS:
-            self.completions_ns.append(done_ns)
-            self._topping_up = True
-        else:
-            self.completions_ns.clear()
-
-    def proven_floor(self) -> int:
-        """A queue the fill proves the source has at least, whatever the grid and the delays.
-
-        Each capture came back only once the source held at most its queue, and by then at
-        most one frame per 10 ms since the fill began had been released.
-        """
-        start = self._start_ns
-        if start is None:
-            return 0
-        return max(
-            written - self.tick_samples * ((done - start) // TICK_NS + 1)
-            for written, done in self._fills
-        )
-
-    def first_waited(self) -> bool:
-        """Whether the fill's first capture waited for many ticks: much longer than 30 ms and
-        than the later ones took (a loaded process delays every capture alike)."""
-        later = sorted(self._took_ns[1:])
-        usual = later[len(later) // 2] if later else 0
-        return (
-            self._took_ns[0] >= max(_LONG_WAIT_NS, _STANDS_OUT * usual) if self._took_ns else False
-        )
-
-    def estimate(self) -> int | None:
-        """The queue the fill shows, in samples; None if the fill cannot tell it.
-
-        Ticks are counted to the one nearest each completion: a wait's completion comes a
-        little after its tick, and counting a tick too many for one that came back at once
-        only lowers its bound. It cannot tell when it saw too few waits, or too few of them
-        on one grid (captures only slow to come back), or when its first
-        audio went in so near a tick that the tick which began the releases is in doubt;
-        ``rough`` is then still the queue to within a frame, a start for the next fill.
-        """
-        start = self._start_ns
-        if start is None or len(self.completions_ns) < FILL_WAITS:
-            return None
-        offsets = [done % TICK_NS for done in self.completions_ns]
-        centre = _circular_mean(offsets)
-        near = [offset for offset in offsets if abs(_wrapped(offset - centre)) <= _OUTLIER_NS]
-        if len(near) * 2 <= len(offsets):
-            return None
-        phase = grid_phase(near)
-        previous = start - (start - phase) % TICK_NS
-        first_tick = previous + TICK_NS
-        self.rough = max(
-            written - self.tick_samples * max(round((done - first_tick) / TICK_NS) + 1, 0)
-            for written, done in self._fills
-        )
-        if first_tick - start < INSERT_NS + _CHECK_MARGIN_NS or start - previous < START_AFTER_NS:
-            return None
-        if self.rough < self.tick_samples:
-            return None
-        self.phase_ns = phase
-        self.queue = self.rough
-        return self.queue
-
-    def check_start(self, now_ns: int) -> int:
-        """When to request the next check: just after the next tick of the learned grid."""
-        phase = self.phase_ns if self.phase_ns is not None else 0
-        return now_ns - (now_ns - phase) % TICK_NS + TICK_NS + CHECK_AFTER_NS
-
-    def judge(
-        self, requested_ns: int, held_ns: int, extra_requested_ns: int, extra_done_ns: int
-    ) -> bool | None:
-        """Judge one check: True if it confirms the estimate, False if it proves the queue
-        larger, None if it tells nothing (too late, or the first capture waited).
-
-        The first capture (the estimate) was requested at ``requested_ns`` and came back at
-        ``held_ns``; the second (one frame) was requested at ``extra_requested_ns`` and came
-        back at ``extra_done_ns``.
-        """
-        phase = self.phase_ns if self.phase_ns is not None else 0
-        tick = requested_ns - (requested_ns - phase) % TICK_NS + TICK_NS
-        if held_ns > tick - _CHECK_MARGIN_NS:
-            return None
-        if extra_requested_ns + INSERT_NS > tick - _CHECK_LEAD_NS:
-            return None
-        if extra_done_ns < tick - _CHECK_MARGIN_NS:
-            return False
-        return extra_done_ns <= tick + _CHECK_WINDOW_NS or None
