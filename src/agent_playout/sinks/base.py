@@ -212,10 +212,12 @@ class SinkSurface(ABC):
     costs anything on a hot path.
     """
 
+    _paused = False
+    """Set by the sinks that pause themselves; one whose scheduler pauses overrides ``paused``."""
+
     def __init__(self, sample_rate: int, num_channels: int) -> None:
         self._rate = sample_rate
         self._channels = num_channels
-        self._paused = False
         self._underrun_meter = UnderrunMeter()
 
     @property

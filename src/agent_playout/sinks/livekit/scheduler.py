@@ -46,6 +46,7 @@ class LiveKitScheduler:
         fade: int,
         exact: bool,
         capture_ms: int,
+        underruns: UnderrunMeter | None = None,
     ) -> None:
         self._channels = channels
         self._tick = tick_samples
@@ -77,7 +78,7 @@ class LiveKitScheduler:
         self._overrun_at: int | None = None
         self._tail_pending = 0
         self._dry_floor_ns = 0
-        self._underruns = UnderrunMeter()
+        self._underruns = underruns if underruns is not None else UnderrunMeter()
 
     # -- modes ------------------------------------------------------------------------
 

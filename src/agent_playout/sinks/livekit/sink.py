@@ -26,7 +26,7 @@ from typing import Any
 from livekit import rtc
 
 from ...clock import Clock, MonotonicClock, TimerHandle
-from ..base import buffer_settings, sink_samples
+from ..base import SinkSurface, buffer_settings, sink_samples
 from .measure import measure_queue
 from .meter import SourceQueueError
 from .modes import (
@@ -47,7 +47,7 @@ __all__ = ["LiveKitSink", "SourceQueueError"]
 logger = logging.getLogger("agent_playout")
 
 
-class LiveKitSink:
+class LiveKitSink(SinkSurface):
     """Drives an ``rtc.AudioSource`` and counts, by its native ticks, what it released.
 
     rtc does not say the queue a source was made with, and the count rests on it: so the
@@ -83,9 +83,8 @@ class LiveKitSink:
             )
         if capture_ms < 10:
             raise ValueError(f"capture_ms must be >= 10, got {capture_ms}")
+        super().__init__(rate, channels)
         self._source = source
-        self._rate = rate
-        self._channels = channels
         tick = rate // 100
         self._told = (
             None if queue_size_ms is None else TickCounter(tick, queue_size_ms * rate // 1000)
@@ -99,6 +98,7 @@ class LiveKitSink:
             fade=self._fade,
             exact=exact_clear,
             capture_ms=capture_ms,
+            underruns=self._underrun_meter,
         )
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._timer: TimerHandle | None = None
@@ -154,14 +154,6 @@ class LiveKitSink:
         return self._clock
 
     @property
-    def sample_rate(self) -> int:
-        return self._rate
-
-    @property
-    def num_channels(self) -> int:
-        return self._channels
-
-    @property
     def samples_played(self) -> int:
         return self._scheduler.counter.released(self._clock.now_ns())
 
@@ -170,31 +162,18 @@ class LiveKitSink:
         return self._scheduler.samples_written
 
     @property
-    def samples_queued(self) -> int:
-        return self.samples_written - self.samples_played
-
-    @property
-    def queued_duration(self) -> float:
-        return self.samples_queued / self._rate
-
-    @property
     def fade_samples(self) -> int:
         """Length of the fade-out after a stop, in samples per channel (whole 10 ms frames)."""
         return self._fade
 
     @property
     def paused(self) -> bool:
+        """The scheduler owns the pause."""
         return self._scheduler.paused
 
-    @property
-    def underruns(self) -> int:
-        """How many times the source ran dry while more audio was expected."""
-        return self._scheduler.underruns(self._clock.now_ns())
-
-    @property
-    def underrun_ns(self) -> int:
-        """Total time the source spent dry while more audio was expected."""
-        return self._scheduler.underrun_ns(self._clock.now_ns())
+    def _underrun_totals(self) -> tuple[int, int]:
+        now = self._clock.now_ns()
+        return self._scheduler.underruns(now), self._scheduler.underrun_ns(now)
 
     async def capture_frame(self, frame: Any) -> None:
         """Queue ``frame``; returns once the sink has room for more, like the source."""
