@@ -321,26 +321,6 @@ def test_bad_arguments_exit_2_with_a_clear_message(
     assert out == ""
 
 
-def test_play_refuses_a_file_that_is_not_audio(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    recording = tmp_path / "notes.wav"
-    recording.write_text("not audio")
-    code, _, err = run(capsys, "play", str(recording), "--out", "null")
-    assert code == 2
-    assert "is not an audio file this can read" in " ".join(err.split())
-
-
-def test_play_refuses_a_file_without_audio(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    recording = tmp_path / "empty.wav"
-    soundfile.write(str(recording), np.zeros(0, np.int16), 16000, subtype="PCM_16")
-    code, _, err = run(capsys, "play", str(recording), "--out", "null", "--fast")
-    assert code == 2
-    assert "holds no audio" in err
-
-
 def test_a_missing_voice_exits_1_and_says_what_to_install(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
