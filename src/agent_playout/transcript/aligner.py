@@ -95,10 +95,6 @@ class TranscriptAligner:
         return self._words.text
 
     @property
-    def text_length(self) -> int:
-        return self._words.text_length
-
-    @property
     def word_count(self) -> int:
         """Words cut so far (text still waiting to be cut is not counted; a span passed
         over by the estimate, see the module docstring, counts as one)."""
