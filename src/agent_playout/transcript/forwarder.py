@@ -120,7 +120,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
     the raw heard text, for truncation). ``speed`` scales the pacing prior used before the
     audio's length is known; ``language`` tags segments and picks the hyphenation
     dictionary. ``record_words`` keeps every heard word with its start, for reports (text
-    passed over as one span, see ``transcript``, is one entry and one segment).
+    passed over as one span, see ``aligner``, is one entry and one segment).
     """
 
     def __init__(
@@ -228,7 +228,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
 
     @property
     def timestamp_repairs(self) -> int:
-        """Timestamps that were impossible and were repaired (see ``transcript``)."""
+        """Timestamps that were impossible and were repaired (see ``aligner``)."""
         return self._aligner.repairs
 
     @property
