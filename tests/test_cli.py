@@ -28,7 +28,7 @@ from rich.console import Console
 
 import agent_playout
 from agent_playout import AgentPlayout, NullSink, VirtualClock
-from agent_playout.cli import commands, main
+from agent_playout.cli import main, output, session
 from agent_playout.cli.display import LiveCaptions, PlainCaptions, captions_for
 from agent_playout.cli.model_stream import speak, voice_pieces
 from agent_playout.tts import VoiceUnavailableError, available_voices, load_voice
@@ -321,33 +321,13 @@ def test_bad_arguments_exit_2_with_a_clear_message(
     assert out == ""
 
 
-def test_play_refuses_a_file_that_is_not_audio(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    recording = tmp_path / "notes.wav"
-    recording.write_text("not audio")
-    code, _, err = run(capsys, "play", str(recording), "--out", "null")
-    assert code == 2
-    assert "is not an audio file this can read" in " ".join(err.split())
-
-
-def test_play_refuses_a_file_without_audio(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    recording = tmp_path / "empty.wav"
-    soundfile.write(str(recording), np.zeros(0, np.int16), 16000, subtype="PCM_16")
-    code, _, err = run(capsys, "play", str(recording), "--out", "null", "--fast")
-    assert code == 2
-    assert "holds no audio" in err
-
-
 def test_a_missing_voice_exits_1_and_says_what_to_install(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def unavailable(name: str) -> Any:
         raise VoiceUnavailableError(f"the {name} voice needs piper-tts; pip install ...[tts]")
 
-    monkeypatch.setattr(commands, "load_voice", unavailable)
+    monkeypatch.setattr(session, "load_voice", unavailable)
     code, _, err = run(capsys, "say", "hi", "--voice", "piper", "--out", "null", "--fast")
     assert code == 1
     assert "error: the piper voice needs piper-tts" in err
@@ -386,7 +366,7 @@ def test_plot_without_matplotlib_says_what_to_install(
 
 def no_output_device(monkeypatch: pytest.MonkeyPatch) -> None:
     require_portaudio()
-    monkeypatch.setattr(commands, "output_device_available", lambda: False)
+    monkeypatch.setattr(output, "output_device_available", lambda: False)
 
 
 def no_sounddevice(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -538,7 +518,7 @@ def test_play_clips_float_audio_beyond_full_scale(
 def test_without_speakers_an_existing_fallback_file_is_kept_unless_forced(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(commands, "_no_speakers_reason", lambda: "no sound card here")
+    monkeypatch.setattr(output, "no_speakers_reason", lambda: "no sound card here")
     recording = tmp_path / "in.wav"
     soundfile.write(str(recording), tone(0.2), TONE_RATE, subtype="PCM_16")
     earlier = tmp_path / "agent-playout.wav"

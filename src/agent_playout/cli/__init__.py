@@ -1,7 +1,8 @@
 """The ``agent-playout`` entry point: runs the commands, or says which extra to install.
 
-The commands themselves (``commands.py``) need typer and rich, which only the ``[cli]``
-extra brings, so this module imports nothing beyond the standard library up front.
+The commands themselves (``app`` and the modules it uses) need typer and rich, which only
+the ``[cli]`` extra brings, so this module imports nothing beyond the standard library up
+front.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    from .commands import app
+    from .app import app
 
     try:
         app(args=list(sys.argv[1:] if argv is None else argv), prog_name="agent-playout")

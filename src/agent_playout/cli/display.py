@@ -14,7 +14,8 @@ from rich.live import Live
 from rich.text import Text
 
 from ..engine.report import PlayoutReport
-from ..transcript.forwarder import TranscriptForwarder, TranscriptSegment
+from ..transcript.forwarder import TranscriptForwarder
+from ..transcript.sentences import TranscriptSegment
 
 
 class Captions(Protocol):

@@ -18,8 +18,8 @@ from ..core.frames import AudioFrame
 from ..core.units import NS_PER_SECOND
 from ..engine.playout import AgentPlayout, PlayoutHandle
 from ..engine.report import PlayoutReport
-from ..transcript.aligner import TimedText
 from ..transcript.forwarder import TranscriptForwarder
+from ..transcript.timed_text import TimedText
 from ..tts import SynthesisChunk, Voice
 
 Int16Array = npt.NDArray[np.int16]

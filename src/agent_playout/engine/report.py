@@ -13,8 +13,8 @@ from typing import Any
 
 from ..core.truncation import Truncation, truncation_for
 from ..core.units import REALTIME_SAMPLE_RATE
-from ..transcript.aligner import TimedText
 from ..transcript.forwarder import TranscriptForwarder
+from ..transcript.timed_text import TimedText
 from .playout import PlayoutHandle
 
 

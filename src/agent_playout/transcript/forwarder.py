@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 from ..core.frames import AudioFrameLike
 from ..events import EventEmitter
 from .aligner import TimedText, TranscriptAligner
+from .sentences import HeardWord as HeardWord
+from .sentences import SentenceSegmenter
+from .sentences import TranscriptSegment as TranscriptSegment
 
 logger = logging.getLogger("agent_playout")
 
@@ -97,29 +98,6 @@ def is_position_driven(obj: object) -> TypeGuard[PositionDriven]:
     return _conforms(obj, PositionDriven)
 
 
-@dataclass(frozen=True)
-class TranscriptSegment:
-    """A sentence as heard: interim while it plays, final once it ends or is cut.
-
-    ``start`` and ``end`` are seconds on the item's sample clock (0 = first sample).
-    """
-
-    id: str
-    text: str
-    start: float
-    end: float
-    final: bool
-    language: str
-
-
-@dataclass(frozen=True)
-class HeardWord:
-    """A word the listener heard and the sample where it started."""
-
-    text: str
-    start: int
-
-
 _CLOSED = object()
 
 
@@ -142,7 +120,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
     the raw heard text, for truncation). ``speed`` scales the pacing prior used before the
     audio's length is known; ``language`` tags segments and picks the hyphenation
     dictionary. ``record_words`` keeps every heard word with its start, for reports (text
-    passed over as one span, see ``transcript``, is one entry and one segment).
+    passed over as one span, see ``aligner``, is one entry and one segment).
     """
 
     def __init__(
@@ -160,16 +138,13 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         self._rate_known = False
         self._played_samples = 0
         self._cached_text: tuple[int, str] = (0, "")
+        self._sentences = SentenceSegmenter(
+            self._aligner, language=language, record_words=record_words
+        )
         self._started = False
         self._finished = False
         self._closed = False
-        self._prefix = f"SG_{uuid.uuid4().hex[:8]}_"
-        self._numbers = itertools.count()
-        self._sentence_first = 0
-        self._sentence_id = ""
-        self._sentence_start = 0
         self._subscribers: list[asyncio.Queue[object]] = []
-        self._heard_log: list[HeardWord] | None = [] if record_words else None
         self._guarded: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._failed_listeners: set[Callable[..., Any]] = set()
         self._emitting = ""
@@ -253,15 +228,16 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
 
     @property
     def timestamp_repairs(self) -> int:
-        """Timestamps that were impossible and were repaired (see ``transcript``)."""
+        """Timestamps that were impossible and were repaired (see ``aligner``)."""
         return self._aligner.repairs
 
     @property
     def heard_words(self) -> list[HeardWord]:
         """Each heard word and its start sample; only with ``record_words=True``."""
-        if self._heard_log is None:
+        heard = self._sentences.heard_words
+        if heard is None:
             raise RuntimeError("heard_words needs TranscriptForwarder(record_words=True)")
-        return list(self._heard_log)
+        return heard
 
     def push_text(self, text: str | TimedText) -> None:
         """Add transcript text, plain or with its timestamps."""
@@ -290,9 +266,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         if self._finished:
             return
         self._finished = True
-        heard_before = self._aligner.heard_words
-        self._aligner.hear_all()
-        self._report(heard_before, self._aligner.audio_samples, final=True)
+        self._publish(self._sentences.hear_all())
 
     def set_playout_position(self, played_samples: int) -> int | None:
         if played_samples < self._played_samples:
@@ -302,9 +276,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         self._played_samples = played_samples
         if self._finished or self._closed:
             return None
-        heard_before = self._aligner.heard_words
-        self._aligner.advance(played_samples)
-        self._report(heard_before, played_samples, final=False)
+        self._publish(self._sentences.advance(played_samples))
         return self._aligner.next_boundary(played_samples)
 
     def next_caption_sample(self) -> int | None:
@@ -338,59 +310,23 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
             return
         try:
             if not self._finished:
-                self._close_sentence(self._aligner.heard_words, self._played_samples)
+                self._publish(self._sentences.close(self._played_samples))
         finally:
             self._closed = True
             for queue in self._subscribers:
                 queue.put_nowait(_CLOSED)
             self._subscribers.clear()
 
-    def _report(self, heard_before: int, position: int, *, final: bool) -> None:
-        """Emit what the newly heard words change: finished sentences, then the current one."""
-        aligner = self._aligner
-        heard = aligner.heard_words
-        for index in range(heard_before, heard):
-            start = aligner.word_start(index)
-            if self._heard_log is not None:
-                first, end = aligner.word_offset(index), aligner.word_end(index)
-                self._heard_log.append(HeardWord(aligner.text_between(first, end), start))
-            if index == self._sentence_first:
-                self._sentence_start = start
-                self._sentence_id = f"{self._prefix}{next(self._numbers)}"
-            elif index > self._sentence_first and aligner.ends_sentence(index - 1):
-                self._emit_sentence(aligner.word_offset(index), start, final=True)
-                self._sentence_first = index
-                self._sentence_start = start
-                self._sentence_id = f"{self._prefix}{next(self._numbers)}"
-        if final:
-            self._close_sentence(heard, position)
-        elif heard > max(heard_before, self._sentence_first):
-            self._emit_sentence(aligner.heard_chars, position, final=False)
-        aligner.forget_before(self._sentence_first)
-
-    def _close_sentence(self, heard: int, position: int) -> None:
-        if heard > self._sentence_first:
-            self._emit_sentence(self._aligner.heard_chars, position, final=True)
-            self._sentence_first = heard
-
-    def _emit_sentence(self, end_char: int, end_sample: int, *, final: bool) -> None:
-        aligner = self._aligner
-        text = aligner.text_between(aligner.word_offset(self._sentence_first), end_char).strip()
-        if self._before_forward is not None:
-            text = self._before_forward(text)
-        rate = aligner.sample_rate
-        segment = TranscriptSegment(
-            id=self._sentence_id,
-            text=text,
-            start=self._sentence_start / rate,
-            end=max(end_sample, self._sentence_start) / rate,
-            final=final,
-            language=self._language,
-        )
-        for queue in self._subscribers:
-            queue.put_nowait(segment)
-        self._emitting = segment.id
-        self.emit("segment", segment)
+    def _publish(self, segments: list[TranscriptSegment]) -> None:
+        """Rewrite each segment's text with ``before_forward``, then hand it to every
+        ``segments()`` consumer and ``segment`` listener, in order."""
+        for segment in segments:
+            if self._before_forward is not None:
+                segment = replace(segment, text=self._before_forward(segment.text))
+            for queue in self._subscribers:
+                queue.put_nowait(segment)
+            self._emitting = segment.id
+            self.emit("segment", segment)
 
     def _check_open(self, method: str) -> None:
         if self._closed:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .aligner import TimedText
+from .timed_text import TimedText
 
 _SECONDS_KEYS = ("characters", "character_start_times_seconds", "character_end_times_seconds")
 _MS_KEYS = ("chars", "charStartTimesMs", "charDurationsMs")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent_playout import AgentPlayout, NullSink, TimedText, TranscriptForwarder, VirtualClock
-from agent_playout.transcript.aligner import TranscriptAligner, word_weight
+from agent_playout.transcript.aligner import TranscriptAligner
+from agent_playout.transcript.scripts import sure_word_starts
+from agent_playout.transcript.words import word_weight
 
 from .conftest import frames_of, ramp, stream
 
@@ -148,3 +150,22 @@ def test_a_cut_in_a_huge_unspaced_push_cuts_a_bounded_number_of_units(text: str)
         starts = {whole_units.word_offset(i) for i in range(whole_units.word_count)}
         assert 40 in starts
     assert cut[800_000] < 1.5 * cut[200_000]
+
+
+@pytest.mark.parametrize(
+    ("text", "starts"),
+    [
+        ("one two  three", [4, 9]),
+        ("東京きょう", [1, 2, 4]),
+        ("เป็นคน", [3, 4, 5]),  # a cluster per consonant; the leading vowel joins the first
+        ("abc", []),
+    ],
+)
+def test_sure_word_starts_are_after_a_space_or_between_units(text: str, starts: list[int]) -> None:
+    assert list(sure_word_starts(text, 0, 0, len(text))) == starts
+
+
+def test_sure_word_starts_keep_to_the_range_and_count_from_the_window_base() -> None:
+    text = "a b c d e"
+    window = text[3:8]
+    assert list(sure_word_starts(window, 3, 4, 6)) == [4, 6]
