@@ -44,6 +44,17 @@ def make(clock: VirtualClock, **sink_options: Any) -> tuple[AgentPlayout, PacedS
     return playout, sink, Recorder(playout)
 
 
+def finished(handle: PlayoutHandle) -> bool:
+    """Whether the handle is fully finished: ``wait_for_playout()`` returns without waiting."""
+    waiting = handle.wait_for_playout()
+    try:
+        waiting.send(None)
+    except StopIteration:
+        return True
+    waiting.close()
+    return False
+
+
 def heard_audio(sink: PacedSink) -> np.ndarray:
     chunks = sink.heard  # type: ignore[attr-defined]
     return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
@@ -130,7 +141,7 @@ async def test_interrupt_clears_the_sink_in_the_same_tick_and_finishes_without_t
     assert sink.samples_queued == 0
     before = clock.now_ns()
     await clock.settle()
-    assert handle._finished
+    assert finished(handle)
     assert clock.now_ns() == before
     await clock.advance(1.0)
     assert heard_audio(sink).size == 24000
@@ -477,12 +488,13 @@ async def test_played_text_follows_the_played_audio(clock: VirtualClock) -> None
 
 
 async def test_idle_playout_keeps_no_timers_or_tasks(clock: VirtualClock) -> None:
+    tasks_before = asyncio.all_tasks()
     playout, _, _ = make(clock)
     handle = play(playout, "it_1", 0.5)
     await clock.run(handle.wait_for_playout())
     await clock.settle()
     assert clock.next_deadline_ns() is None
-    assert playout._tasks == set()
+    assert asyncio.all_tasks() - tasks_before == set()
 
 
 async def test_livekit_style_frames_are_accepted(clock: VirtualClock) -> None:
@@ -557,6 +569,7 @@ async def test_an_unmappable_channel_layout_is_named(clock: VirtualClock) -> Non
 
 
 async def test_interrupt_finishes_the_handle_in_one_turn_of_the_loop(clock: VirtualClock) -> None:
+    tasks_before = asyncio.all_tasks()
     playout, _, recorder = make(clock, fade_ms=0)
     handle = play(playout, "it_1", 3.0)
     await clock.advance(1.0)
@@ -564,12 +577,12 @@ async def test_interrupt_finishes_the_handle_in_one_turn_of_the_loop(clock: Virt
     await asyncio.sleep(0)
     handle.interrupt()
     await asyncio.sleep(0)
-    assert handle._finished
+    assert finished(handle)
     assert recorder.events == [("started", None), ("stopped", True)]
     assert not waiter.done()
     await asyncio.sleep(0)
     assert waiter.done()
-    assert playout._tasks == set()
+    assert asyncio.all_tasks() - tasks_before == set()
 
 
 async def test_a_cancelled_waiter_leaves_the_other_waiters_waiting(clock: VirtualClock) -> None:
@@ -581,10 +594,11 @@ async def test_a_cancelled_waiter_leaves_the_other_waiters_waiting(clock: Virtua
     cancelled.cancel()
     await asyncio.sleep(0)
     assert cancelled.cancelled()
-    assert len(handle._waiters) == 1
+    assert not kept.done()
     await clock.run(kept)
+    assert kept.result() is None
     assert handle.audio_samples == 24000
-    assert handle._waiters == []
+    assert finished(handle)
 
 
 async def _ending_slowly(clock: VirtualClock, signal: np.ndarray) -> AsyncIterator[AudioFrame]:
@@ -601,6 +615,7 @@ async def test_cancelling_the_item_task_while_a_stream_ends_finishes_the_handle_
     clock: VirtualClock,
 ) -> None:
     playout, _, recorder = make(clock, fade_ms=0)
+    tasks_before = asyncio.all_tasks()
     handle = playout.play(
         item_id="it_1",
         content_index=0,
@@ -608,16 +623,16 @@ async def test_cancelling_the_item_task_while_a_stream_ends_finishes_the_handle_
         text_stream=stream([]),
         audio_stream=_ending_slowly(clock, ramp(RATE)),
     )
+    (task,) = asyncio.all_tasks() - tasks_before  # the item's own task, made by play()
     await clock.advance(0.1)
-    (task,) = playout._tasks
     handle.interrupt()
     await asyncio.sleep(0)
     task.cancel()
     await asyncio.sleep(0)
-    assert not handle._finished
+    assert not finished(handle)
     await clock.advance(0.05)
     await clock.settle()
-    assert handle._finished
+    assert finished(handle)
     assert task.cancelled()
     assert recorder.events == [("started", None), ("stopped", True)]
 
@@ -627,15 +642,16 @@ async def test_cancelling_the_item_task_while_the_forwarder_closes_still_finishe
 ) -> None:
     playout, _, recorder = make(clock, fade_ms=0)
     forwarder = SlowClosingForwarder()
+    tasks_before = asyncio.all_tasks()
     handle = play(playout, "it_1", 1.0, forwarder=forwarder)
+    (task,) = asyncio.all_tasks() - tasks_before  # the item's own task, made by play()
     await clock.advance(0.1)
-    (task,) = playout._tasks
     handle.interrupt()
     await clock.settle()
     assert forwarder.closing
-    assert not handle._finished
+    assert not finished(handle)
     task.cancel()
     await clock.settle()
-    assert handle._finished
+    assert finished(handle)
     assert task.cancelled()
     assert recorder.events == [("started", None), ("stopped", True)]
