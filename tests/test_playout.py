@@ -17,6 +17,7 @@ from agent_playout import (
     PacedSink,
     PlayoutClosedError,
     PlayoutHandle,
+    TimedText,
     TranscriptForwarder,
     VirtualClock,
 )
@@ -655,3 +656,105 @@ async def test_cancelling_the_item_task_while_the_forwarder_closes_still_finishe
     assert finished(handle)
     assert task.cancelled()
     assert recorder.events == [("started", None), ("stopped", True)]
+
+
+class _LiveKitShaped:
+    """A forwarder with only LiveKit 0.12's methods, recording what it is given."""
+
+    def __init__(self) -> None:
+        self.inner = TranscriptForwarder()
+        self.texts: list[object] = []
+
+    def push_text(self, text: str) -> None:
+        self.texts.append(text)
+        self.inner.push_text(text)
+
+    def push_audio(self, frame: Any) -> None:
+        self.inner.push_audio(frame)
+
+    def mark_text_segment_end(self) -> None:
+        self.inner.mark_text_segment_end()
+
+    def mark_audio_segment_end(self) -> None:
+        self.inner.mark_audio_segment_end()
+
+    def segment_playout_started(self) -> None:
+        self.inner.segment_playout_started()
+
+    def segment_playout_finished(self) -> None:
+        self.inner.segment_playout_finished()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    @property
+    def played_text(self) -> str:
+        return self.inner.played_text
+
+
+class _TranscriptShaped(_LiveKitShaped):
+    """Not a ``TranscriptForwarder``, but with all its capabilities the engine uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookaheads = 0
+
+    @property
+    def item_id(self) -> str | None:
+        return self.inner.item_id
+
+    @item_id.setter
+    def item_id(self, item_id: str | None) -> None:
+        self.inner.item_id = item_id
+
+    def push_text(self, text: str | TimedText) -> None:  # type: ignore[override]
+        self.texts.append(text)
+        self.inner.push_text(text)
+
+    @property
+    def timestamp_repairs(self) -> int:
+        return self.inner.timestamp_repairs
+
+    def set_playout_position(self, played_samples: int) -> int | None:
+        return self.inner.set_playout_position(played_samples)
+
+    def next_caption_sample(self) -> int | None:
+        self.lookaheads += 1
+        return self.inner.next_caption_sample()
+
+
+async def _play_timed(clock: VirtualClock, forwarder: Any) -> PlayoutHandle:
+    playout, _, _ = make(clock)
+    words = [TimedText("one ", start=0.0, end=0.4), TimedText("two", start=0.5, end=0.9)]
+    handle = playout.play(
+        item_id="it_shaped",
+        content_index=0,
+        transcription_fwd=forwarder,
+        text_stream=stream(words),
+        audio_stream=stream(frames_of(ramp(RATE), 480)),
+    )
+    await clock.run(handle.wait_for_playout())
+    return handle
+
+
+async def test_a_forwarder_with_the_transcript_capabilities_is_treated_as_one(
+    clock: VirtualClock,
+) -> None:
+    forwarder = _TranscriptShaped()
+    handle = await _play_timed(clock, forwarder)
+    assert forwarder.item_id == "it_shaped"
+    assert [type(text) for text in forwarder.texts] == [TimedText, TimedText]
+    assert forwarder.lookaheads > 0
+    assert handle.played_text == "one two"
+    assert handle.text_error is None
+
+
+async def test_a_forwarder_with_only_the_livekit_methods_is_given_plain_text(
+    clock: VirtualClock,
+) -> None:
+    forwarder = _LiveKitShaped()
+    handle = await _play_timed(clock, forwarder)
+    assert forwarder.texts == ["one ", "two"]
+    assert not hasattr(forwarder, "item_id")
+    assert handle.played_text == "one two"  # the item completed: all of it was heard
+    assert handle.text_error is None
