@@ -40,7 +40,7 @@ read, such as one huge push, cannot wake the loop at every sample. The stop give
 forwarder its exact final position whatever the pace."""
 
 _ANY_CAPTION = sys.maxsize
-"""``Captions._due`` while the driver waits for no caption: any caption is earlier."""
+"""``Captions.due`` while the driver waits for no caption: any caption is earlier."""
 
 
 class Captions:
@@ -67,14 +67,16 @@ class Captions:
             forwarder.next_caption_sample if is_caption_lookahead(forwarder) else None
         )
         self._timed_text = is_timed_text_forwarder(forwarder)
-        self._due: int | None = None
+        self.due: int | None = None
+        """The caption the driver's timer waits for (None: none); read by the reader per
+        frame, which wakes the driver only while it waits for one."""
         self._dead = False
         self._audio_dead = False
 
     def failed(self, error: BaseException, what: str) -> None:
         """A forwarder call raised: stop driving the captions where they are."""
         self._dead = True
-        self._due = None
+        self.due = None
         self._next_caption = None
         self.changed.set()
         text_failed(self.record, error, what)
@@ -91,17 +93,10 @@ class Captions:
         self.changed.set()
         self.call(self.forwarder.segment_playout_started, "segment_playout_started()")
 
-    def push_audio(self, frame: Any) -> None:
-        """Give the forwarder one frame of the item's audio (until a ``push_audio`` fails)."""
-        if self._audio_dead:
-            return
-        try:
-            self.forwarder.push_audio(frame)
-        except Exception as error:
-            self._audio_dead = True
-            self.failed(error, "the forwarder's push_audio()")
-        if self._due is not None:
-            self.input_taken()
+    def audio_failed(self, error: BaseException) -> None:
+        """The forwarder's ``push_audio`` raised: it is given no more audio."""
+        self._audio_dead = True
+        self.failed(error, "the forwarder's push_audio()")
 
     def audio_ended(self) -> None:
         if not self._audio_dead:
@@ -147,7 +142,7 @@ class Captions:
         new word heard, and it waits again. A forwarder that cannot say where its next
         caption is (no ``next_caption_sample``) wakes the driver on all its input.
         """
-        due = self._due
+        due = self.due
         if due is None:
             return
         if self._next_caption is not None:
@@ -158,14 +153,14 @@ class Captions:
                 return
             if upcoming is None or upcoming >= due:
                 return
-            self._due = upcoming
+            self.due = upcoming
         self.changed.set()
 
     async def drive(self, driven: PositionDriven) -> None:
         """Report the played position to the forwarder when its text is due to change.
 
         It wakes on its timer, at the first frame, on ``resume()``, and on input that brings
-        the next caption earlier (``input_taken``); ``_due`` tells the input which caption
+        the next caption earlier (``input_taken``); ``due`` tells the input which caption
         its timer waits for (None: none until the first frame or a resume).
         """
         clock = self._clock
@@ -182,14 +177,14 @@ class Captions:
                 return
             changed.clear()
             if not record.started or self._paused():
-                self._due = None
+                self.due = None
                 await changed.wait()
                 continue
             if upcoming is None:
-                self._due = _ANY_CAPTION
+                self.due = _ANY_CAPTION
                 await changed.wait()
                 continue
-            self._due = upcoming
+            self.due = upcoming
             wait_ns = samples_to_ns(upcoming - played, record.input_rate)
             due_ns = pace.due(clock.now_ns() + wait_ns)
             timer = clock.call_at(due_ns, changed.set)

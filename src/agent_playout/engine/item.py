@@ -241,6 +241,7 @@ class ItemRun:
         """
         record = self.record
         captions = self.captions
+        forwarder = None if captions is None else captions.forwarder
         sink = self.sink
         chunk_samples = samples_in(CHUNK_MS, sink.sample_rate)
         chunker = SampleChunker(sink.sample_rate, sink.num_channels, chunk_samples)
@@ -258,8 +259,14 @@ class ItemRun:
                     in_rate, in_channels = converter.in_rate, converter.in_channels
                 elif frame.sample_rate != in_rate or frame.num_channels != in_channels:
                     raise _format_changed(record.item_id, in_rate, in_channels, frame)
-                if captions is not None:
-                    captions.push_audio(frame)
+                if forwarder is not None and captions is not None:  # inline: once a frame
+                    try:
+                        forwarder.push_audio(frame)
+                    except Exception as error:
+                        captions.audio_failed(error)
+                        forwarder = None
+                    if captions.due is not None:
+                        captions.input_taken()
                 record.receive(len(pcm) // in_channels)
                 if not converter.is_identity:
                     pcm = converter.process(pcm_array(pcm))

@@ -50,6 +50,8 @@ class ItemRecord:
         "content_index",
         "item_id",
         "play_ns",
+        "push",
+        "receive",
         "timeline",
     )
 
@@ -58,6 +60,11 @@ class ItemRecord:
         self.content_index = content_index
         self.play_ns = play_ns
         self.timeline = ItemTimeline(item_id)
+        # Once a frame and once a chunk: the timeline's own methods, bound here once.
+        self.receive = self.timeline.receive
+        """Count samples received from the model (before re-chunking)."""
+        self.push = self.timeline.push
+        """Count samples handed to the sink, given its write position before them."""
         self._stage = RunStage.WAITING
         self._stop_requested: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tasks: list[asyncio.Task[None]] = []
@@ -228,14 +235,6 @@ class ItemRecord:
             timeline.received,
             timeline.state is ItemState.FINISHED,
         )
-
-    def receive(self, samples: int) -> None:
-        """Count ``samples`` received from the model (before re-chunking)."""
-        self.timeline.receive(samples)
-
-    def push(self, samples: int, sink_write_position: int) -> None:
-        """Count ``samples`` handed to the sink, whose write position was that before."""
-        self.timeline.push(samples, sink_write_position)
 
     def pause(self) -> None:
         """The output was held while the item plays."""
