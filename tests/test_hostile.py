@@ -28,7 +28,7 @@ from agent_playout import (
     truncation_for,
 )
 from agent_playout.core.units import NS_PER_SECOND
-from agent_playout.engine.item import CAPTION_BURST, CAPTION_PACE_NS
+from agent_playout.engine.captions import CAPTION_BURST, CAPTION_PACE_NS
 from agent_playout.engine.playout import CLEANUP_TIMEOUT_S
 
 from .conftest import RATE, SlowClosingForwarder, frames_of, ramp, stream

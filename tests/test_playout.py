@@ -17,6 +17,7 @@ from agent_playout import (
     PacedSink,
     PlayoutClosedError,
     PlayoutHandle,
+    TimedText,
     TranscriptForwarder,
     VirtualClock,
 )
@@ -42,6 +43,17 @@ def make(clock: VirtualClock, **sink_options: Any) -> tuple[AgentPlayout, PacedS
     sink.heard = heard  # type: ignore[attr-defined]
     playout = AgentPlayout(audio_source=sink)
     return playout, sink, Recorder(playout)
+
+
+def finished(handle: PlayoutHandle) -> bool:
+    """Whether the handle is fully finished: ``wait_for_playout()`` returns without waiting."""
+    waiting = handle.wait_for_playout()
+    try:
+        waiting.send(None)
+    except StopIteration:
+        return True
+    waiting.close()
+    return False
 
 
 def heard_audio(sink: PacedSink) -> np.ndarray:
@@ -130,7 +142,7 @@ async def test_interrupt_clears_the_sink_in_the_same_tick_and_finishes_without_t
     assert sink.samples_queued == 0
     before = clock.now_ns()
     await clock.settle()
-    assert handle._finished
+    assert finished(handle)
     assert clock.now_ns() == before
     await clock.advance(1.0)
     assert heard_audio(sink).size == 24000
@@ -477,12 +489,13 @@ async def test_played_text_follows_the_played_audio(clock: VirtualClock) -> None
 
 
 async def test_idle_playout_keeps_no_timers_or_tasks(clock: VirtualClock) -> None:
+    tasks_before = asyncio.all_tasks()
     playout, _, _ = make(clock)
     handle = play(playout, "it_1", 0.5)
     await clock.run(handle.wait_for_playout())
     await clock.settle()
     assert clock.next_deadline_ns() is None
-    assert playout._tasks == set()
+    assert asyncio.all_tasks() - tasks_before == set()
 
 
 async def test_livekit_style_frames_are_accepted(clock: VirtualClock) -> None:
@@ -557,6 +570,7 @@ async def test_an_unmappable_channel_layout_is_named(clock: VirtualClock) -> Non
 
 
 async def test_interrupt_finishes_the_handle_in_one_turn_of_the_loop(clock: VirtualClock) -> None:
+    tasks_before = asyncio.all_tasks()
     playout, _, recorder = make(clock, fade_ms=0)
     handle = play(playout, "it_1", 3.0)
     await clock.advance(1.0)
@@ -564,12 +578,12 @@ async def test_interrupt_finishes_the_handle_in_one_turn_of_the_loop(clock: Virt
     await asyncio.sleep(0)
     handle.interrupt()
     await asyncio.sleep(0)
-    assert handle._finished
+    assert finished(handle)
     assert recorder.events == [("started", None), ("stopped", True)]
     assert not waiter.done()
     await asyncio.sleep(0)
     assert waiter.done()
-    assert playout._tasks == set()
+    assert asyncio.all_tasks() - tasks_before == set()
 
 
 async def test_a_cancelled_waiter_leaves_the_other_waiters_waiting(clock: VirtualClock) -> None:
@@ -581,10 +595,11 @@ async def test_a_cancelled_waiter_leaves_the_other_waiters_waiting(clock: Virtua
     cancelled.cancel()
     await asyncio.sleep(0)
     assert cancelled.cancelled()
-    assert len(handle._waiters) == 1
+    assert not kept.done()
     await clock.run(kept)
+    assert kept.result() is None
     assert handle.audio_samples == 24000
-    assert handle._waiters == []
+    assert finished(handle)
 
 
 async def _ending_slowly(clock: VirtualClock, signal: np.ndarray) -> AsyncIterator[AudioFrame]:
@@ -601,6 +616,7 @@ async def test_cancelling_the_item_task_while_a_stream_ends_finishes_the_handle_
     clock: VirtualClock,
 ) -> None:
     playout, _, recorder = make(clock, fade_ms=0)
+    tasks_before = asyncio.all_tasks()
     handle = playout.play(
         item_id="it_1",
         content_index=0,
@@ -608,16 +624,16 @@ async def test_cancelling_the_item_task_while_a_stream_ends_finishes_the_handle_
         text_stream=stream([]),
         audio_stream=_ending_slowly(clock, ramp(RATE)),
     )
+    (task,) = asyncio.all_tasks() - tasks_before  # the item's own task, made by play()
     await clock.advance(0.1)
-    (task,) = playout._tasks
     handle.interrupt()
     await asyncio.sleep(0)
     task.cancel()
     await asyncio.sleep(0)
-    assert not handle._finished
+    assert not finished(handle)
     await clock.advance(0.05)
     await clock.settle()
-    assert handle._finished
+    assert finished(handle)
     assert task.cancelled()
     assert recorder.events == [("started", None), ("stopped", True)]
 
@@ -627,15 +643,118 @@ async def test_cancelling_the_item_task_while_the_forwarder_closes_still_finishe
 ) -> None:
     playout, _, recorder = make(clock, fade_ms=0)
     forwarder = SlowClosingForwarder()
+    tasks_before = asyncio.all_tasks()
     handle = play(playout, "it_1", 1.0, forwarder=forwarder)
+    (task,) = asyncio.all_tasks() - tasks_before  # the item's own task, made by play()
     await clock.advance(0.1)
-    (task,) = playout._tasks
     handle.interrupt()
     await clock.settle()
     assert forwarder.closing
-    assert not handle._finished
+    assert not finished(handle)
     task.cancel()
     await clock.settle()
-    assert handle._finished
+    assert finished(handle)
     assert task.cancelled()
     assert recorder.events == [("started", None), ("stopped", True)]
+
+
+class _LiveKitShaped:
+    """A forwarder with only LiveKit 0.12's methods, recording what it is given."""
+
+    def __init__(self) -> None:
+        self.inner = TranscriptForwarder()
+        self.texts: list[object] = []
+
+    def push_text(self, text: str) -> None:
+        self.texts.append(text)
+        self.inner.push_text(text)
+
+    def push_audio(self, frame: Any) -> None:
+        self.inner.push_audio(frame)
+
+    def mark_text_segment_end(self) -> None:
+        self.inner.mark_text_segment_end()
+
+    def mark_audio_segment_end(self) -> None:
+        self.inner.mark_audio_segment_end()
+
+    def segment_playout_started(self) -> None:
+        self.inner.segment_playout_started()
+
+    def segment_playout_finished(self) -> None:
+        self.inner.segment_playout_finished()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    @property
+    def played_text(self) -> str:
+        return self.inner.played_text
+
+
+class _TranscriptShaped(_LiveKitShaped):
+    """Not a ``TranscriptForwarder``, but with all its capabilities the engine uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookaheads = 0
+
+    @property
+    def item_id(self) -> str | None:
+        return self.inner.item_id
+
+    @item_id.setter
+    def item_id(self, item_id: str | None) -> None:
+        self.inner.item_id = item_id
+
+    def push_text(self, text: str | TimedText) -> None:  # type: ignore[override]
+        self.texts.append(text)
+        self.inner.push_text(text)
+
+    @property
+    def timestamp_repairs(self) -> int:
+        return self.inner.timestamp_repairs
+
+    def set_playout_position(self, played_samples: int) -> int | None:
+        return self.inner.set_playout_position(played_samples)
+
+    def next_caption_sample(self) -> int | None:
+        self.lookaheads += 1
+        return self.inner.next_caption_sample()
+
+
+async def _play_timed(clock: VirtualClock, forwarder: Any) -> PlayoutHandle:
+    playout, _, _ = make(clock)
+    words = [TimedText("one ", start=0.0, end=0.4), TimedText("two", start=0.5, end=0.9)]
+    handle = playout.play(
+        item_id="it_shaped",
+        content_index=0,
+        transcription_fwd=forwarder,
+        text_stream=stream(words),
+        audio_stream=stream(frames_of(ramp(RATE), 480)),
+    )
+    await clock.run(handle.wait_for_playout())
+    return handle
+
+
+async def test_a_forwarder_with_the_transcript_capabilities_is_treated_as_one(
+    clock: VirtualClock,
+) -> None:
+    forwarder = _TranscriptShaped()
+    handle = await _play_timed(clock, forwarder)
+    assert forwarder.item_id == "it_shaped"
+    assert [type(text) for text in forwarder.texts] == [TimedText, TimedText]
+    assert forwarder.lookaheads > 0
+    assert handle.played_text == "one two"
+    assert handle.text_error is None
+
+
+async def test_a_forwarder_with_only_the_livekit_methods_is_given_plain_text(
+    clock: VirtualClock,
+) -> None:
+    forwarder = _LiveKitShaped()
+    handle = await _play_timed(clock, forwarder)
+    assert forwarder.texts == ["one ", "two"]
+    assert not hasattr(forwarder, "item_id")
+    assert handle.played_text == "one two"  # the item completed: all of it was heard
+    assert handle.text_error is None

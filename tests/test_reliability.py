@@ -297,6 +297,7 @@ async def test_cancelling_an_item_task_still_finishes_its_handle() -> None:
     playout = AgentPlayout(audio_source=sink)
     stops: list[bool] = []
     playout.on("playout_stopped", stops.append)
+    tasks_before = asyncio.all_tasks()
     handle = playout.play(
         item_id="it",
         content_index=0,
@@ -304,8 +305,9 @@ async def test_cancelling_an_item_task_still_finishes_its_handle() -> None:
         text_stream=text_stream(quiet_play().play),  # type: ignore[arg-type]
         audio_stream=audio_stream(clock, quiet_play(40).play, 0),  # type: ignore[arg-type]
     )
+    item_tasks = asyncio.all_tasks() - tasks_before  # the item's own task, made by play()
     await clock.advance(0.3)
-    for task in list(playout._tasks):
+    for task in item_tasks:
         task.cancel()
     await clock.settle()
     assert handle.done()

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections import deque
 from collections.abc import AsyncIterable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..clock import ceil_div
+from ..clock import Clock
 from ..core.frames import AudioFrame, Pcm, SampleChunker, frame_pcm, pcm_array
+from ..core.positions import refill_level, samples_in
 from ..core.resample import FormatConverter
-from ..core.timeline import ItemState
-from ..core.units import NS_PER_SECOND
-from ..errors import PlayoutError
-from ..transcript.aligner import TimedText
-from ..transcript.forwarder import PositionDriven, TranscriptForwarder, is_position_driven
-
-if TYPE_CHECKING:
-    from .playout import AgentPlayout, PlayoutHandle
+from ..sinks.base import PositionedSink
+from ..transcript.forwarder import SegmentsForwarder
+from .captions import Captions, read_text, text_failed
+from .guards import cancel_requests, log_failure, stray_cancel, task_error, uncancel, wake
+from .handle import sink_underruns
+from .record import ItemRecord
 
 logger = logging.getLogger("agent_playout")
 
@@ -39,16 +37,8 @@ REFILL_MS = 1000
 """A reader held at the read-ahead limit resumes once this much (at most half the limit)
 has been pushed: it then wakes once a second instead of once a chunk."""
 
-CAPTION_PACE_NS = 20_000_000
-CAPTION_BURST = 4
-"""The caption driver's timer fires at most ``CAPTION_BURST`` times in a row faster than
-once per ``CAPTION_PACE_NS`` (20 ms, within a video frame; wakes by new input do not
-count). Captions of speech stay exact to the sample, while text denser than anyone can
-read, such as one huge push, cannot wake the loop at every sample. The stop gives the
-forwarder its exact final position whatever the pace."""
-
-_ANY_CAPTION = sys.maxsize
-"""``ItemRun._caption_due`` while the driver waits for no caption: any caption is earlier."""
+Emit = Callable[..., None]
+"""``emit(record, event, *args)``: emit a playout event for the item's record."""
 
 
 class InputRejected(Exception):
@@ -59,48 +49,41 @@ class InputRejected(Exception):
         self.error = error
 
 
-def sink_underruns(sink: object) -> tuple[int, int] | None:
-    """The sink's (underrun count, underrun nanoseconds), if it reports them."""
-    count = getattr(sink, "underruns", None)
-    duration = getattr(sink, "underrun_ns", None)
-    if isinstance(count, int) and isinstance(duration, int):
-        return count, duration
-    return None
-
-
 class ItemRun:
-    """Runs one item for ``AgentPlayout``; every way out ends in ``AgentPlayout._stop_item``,
-    which cancels all of the item's tasks at once."""
+    """Runs one item for ``AgentPlayout``; every way out ends in ``stop()``, which cancels
+    all of the item's tasks at once. It changes the item's state only through its record."""
 
-    def __init__(self, playout: AgentPlayout, handle: PlayoutHandle, read_ahead_ms: int) -> None:
-        self.playout = playout
-        self.handle = handle
-        self.sink = playout.sink
-        self.started = False
+    def __init__(
+        self,
+        record: ItemRecord,
+        sink: PositionedSink,
+        forwarder: SegmentsForwarder | None,
+        *,
+        clock: Clock,
+        read_ahead_ms: int,
+        paused: Callable[[], bool],
+        emit: Emit,
+    ) -> None:
+        self.record = record
+        self.sink = sink
+        self.forwarder = forwarder
+        self._clock = clock
+        self._paused = paused
+        self._emit = emit
         self._chunks: deque[AudioFrame] = deque()
         self._buffered = 0
-        self._read_ahead = self.sink.sample_rate * read_ahead_ms // 1000
-        self._refill_at = self._read_ahead - min(
-            self._read_ahead // 2, self.sink.sample_rate * REFILL_MS // 1000
-        )
+        self._read_ahead = samples_in(read_ahead_ms, sink.sample_rate)
+        self._refill_at = refill_level(self._read_ahead, samples_in(REFILL_MS, sink.sample_rate))
         self._reader: asyncio.Task[None] | None = None
         self._pusher_waiting: asyncio.Future[None] | None = None
         self._reader_waiting: asyncio.Future[None] | None = None
-        forwarder = handle._tr_fwd
-        if isinstance(forwarder, TranscriptForwarder):
-            forwarder.item_id = handle.item_id
-        self.captions: PositionDriven | None = forwarder if is_position_driven(forwarder) else None
-        self._next_caption = (
-            forwarder.next_caption_sample if isinstance(forwarder, TranscriptForwarder) else None
+        self.captions = (
+            None if forwarder is None else Captions(record, forwarder, sink, clock, paused)
         )
-        self._caption_due: int | None = None
-        self._captions_dead = False
         self._absorb_cancel = False
 
-    def start(
-        self, text_stream: AsyncIterable[Any], audio_stream: AsyncIterable[Any]
-    ) -> list[asyncio.Task[None]]:
-        """Start the item's tasks and return them: pusher, audio reader, text, captions.
+    def start(self, text_stream: AsyncIterable[Any], audio_stream: AsyncIterable[Any]) -> None:
+        """Start the item's tasks: pusher, audio reader, text, captions.
 
         The pusher starts first, so it is already waiting when the first chunk is buffered
         and takes it at once; the text comes after the audio, as the first frame matters most.
@@ -108,128 +91,109 @@ class ItemRun:
         pusher = asyncio.create_task(self.play_audio())
         pusher.add_done_callback(self._pusher_done)
         self._reader = reader = asyncio.create_task(self._read_audio(audio_stream))
-        reader.add_done_callback(lambda _: _wake(self._pusher_waiting))
-        tasks = [pusher, reader, asyncio.create_task(self.read_text(text_stream))]
-        if self.captions is not None:
-            tasks.append(asyncio.create_task(self.drive_captions(self.captions)))
-        return tasks
+        reader.add_done_callback(lambda _: wake(self._pusher_waiting))
+        captions = self.captions
+        tasks = [pusher, reader, asyncio.create_task(read_text(self.record, text_stream, captions))]
+        if captions is not None and captions.driven is not None:
+            tasks.append(asyncio.create_task(captions.drive(captions.driven)))
+        self.record.run(tasks)
 
     def fail(self, error: BaseException, *, drain: bool = False) -> None:
         """End the item on ``error``, logged once with the item id; ``drain`` plays the rest
         (a later ``fail`` without it, or an ``interrupt()``, still stops the item)."""
-        handle = self.handle
-        if handle._stopped:
+        record = self.record
+        if record.stopped:
             return
-        if handle._error is None:
-            handle._error = error
-            handle._interrupted = True
+        if record.fail(error):
             logger.error(
                 "item %s failed: %s",
-                handle.item_id,
+                record.item_id,
                 error,
                 exc_info=error,
-                extra={"item_id": handle.item_id},
+                extra={"item_id": record.item_id},
             )
         if not drain:
-            self.playout._stop_item(handle)
+            self.stop()
+
+    def stop(self, *, interrupted: bool = False) -> None:
+        """Stop the item now, once: freeze its position, clear the sink (if the item reached
+        it), cancel its tasks, give the forwarder the final position and, for an item cut
+        short, emit ``playout_stopped``; then wake the item's own task to wind it down.
+
+        Nothing here can leave the item half-stopped: sink and forwarder errors are logged,
+        and the wake is in a ``finally``. The tasks are cancelled before that task is woken,
+        so they usually have ended by the time it runs.
+        """
+        record = self.record
+        if not record.stop(interrupted=interrupted):
+            return
+        try:
+            try:
+                self._freeze()
+            finally:
+                for task in record.tasks:
+                    task.cancel()
+            if self.captions is not None:
+                self.captions.end()
+            if record.interrupted:
+                self.emit_stopped()
+        finally:
+            record.stop_done()
+
+    def emit_stopped(self) -> None:
+        """Emit ``playout_stopped`` once, if the item's audio started.
+
+        An item cut short emits it inside the stop; a completed one once its forwarder has
+        closed (as LiveKit Agents 0.12 does, so that forwarder's ``played_text`` is whole),
+        or sooner, inside the ``interrupt()`` or ``play()`` that comes while it winds down.
+        """
+        record = self.record
+        if record.claim_stop_event():
+            self._emit(record, "playout_stopped", record.interrupted)
+
+    def text_failed(self, error: BaseException, what: str) -> None:
+        """The text or a forwarder call failed: the captions stop, the audio plays on."""
+        text_failed(self.record, error, what)
+
+    def wake_captions(self) -> None:
+        """Let the caption driver look again (the output resumed)."""
+        if self.captions is not None:
+            self.captions.changed.set()
+
+    def _freeze(self) -> None:
+        """Make the item's counts final: cleared at the sink's position now, or complete."""
+        record = self.record
+        self.freeze_underruns()
+        if record.timeline.is_final:
+            return
+        sink_total: int | None = None
+        if record.timeline.started:
+            try:
+                self.sink.clear_queue()
+            except Exception:
+                log_failure(record.item_id, "clearing the sink")
+            try:
+                sink_total = self.sink.samples_written
+            except Exception:
+                log_failure(record.item_id, "reading the sink's position")
+        record.interrupt_at(sink_total)
+
+    def freeze_underruns(self) -> None:
+        """Keep the item's underrun counts as they are now; none if the sink fails to say."""
+        record = self.record
+        if record.underruns_live:
+            try:
+                now = sink_underruns(self.sink)
+            except Exception:
+                log_failure(record.item_id, "reading the sink's underruns")
+                now = None
+            record.freeze_underruns(now)
 
     def _pusher_done(self, pusher: asyncio.Task[None]) -> None:
         """The pusher ends only after stopping the item, unless something it awaited raised
         ``CancelledError`` or a ``BaseException``: then the item is stopped here."""
-        if not self.handle._stopped:
-            self.fail(_task_error(pusher, f"the audio pusher of item {self.handle.item_id!r}"))
-
-    def text_failed(self, error: BaseException, what: str) -> None:
-        """The text or a forwarder call failed: record it, log it once with the item id.
-
-        The audio plays on; only the captions are affected.
-        """
-        handle = self.handle
-        if handle._text_error is not None:
-            logger.debug(
-                "item %s: %s failed after the captions stopped: %r", handle.item_id, what, error
-            )
-            return
-        handle._text_error = error
-        logger.error(
-            "item %s: %s failed; the captions stop there, the audio plays on: %s",
-            handle.item_id,
-            what,
-            error,
-            exc_info=error,
-            extra={"item_id": handle.item_id},
-        )
-
-    def captions_failed(self, error: BaseException, what: str) -> None:
-        """A forwarder call raised: stop driving the captions where they are."""
-        self._captions_dead = True
-        self._caption_due = None
-        self._next_caption = None
-        self.handle._captions_changed.set()
-        self.text_failed(error, what)
-
-    def _forwarder_call(self, call: Callable[[], object], what: str) -> None:
-        """Make one forwarder call; if it raises, the captions stop (``captions_failed``)."""
-        try:
-            call()
-        except Exception as error:
-            self.captions_failed(error, f"the forwarder's {what}")
-
-    def end_captions(self) -> None:
-        """At the stop, before ``playout_stopped``: the forwarder learns the frozen position
-        (so its ``played_text`` is final when the event fires) and that the text ended."""
-        handle = self.handle
-        forwarder = handle._tr_fwd
-        if forwarder is None:
-            return
-        captions = self.captions
-        if captions is not None and not self._captions_dead:
-            position = handle.input_played_samples
-            self._forwarder_call(
-                lambda: captions.set_playout_position(position), "set_playout_position()"
-            )
-        self._forwarder_call(forwarder.mark_text_segment_end, "mark_text_segment_end()")
-        if (
-            self.started
-            and handle._timeline.state is ItemState.FINISHED
-            and not self._captions_dead
-        ):
-            self._forwarder_call(forwarder.segment_playout_finished, "segment_playout_finished()")
-
-    async def read_text(self, text_stream: AsyncIterable[Any]) -> None:
-        """Push the text to the forwarder; a bad text stream stops the text, not the audio."""
-        handle = self.handle
-        forwarder = handle._tr_fwd
-        try:
-            async for text in text_stream:
-                if not isinstance(text, str | TimedText):
-                    error = TypeError(
-                        f"text_stream of item {handle.item_id!r} must yield str or TimedText,"
-                        f" got {type(text).__name__}"
-                    )
-                    self.text_failed(error, "the text stream")
-                    return
-                if forwarder is None or self._captions_dead:
-                    continue
-                try:
-                    if isinstance(text, TimedText) and not isinstance(
-                        forwarder, TranscriptForwarder
-                    ):
-                        forwarder.push_text(text.text)
-                    else:
-                        forwarder.push_text(text)  # type: ignore[arg-type]
-                except Exception as error:
-                    self.captions_failed(error, "the forwarder's push_text()")
-                    continue
-                self._captions_input()
-            if forwarder is not None and not self._captions_dead:
-                self._forwarder_call(forwarder.mark_text_segment_end, "mark_text_segment_end()")
-                self._captions_input()
-        except asyncio.CancelledError as error:
-            what = f"text_stream of item {handle.item_id!r}"
-            self.text_failed(_stray_cancel(error, what, handle._stopped), "the text stream")
-        except Exception as error:
-            self.text_failed(error, "the text stream")
+        if not self.record.stopped:
+            self.fail(task_error(pusher, f"the audio pusher of item {self.record.item_id!r}"))
 
     async def play_audio(self) -> None:
         """Push what the reader buffers until it ends, then drain the sink.
@@ -242,9 +206,8 @@ class ItemRun:
         try:
             while True:
                 if reader.done() and _broken(reader):
-                    self.fail(
-                        _task_error(reader, f"the audio reader of item {self.handle.item_id!r}")
-                    )
+                    what = f"the audio reader of item {self.record.item_id!r}"
+                    self.fail(task_error(reader, what))
                     return
                 if chunks:
                     await self._capture(self._next_chunk())
@@ -267,7 +230,7 @@ class ItemRun:
         chunk = self._chunks.popleft()
         self._buffered -= chunk.samples_per_channel
         if self._buffered <= self._refill_at:
-            _wake(self._reader_waiting)
+            wake(self._reader_waiting)
         return chunk
 
     async def _read_audio(self, audio_stream: AsyncIterable[Any]) -> None:
@@ -276,43 +239,35 @@ class ItemRun:
         This runs for every frame the model sends, so it keeps to plain comparisons and one
         copy of the audio; numpy is only called when a 50 ms chunk is complete.
         """
-        handle = self.handle
-        forwarder = handle._tr_fwd
-        timeline = handle._timeline
+        record = self.record
+        captions = self.captions
+        forwarder = None if captions is None else captions.forwarder
         sink = self.sink
-        chunk_samples = sink.sample_rate * CHUNK_MS // 1000
+        chunk_samples = samples_in(CHUNK_MS, sink.sample_rate)
         chunker = SampleChunker(sink.sample_rate, sink.num_channels, chunk_samples)
-        turn_samples = sink.sample_rate * TURN_MS // 1000
+        turn_samples = samples_in(TURN_MS, sink.sample_rate)
         unyielded = 0
         converter: FormatConverter | None = None
         in_rate = in_channels = 0
         try:
             async for frame in audio_stream:
-                pcm = _validate(frame, handle.item_id)
+                pcm = _validate(frame, record.item_id)
                 if not len(pcm):
                     continue
                 if converter is None:
-                    converter = self._start(frame)
+                    converter = await self._start(frame)
                     in_rate, in_channels = converter.in_rate, converter.in_channels
-                    if self._absorb_cancel:
-                        await self._absorb_listener_cancel()
                 elif frame.sample_rate != in_rate or frame.num_channels != in_channels:
-                    raise InputRejected(
-                        ValueError(
-                            f"item {handle.item_id!r} changed format mid-stream, from"
-                            f" {in_rate} Hz x{in_channels} to"
-                            f" {frame.sample_rate} Hz x{frame.num_channels}"
-                        )
-                    )
-                if forwarder is not None:
+                    raise _format_changed(record.item_id, in_rate, in_channels, frame)
+                if forwarder is not None and captions is not None:  # inline: once a frame
                     try:
                         forwarder.push_audio(frame)
                     except Exception as error:
-                        self.captions_failed(error, "the forwarder's push_audio()")
+                        captions.audio_failed(error)
                         forwarder = None
-                    if self._caption_due is not None:
-                        self._captions_input()
-                timeline.receive(len(pcm) // in_channels)
+                    if captions.due is not None:
+                        captions.input_taken()
+                record.receive(len(pcm) // in_channels)
                 if not converter.is_identity:
                     pcm = converter.process(pcm_array(pcm))
                 chunks = chunker.push(pcm)
@@ -327,14 +282,13 @@ class ItemRun:
                 if self._buffered > self._read_ahead:
                     await self._wait_for_room()
         except asyncio.CancelledError as error:
-            what = f"audio_stream of item {handle.item_id!r}"
-            raise _stray_cancel(error, what, handle._stopped) from error
+            what = f"audio_stream of item {record.item_id!r}"
+            raise stray_cancel(error, what, record.stopped) from error
         if converter is not None:
             for chunk in chunker.push(converter.flush()) + chunker.flush():
                 self._buffer([chunk], chunk.samples_per_channel)
-        if forwarder is not None:
-            self._forwarder_call(forwarder.mark_audio_segment_end, "mark_audio_segment_end()")
-            self._captions_input()
+        if captions is not None:
+            captions.audio_ended()
 
     async def _absorb_listener_cancel(self) -> None:
         """A ``playout_started`` listener cancelled this task (the reader's): take that
@@ -345,12 +299,12 @@ class ItemRun:
         try:
             await asyncio.sleep(0)
         except asyncio.CancelledError:
-            if self.handle._stopped or _uncancel(task) > 0:
+            if self.record.stopped or uncancel(task) > 0:
                 raise
             logger.error(
                 "item %s: a playout_started listener cancelled the item's task; ignored",
-                self.handle.item_id,
-                extra={"item_id": self.handle.item_id},
+                self.record.item_id,
+                extra={"item_id": self.record.item_id},
             )
 
     async def _wait_for_room(self) -> None:
@@ -366,7 +320,7 @@ class ItemRun:
         """Queue ``chunks``, ``samples`` per channel in all, for the pusher."""
         self._chunks.extend(chunks)
         self._buffered += samples
-        _wake(self._pusher_waiting)
+        wake(self._pusher_waiting)
 
     def _sink_starving(self, chunk_samples: int) -> bool:
         """Whether the sink holds less than a chunk, so the pusher must run before the reader
@@ -375,38 +329,36 @@ class ItemRun:
         sink = self.sink
         return sink.samples_written - sink.samples_played < chunk_samples
 
-    def _start(self, frame: Any) -> FormatConverter:
+    async def _start(self, frame: Any) -> FormatConverter:
         """First audio of the item: emit ``playout_started`` and set up its conversion."""
-        handle = self.handle
-        self.started = True
-        handle._first_frame_ns = self.playout.clock.now_ns()
-        handle._input_rate = frame.sample_rate
-        handle._captions_changed.set()
-        if handle._tr_fwd is not None:
-            self._forwarder_call(
-                handle._tr_fwd.segment_playout_started, "segment_playout_started()"
-            )
+        record = self.record
+        record.begin(self._clock.now_ns(), frame.sample_rate)
+        if self.captions is not None:
+            self.captions.begin()
         task = asyncio.current_task()
-        cancels = _cancel_requests(task)
-        self.playout._emit_for(handle, "playout_started")
-        self._absorb_cancel = _cancel_requests(task) > cancels
+        cancels = cancel_requests(task)
+        self._emit(record, "playout_started")
+        self._absorb_cancel = cancel_requests(task) > cancels
         try:
-            return FormatConverter(
+            converter = FormatConverter(
                 frame.sample_rate, frame.num_channels, self.sink.sample_rate, self.sink.num_channels
             )
         except ValueError as error:
             raise InputRejected(error) from None
+        if self._absorb_cancel:
+            await self._absorb_listener_cancel()
+        return converter
 
     async def _capture(self, chunk: AudioFrame) -> None:
-        handle = self.handle
-        timeline = handle._timeline
-        if not timeline.started:
-            handle._underrun_base = sink_underruns(self.sink)
-            if self.playout.paused:
-                timeline.push(0, self.sink.samples_written)
-                timeline.pause()
-        timeline.push(chunk.samples_per_channel, self.sink.samples_written)
-        await self.sink.capture_frame(chunk)
+        record = self.record
+        sink = self.sink
+        if not record.timeline.started:
+            record.start_underruns(sink_underruns(sink))
+            if self._paused():
+                record.push(0, sink.samples_written)
+                record.pause()
+        record.push(chunk.samples_per_channel, sink.samples_written)
+        await sink.capture_frame(chunk)
 
     async def _drain(self, *, complete: bool) -> None:
         """Wait until the sink has played everything pushed, then end the item.
@@ -414,114 +366,13 @@ class ItemRun:
         ``complete`` is False when input was rejected: what was queued still plays, but
         the item did not play all it was given.
         """
-        handle = self.handle
-        if self.started:
+        record = self.record
+        if record.started:
             await self.sink.wait_for_playout()
-        handle._freeze_underruns()
-        if complete and not handle._timeline.state.is_final:
-            handle._timeline.complete()
-        self.playout._stop_item(handle)
-
-    def _captions_input(self) -> None:
-        """Wake the caption driver if the input just taken can bring its next caption earlier.
-
-        A caption that moves later needs no wake: the driver's timer fires early, it sees no
-        new word heard, and it waits again. A forwarder other than ``TranscriptForwarder``
-        cannot say where its next caption is, so the driver is woken on all its input.
-        """
-        due = self._caption_due
-        if due is None:
-            return
-        if self._next_caption is not None:
-            try:
-                upcoming = self._next_caption()
-            except Exception as error:
-                self.captions_failed(error, "the forwarder's next_caption_sample()")
-                return
-            if upcoming is None or upcoming >= due:
-                return
-            self._caption_due = upcoming
-        self.handle._captions_changed.set()
-
-    async def drive_captions(self, forwarder: PositionDriven) -> None:
-        """Report the played position to the forwarder when its text is due to change.
-
-        It wakes on its timer, at the first frame, on ``resume()``, and on input that brings
-        the next caption earlier (``_captions_input``); ``_caption_due`` tells the input
-        which caption its timer waits for (None: none until the first frame or a resume).
-        """
-        clock = self.playout.clock
-        handle = self.handle
-        changed = handle._captions_changed
-        paced_ns = 0  # the pace's schedule (a token bucket in GCRA form; CAPTION_PACE_NS)
-        while not self._captions_dead:
-            played = handle.input_played_samples
-            try:
-                upcoming = forwarder.set_playout_position(played)
-            except Exception as error:
-                self.captions_failed(error, "the forwarder's set_playout_position()")
-                return
-            changed.clear()
-            if not self.started or self.playout.paused:
-                self._caption_due = None
-                await changed.wait()
-                continue
-            if upcoming is None:
-                self._caption_due = _ANY_CAPTION
-                await changed.wait()
-                continue
-            self._caption_due = upcoming
-            wait_ns = ceil_div((upcoming - played) * NS_PER_SECOND, handle.input_sample_rate)
-            due_ns = max(clock.now_ns() + wait_ns, paced_ns - CAPTION_BURST * CAPTION_PACE_NS)
-            timer = clock.call_at(due_ns, changed.set)
-            try:
-                await changed.wait()
-            finally:
-                timer.cancel()
-            if clock.now_ns() >= due_ns:  # a wake by the timer counts against the pace
-                paced_ns = max(paced_ns, due_ns) + CAPTION_PACE_NS
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    """Resolve the future a task of the item waits on, if it waits."""
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
-
-
-def _task_error(task: asyncio.Task[None], what: str) -> BaseException:
-    """Why ``task`` (done) ended: its error, or a ``PlayoutError`` naming it if cancelled."""
-    if task.cancelled():
-        return PlayoutError(f"{what} was cancelled while the item was not stopped")
-    return task.exception() or PlayoutError(f"{what} ended without stopping the item")
-
-
-def _cancel_requests(task: asyncio.Task[Any] | None) -> int:
-    """Cancellations requested of ``task`` and not yet taken back (0 before Python 3.11,
-    which cannot tell: a listener's cancel then ends the item with an error)."""
-    if task is None:
-        return 0
-    if sys.version_info >= (3, 11):
-        return task.cancelling()
-    return 0
-
-
-def _uncancel(task: asyncio.Task[Any]) -> int:
-    """Take back one cancellation request of ``task`` (3.11+); the requests left."""
-    if sys.version_info >= (3, 11):
-        return task.uncancel()
-    return 0
-
-
-def _stray_cancel(error: asyncio.CancelledError, what: str, stopped: bool) -> PlayoutError:
-    """A ``CancelledError`` from user code while the item was not stopped and this task not
-    cancelled (an upstream task was): returned as an error of the stream. One meant for
-    this task is re-raised: the engine cancels an item's tasks only once it is stopped."""
-    if stopped or _cancel_requests(asyncio.current_task()):
-        raise error
-    return PlayoutError(
-        f"{what} raised CancelledError while the item was not cancelled"
-        " (was the task producing it cancelled?)"
-    )
+        self.freeze_underruns()
+        if complete and not record.timeline.state.is_final:
+            record.complete()
+        self.stop()
 
 
 def _broken(reader: asyncio.Task[None]) -> bool:
@@ -540,3 +391,12 @@ def _validate(frame: object, item_id: str) -> Pcm:
     except (TypeError, ValueError) as error:
         kind = ValueError if isinstance(error, ValueError) else TypeError
         raise InputRejected(kind(f"item {item_id!r}: {error}")) from None
+
+
+def _format_changed(item_id: str, in_rate: int, in_channels: int, frame: Any) -> InputRejected:
+    return InputRejected(
+        ValueError(
+            f"item {item_id!r} changed format mid-stream, from {in_rate} Hz x{in_channels}"
+            f" to {frame.sample_rate} Hz x{frame.num_channels}"
+        )
+    )

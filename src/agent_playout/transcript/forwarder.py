@@ -59,6 +59,36 @@ class PositionDriven(Protocol):
         ...
 
 
+@runtime_checkable
+class ItemAware(Protocol):
+    """A forwarder that names its item in its log records: ``play()`` gives it the id."""
+
+    @property
+    def item_id(self) -> str | None: ...
+
+    @item_id.setter
+    def item_id(self, item_id: str | None) -> None: ...
+
+
+@runtime_checkable
+class CaptionLookahead(Protocol):
+    """A forwarder that can tell, without moving, where its heard text next changes: the
+    engine then wakes its caption driver only on input that brings that change earlier."""
+
+    def next_caption_sample(self) -> int | None: ...
+
+
+@runtime_checkable
+class TimedTextForwarder(Protocol):
+    """A forwarder that takes word timestamps: ``push_text`` accepts ``TimedText``, and it
+    counts the timestamps it had to repair. Any other forwarder is given the plain text."""
+
+    def push_text(self, text: str | TimedText) -> None: ...
+
+    @property
+    def timestamp_repairs(self) -> int: ...
+
+
 _CONFORMING: set[tuple[type, type]] = set()
 
 
@@ -96,6 +126,21 @@ def is_segments_forwarder(obj: object) -> TypeGuard[SegmentsForwarder]:
 def is_position_driven(obj: object) -> TypeGuard[PositionDriven]:
     """``isinstance(obj, PositionDriven)``, cached per class."""
     return _conforms(obj, PositionDriven)
+
+
+def is_item_aware(obj: object) -> TypeGuard[ItemAware]:
+    """``isinstance(obj, ItemAware)``, cached per class."""
+    return _conforms(obj, ItemAware)
+
+
+def is_caption_lookahead(obj: object) -> TypeGuard[CaptionLookahead]:
+    """``isinstance(obj, CaptionLookahead)``, cached per class."""
+    return _conforms(obj, CaptionLookahead)
+
+
+def is_timed_text_forwarder(obj: object) -> TypeGuard[TimedTextForwarder]:
+    """``isinstance(obj, TimedTextForwarder)``, cached per class."""
+    return _conforms(obj, TimedTextForwarder)
 
 
 _CLOSED = object()
