@@ -37,7 +37,8 @@ pytest: $(VENV)/.dev-installed
 FLOOR_VENV := .venv-lk012
 FLOOR_INSTALL := -e '.[dev]' 'livekit-agents[codecs]==0.12.21' 'livekit==1.1.10'
 LIVEKIT_TESTS := tests/test_livekit_sink.py tests/test_ticks.py tests/test_livekit_transcript.py \
-	tests/test_multimodal_agent.py tests/test_frames.py tests/test_playout.py
+	tests/test_multimodal_agent.py tests/test_frames.py tests/test_playout.py \
+	tests/test_livekit_scheduler.py tests/test_sinks_base.py
 
 $(FLOOR_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(FLOOR_VENV)

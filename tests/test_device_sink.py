@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -74,6 +75,21 @@ def null_device(
         restart_portaudio(sounddevice)
         yield
     restart_portaudio(sounddevice)
+
+
+@pytest.fixture
+def opened_streams(sounddevice: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every real PortAudio stream a sink opens in the test, recorded as it is made."""
+    streams: list[Any] = []
+    real = sounddevice.OutputStream
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        stream = real(*args, **kwargs)
+        streams.append(stream)
+        return stream
+
+    monkeypatch.setattr(sounddevice, "OutputStream", recording)
+    return streams
 
 
 class Heard:
@@ -385,27 +401,33 @@ async def test_a_capture_waiting_at_clear_returns_and_only_the_fade_plays(
 
 
 @pytest.mark.realtime
-async def test_close_releases_the_stream_and_refuses_more_audio(null_device: None) -> None:
+async def test_close_releases_the_stream_and_refuses_more_audio(
+    null_device: None, opened_streams: list[Any]
+) -> None:
     sink = DeviceSink(queue_size_ms=0)
+    [stream] = opened_streams
     sink.pause()
     waiting = asyncio.create_task(sink.capture_frame(whole(ramp(2400))))
     await until(lambda: sink.samples_written == 2400)
     async with sink:
         pass
     await asyncio.wait_for(waiting, GUARD_S)
-    assert sink._stream.closed  # the PortAudio stream itself is released
+    assert stream.closed  # the PortAudio stream itself is released
     assert sink.samples_written == sink.samples_played == 0
     with pytest.raises(PlayoutClosedError):
         await sink.capture_frame(whole(ramp(480)))
 
 
 @pytest.mark.realtime
-async def test_a_stream_that_stops_by_itself_fails_the_waiters(null_device: None) -> None:
+async def test_a_stream_that_stops_by_itself_fails_the_waiters(
+    null_device: None, opened_streams: list[Any]
+) -> None:
     async with DeviceSink(queue_size_ms=0) as sink:
+        [stream] = opened_streams
         sink.pause()
         waiting = asyncio.create_task(sink.capture_frame(whole(ramp(2400))))
         await until(lambda: sink.samples_written == 2400)
-        await asyncio.to_thread(sink._stream.abort)
+        await asyncio.to_thread(stream.abort)
         with pytest.raises(PlayoutError, match="stream stopped"):
             await asyncio.wait_for(waiting, GUARD_S)
         with pytest.raises(PlayoutError, match="stream stopped"):

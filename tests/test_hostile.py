@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from agent_playout import (
+    CLEANUP_TIMEOUT_S,
     AgentPlayout,
     AudioByteStream,
     AudioFrame,
@@ -29,7 +30,6 @@ from agent_playout import (
 )
 from agent_playout.core.units import NS_PER_SECOND
 from agent_playout.engine.captions import CAPTION_BURST, CAPTION_PACE_NS
-from agent_playout.engine.playout import CLEANUP_TIMEOUT_S
 
 from .conftest import RATE, SlowClosingForwarder, frames_of, ramp, stream
 

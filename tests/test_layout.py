@@ -13,6 +13,7 @@ import agent_playout
 PACKAGE = Path(agent_playout.__file__).parent
 
 PUBLIC_API = {
+    "CLEANUP_TIMEOUT_S",
     "AgentPlayout",
     "AudioByteStream",
     "AudioFrame",

@@ -7,7 +7,8 @@ from .clock import Clock, MonotonicClock, VirtualClock
 from .core.frames import AudioByteStream, AudioFrame
 from .core.timeline import ItemState
 from .core.truncation import DeleteItem, TruncateItem, Truncation, truncation_for
-from .engine.playout import AgentPlayout, PlayoutHandle
+from .engine.handle import PlayoutHandle
+from .engine.playout import CLEANUP_TIMEOUT_S, AgentPlayout
 from .engine.report import PlayoutReport, ReportWord
 from .errors import PlayoutClosedError, PlayoutError, PlayoutStateError
 from .events import EventEmitter
@@ -23,6 +24,7 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 __all__ = [
+    "CLEANUP_TIMEOUT_S",
     "AgentPlayout",
     "AudioByteStream",
     "AudioFrame",

@@ -16,7 +16,8 @@ import numpy.typing as npt
 
 from ..core.frames import AudioFrame
 from ..core.units import NS_PER_SECOND
-from ..engine.playout import AgentPlayout, PlayoutHandle
+from ..engine.handle import PlayoutHandle
+from ..engine.playout import AgentPlayout
 from ..engine.report import PlayoutReport
 from ..transcript.forwarder import TranscriptForwarder
 from ..transcript.timed_text import TimedText

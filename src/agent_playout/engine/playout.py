@@ -35,7 +35,6 @@ __all__ = [
     "DEFAULT_READ_AHEAD_MS",
     "AgentPlayout",
     "EventTypes",
-    "PlayoutHandle",
 ]
 
 logger = logging.getLogger("agent_playout")

@@ -15,7 +15,7 @@ from ..core.truncation import Truncation, truncation_for
 from ..core.units import REALTIME_SAMPLE_RATE
 from ..transcript.forwarder import TranscriptForwarder
 from ..transcript.timed_text import TimedText
-from .playout import PlayoutHandle
+from .handle import PlayoutHandle
 
 
 @dataclass(frozen=True)
