@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent_playout import AudioFrame, VirtualClock
+from agent_playout import AudioFrame, TranscriptForwarder, VirtualClock
 
 RATE = 24000
 
@@ -73,6 +73,41 @@ async def failing_stream(items: Iterable[Any], error: Exception) -> AsyncIterato
         await asyncio.sleep(0)
         yield item
     raise error
+
+
+class LiveKitShapedForwarder:
+    """A forwarder with only LiveKit 0.12's methods (not a ``TranscriptForwarder``), passing
+    each call on to one, and recording the text it is given."""
+
+    def __init__(self, inner: TranscriptForwarder | None = None) -> None:
+        self.inner = inner if inner is not None else TranscriptForwarder()
+        self.texts: list[object] = []
+
+    @property
+    def played_text(self) -> str:
+        return self.inner.played_text
+
+    def push_text(self, text: str) -> None:
+        self.texts.append(text)
+        self.inner.push_text(text)
+
+    def push_audio(self, frame: Any) -> None:
+        self.inner.push_audio(frame)
+
+    def mark_text_segment_end(self) -> None:
+        self.inner.mark_text_segment_end()
+
+    def mark_audio_segment_end(self) -> None:
+        self.inner.mark_audio_segment_end()
+
+    def segment_playout_started(self) -> None:
+        self.inner.segment_playout_started()
+
+    def segment_playout_finished(self) -> None:
+        self.inner.segment_playout_finished()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 class SlowClosingForwarder:

@@ -23,7 +23,7 @@ from agent_playout import (
 )
 from agent_playout.core.units import NS_PER_SECOND
 
-from .conftest import RATE, frames_of, ramp, stream
+from .conftest import RATE, LiveKitShapedForwarder, frames_of, ramp, stream
 
 TEXT = [
     TimedText("Hello there. ", 0.0, 0.5),
@@ -199,38 +199,13 @@ def test_next_caption_sample_is_what_the_position_returned_and_moves_nothing() -
     assert forwarder.next_caption_sample() is None
 
 
-class EveryInputForwarder:
+class EveryInputForwarder(LiveKitShapedForwarder):
     """Delegates to a ``TranscriptForwarder`` but is not one, so the engine cannot ask it
     where its next caption is and wakes its caption driver on every input."""
 
     def __init__(self, inner: TranscriptForwarder) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.positions = 0
-
-    @property
-    def played_text(self) -> str:
-        return self.inner.played_text
-
-    def push_text(self, text: str) -> None:
-        self.inner.push_text(text)
-
-    def push_audio(self, frame: AudioFrame) -> None:
-        self.inner.push_audio(frame)
-
-    def mark_text_segment_end(self) -> None:
-        self.inner.mark_text_segment_end()
-
-    def mark_audio_segment_end(self) -> None:
-        self.inner.mark_audio_segment_end()
-
-    def segment_playout_started(self) -> None:
-        self.inner.segment_playout_started()
-
-    def segment_playout_finished(self) -> None:
-        self.inner.segment_playout_finished()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
     def set_playout_position(self, played_samples: int) -> int | None:
         self.positions += 1

@@ -23,7 +23,15 @@ from agent_playout import (
 )
 from agent_playout.core.units import NS_PER_SECOND
 
-from .conftest import RATE, SlowClosingForwarder, failing_stream, frames_of, ramp, stream
+from .conftest import (
+    RATE,
+    LiveKitShapedForwarder,
+    SlowClosingForwarder,
+    failing_stream,
+    frames_of,
+    ramp,
+    stream,
+)
 
 
 class Recorder:
@@ -658,41 +666,7 @@ async def test_cancelling_the_item_task_while_the_forwarder_closes_still_finishe
     assert recorder.events == [("started", None), ("stopped", True)]
 
 
-class _LiveKitShaped:
-    """A forwarder with only LiveKit 0.12's methods, recording what it is given."""
-
-    def __init__(self) -> None:
-        self.inner = TranscriptForwarder()
-        self.texts: list[object] = []
-
-    def push_text(self, text: str) -> None:
-        self.texts.append(text)
-        self.inner.push_text(text)
-
-    def push_audio(self, frame: Any) -> None:
-        self.inner.push_audio(frame)
-
-    def mark_text_segment_end(self) -> None:
-        self.inner.mark_text_segment_end()
-
-    def mark_audio_segment_end(self) -> None:
-        self.inner.mark_audio_segment_end()
-
-    def segment_playout_started(self) -> None:
-        self.inner.segment_playout_started()
-
-    def segment_playout_finished(self) -> None:
-        self.inner.segment_playout_finished()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    @property
-    def played_text(self) -> str:
-        return self.inner.played_text
-
-
-class _TranscriptShaped(_LiveKitShaped):
+class _TranscriptShaped(LiveKitShapedForwarder):
     """Not a ``TranscriptForwarder``, but with all its capabilities the engine uses."""
 
     def __init__(self) -> None:
@@ -752,7 +726,7 @@ async def test_a_forwarder_with_the_transcript_capabilities_is_treated_as_one(
 async def test_a_forwarder_with_only_the_livekit_methods_is_given_plain_text(
     clock: VirtualClock,
 ) -> None:
-    forwarder = _LiveKitShaped()
+    forwarder = LiveKitShapedForwarder()
     handle = await _play_timed(clock, forwarder)
     assert forwarder.texts == ["one ", "two"]
     assert not hasattr(forwarder, "item_id")
