@@ -15,11 +15,6 @@ from .core.units import NS_PER_SECOND
 T = TypeVar("T")
 
 
-def ceil_div(numerator: int, denominator: int) -> int:
-    """Integer division rounding up, for times that must not fall short."""
-    return -(-numerator // denominator)
-
-
 def _duration_ns(seconds: float) -> int:
     """``seconds`` as whole nanoseconds; a clear error for what is not a duration."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):

@@ -6,7 +6,7 @@ rule that turns a sink's count into a reported position is tested here, exhausti
 
 from __future__ import annotations
 
-from .units import NS_PER_SECOND, REALTIME_SAMPLE_RATE
+from .units import NS_PER_SECOND, REALTIME_SAMPLE_RATE, ceil_div
 
 Underruns = tuple[int, int]
 """A sink's underrun counters: (times it ran dry, nanoseconds of silence it played)."""
@@ -20,7 +20,7 @@ def at_rate(samples: int, from_rate: int, to_rate: int) -> int:
 
 def realtime_samples(played: int, sink_rate: int) -> int:
     """Heard samples at 24 kHz (LiveKit Agents 0.12's ``audio_samples``), from the sink's."""
-    return played * REALTIME_SAMPLE_RATE // sink_rate
+    return at_rate(played, sink_rate, REALTIME_SAMPLE_RATE)
 
 
 def input_heard(played: int, sink_rate: int, input_rate: int, received: int, finished: bool) -> int:
@@ -29,13 +29,13 @@ def input_heard(played: int, sink_rate: int, input_rate: int, received: int, fin
     finished item played all it received, so its count is exactly that."""
     if finished:
         return received
-    heard = played * input_rate // sink_rate
+    heard = at_rate(played, sink_rate, input_rate)
     return heard if heard < received else received
 
 
 def samples_in(ms: int, rate: int) -> int:
     """Samples per channel in ``ms`` milliseconds at ``rate``, rounded down."""
-    return rate * ms // 1000
+    return at_rate(ms, 1000, rate)
 
 
 def refill_level(read_ahead: int, refill: int) -> int:
@@ -47,7 +47,7 @@ def refill_level(read_ahead: int, refill: int) -> int:
 def samples_to_ns(samples: int, rate: int) -> int:
     """Nanoseconds ``samples`` take to play at ``rate``, rounded up: a timer set that far
     ahead never fires before the sample."""
-    return -(-samples * NS_PER_SECOND // rate)
+    return ceil_div(samples * NS_PER_SECOND, rate)
 
 
 class UnderrunShare:

@@ -8,3 +8,8 @@ NS_PER_SECOND: Final = 1_000_000_000
 REALTIME_SAMPLE_RATE: Final = 24000
 """The realtime model's audio rate: ``audio_samples`` and ``audio_end_ms`` are counted in it, as
 LiveKit Agents 0.12 defines them."""
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    """Integer division rounding up, for counts and times that must not fall short."""
+    return -(-numerator // denominator)

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..core.positions import realtime_samples
 from ..core.truncation import Truncation, truncation_for
-from ..core.units import REALTIME_SAMPLE_RATE
 from ..transcript.forwarder import TranscriptForwarder
 from ..transcript.timed_text import TimedText
 from .handle import PlayoutHandle
@@ -75,7 +75,7 @@ class PlayoutReport:
             raise ValueError(
                 f"item {handle.item_id!r} is not finished; await handle.wait_for_playout() first"
             )
-        sent = handle.received_samples * REALTIME_SAMPLE_RATE // handle.input_sample_rate
+        sent = realtime_samples(handle.received_samples, handle.input_sample_rate)
         return cls(
             item_id=handle.item_id,
             content_index=handle.content_index,

@@ -10,9 +10,10 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from ..clock import Clock, MonotonicClock, TimerHandle, ceil_div
+from ..clock import Clock, MonotonicClock, TimerHandle
 from ..core.frames import Int16Array
-from ..core.units import NS_PER_SECOND
+from ..core.positions import samples_to_ns
+from ..core.units import NS_PER_SECOND, REALTIME_SAMPLE_RATE
 from .base import (
     NEVER,
     AudioCallback,
@@ -41,7 +42,7 @@ class PacedSink(SinkSurface):
 
     def __init__(
         self,
-        sample_rate: int = 24000,
+        sample_rate: int = REALTIME_SAMPLE_RATE,
         num_channels: int = 1,
         *,
         queue_size_ms: int = 200,
@@ -168,9 +169,7 @@ class PacedSink(SinkSurface):
 
     def _time_of(self, played: int) -> int:
         """When the running segment reaches ``played`` samples."""
-        return self._segment_start_ns + ceil_div(
-            (played - self._segment_base) * NS_PER_SECOND, self._rate
-        )
+        return self._segment_start_ns + samples_to_ns(played - self._segment_base, self._rate)
 
     def _advance(self) -> None:
         """Bring the count up to the clock and hand what has played to ``on_audio``."""
@@ -239,7 +238,7 @@ class NullSink(PacedSink):
 
     def __init__(
         self,
-        sample_rate: int = 24000,
+        sample_rate: int = REALTIME_SAMPLE_RATE,
         num_channels: int = 1,
         *,
         queue_size_ms: int = 200,

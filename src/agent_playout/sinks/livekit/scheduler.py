@@ -11,6 +11,7 @@ raises ``SchedulerError``.
 from __future__ import annotations
 
 from ...core.frames import Int16Array
+from ...core.units import ceil_div
 from ..base import UnderrunMeter
 from .held import HeldAudio
 from .meter import queue_exceeded
@@ -131,7 +132,7 @@ class LiveKitScheduler:
         self.input = Input.ENDING
         tick = self._tick
         target = self.counter.written + self.in_transit
-        target += -(-self.held.pending_count // tick) * tick
+        target += ceil_div(self.held.pending_count, tick) * tick
         return target, self._kick(now_ns)
 
     def flush_deadline(self, target: int) -> int | None:

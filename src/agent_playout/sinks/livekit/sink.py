@@ -26,6 +26,7 @@ from typing import Any
 from livekit import rtc
 
 from ...clock import Clock, MonotonicClock, TimerHandle
+from ...core.units import ceil_div
 from ..base import SinkSurface, buffer_settings, sink_samples
 from .measure import measure_queue
 from .meter import SourceQueueError
@@ -89,8 +90,7 @@ class LiveKitSink(SinkSurface):
         self._told = (
             None if queue_size_ms is None else TickCounter(tick, queue_size_ms * rate // 1000)
         )
-        self._capture_ms = capture_ms
-        self._fade = -(-fade // tick) * tick
+        self._fade = ceil_div(fade, tick) * tick
         self._scheduler = LiveKitScheduler(
             channels,
             tick,

@@ -1,7 +1,7 @@
 """Pure counting of what a paced ``rtc.AudioSource`` released, from its native 10 ms ticks.
 
-No asyncio and no I/O: ``LiveKitSink`` tells it when captures were requested and when they
-completed, and asks it how much was released at a given time.
+No asyncio and no I/O: the LiveKit scheduler tells it when captures were requested and when
+they completed, and asks it how much was released at a given time.
 
 The native buffer releases one 10 ms frame per tick on a drift-free grid fixed when the
 source was made. A capture that had to wait for room completes on the tick that brings the
@@ -18,6 +18,8 @@ import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from ...core.units import ceil_div
 
 TICK_NS = 10_000_000
 _PHASE_WINDOW = 32
@@ -100,7 +102,7 @@ class TickCounter:
         """When the tick that releases sample index ``sample`` fires (None if never known)."""
         if self._anchor_tick_ns is None or sample > self.written:
             return None
-        ticks = max(-(-(sample - self._anchor_released) // self.tick_samples), 0)
+        ticks = max(ceil_div(sample - self._anchor_released, self.tick_samples), 0)
         return self._anchor_tick_ns + ticks * TICK_NS
 
     def grid_tick_at_or_before(self, when_ns: int) -> int:
@@ -152,7 +154,7 @@ class TickCounter:
         completion replaces it; it settles it only if it came by the tick the guess predicts
         (audio never starts before that tick). One that came later is either late or shows
         the audio started later, which cannot be told apart: the count stays provisional,
-        so the sink probes again (``TickCounter.provisional``).
+        so the scheduler probes again (``TickCounter.provisional``).
         """
         self._check_queue(ticket, done_ns - ticket.requested_ns)
         if self.written != ticket.written_after:
@@ -252,7 +254,7 @@ class TickCounter:
         the ticks that release them (a count slightly off could think so wrongly)."""
         if excess <= 0:
             return False
-        ticks = -(-excess // self.tick_samples)
+        ticks = ceil_div(excess, self.tick_samples)
         if ticks == 1:
             return elapsed_ns > 2_000_000
         return elapsed_ns >= (ticks - 1) * TICK_NS - 1_000_000
@@ -262,7 +264,7 @@ class TickCounter:
         if self._anchor_tick_ns is None:
             return None
         target = ticket.written_after - self.queue_limit - self._anchor_released
-        ticks = max(-(-target // self.tick_samples), 0)
+        ticks = max(ceil_div(target, self.tick_samples), 0)
         return self._anchor_tick_ns + ticks * TICK_NS
 
     def _learn_phase(self, done_ns: int) -> None:
