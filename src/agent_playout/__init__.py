@@ -14,8 +14,8 @@ from .errors import PlayoutClosedError, PlayoutError, PlayoutStateError
 from .events import EventEmitter
 from .sinks.base import AudioSink, PositionedSink
 from .sinks.paced import NullSink, PacedSink
-from .transcript.aligner import TimedText
 from .transcript.forwarder import HeardWord, TranscriptForwarder, TranscriptSegment
+from .transcript.timed_text import TimedText
 from .transcript.timestamps import from_character_alignment, from_word_timestamps
 
 try:

@@ -75,10 +75,6 @@ class ItemTimeline:
         return self._played
 
     @property
-    def base(self) -> int | None:
-        return self._base
-
-    @property
     def started(self) -> bool:
         """True once the item's first sample went to the sink."""
         return self._base is not None
@@ -136,7 +132,3 @@ class ItemTimeline:
         if sink_played is not None:
             self.observe(sink_played)
         self._move(ItemState.INTERRUPTED)
-
-    def remaining(self) -> int:
-        """Samples pushed but not yet played."""
-        return self._pushed - self._played

@@ -17,7 +17,6 @@ from ..clock import Clock
 from ..core.positions import CaptionPace, samples_to_ns
 from ..core.timeline import ItemState
 from ..sinks.base import PositionedSink
-from ..transcript.aligner import TimedText
 from ..transcript.forwarder import (
     PositionDriven,
     SegmentsForwarder,
@@ -26,6 +25,7 @@ from ..transcript.forwarder import (
     is_position_driven,
     is_timed_text_forwarder,
 )
+from ..transcript.timed_text import TimedText
 from .guards import stray_cancel
 from .record import ItemRecord
 

@@ -21,8 +21,8 @@ from ..core.units import NS_PER_SECOND
 from ..errors import PlayoutClosedError, PlayoutStateError
 from ..events import EventEmitter
 from ..sinks.base import PositionedSink, positioned
-from ..transcript.aligner import TimedText
 from ..transcript.forwarder import SegmentsForwarder, TranscriptForwarder, is_segments_forwarder
+from ..transcript.timed_text import TimedText
 from .claims import claim, release_claim, underlying
 from .eager import start_eagerly
 from .guards import log_failure

@@ -17,6 +17,7 @@ from ..core.positions import Underruns, UnderrunShare, input_heard
 from ..core.timeline import ItemState, ItemTimeline
 from ..errors import PlayoutStateError
 from ..sinks.base import PositionedSink
+from .guards import wake
 
 
 class RunStage(enum.Enum):
@@ -126,8 +127,7 @@ class ItemRecord:
 
     def stop_done(self) -> None:
         """The stop is complete: wake the item's own task."""
-        if not self._stop_requested.done():
-            self._stop_requested.set_result(None)
+        wake(self._stop_requested)
 
     def drop_tasks(self) -> None:
         """Forget the tasks once they ended (or were left to end on their own)."""
@@ -137,8 +137,7 @@ class ItemRecord:
         """Stopped → released: wake every ``wait_for_playout`` caller."""
         self._move((RunStage.STOPPED,), RunStage.RELEASED)
         for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+            wake(waiter)
         self._waiters.clear()
 
     async def wait_released(self) -> None:

@@ -125,11 +125,6 @@ class UnderrunMeter:
         self._length = 0
         self._since: int | None = None
 
-    @property
-    def dry_since(self) -> int | None:
-        """Where the open span began, or None while the sink is not dry."""
-        return self._since
-
     def went_dry(self, at: int) -> None:
         """The sink ran out at ``at``; a span already open keeps its start."""
         if self._since is None:
@@ -208,8 +203,8 @@ class SinkSurface(ABC):
     """The read-only surface this package's sinks share, read from the fields each one keeps.
 
     A sink says where its counts come from (``samples_played``, ``samples_written`` and
-    ``_underrun_totals``); the rest follows. Each property reads a field or two, so none
-    costs anything on a hot path.
+    ``_underrun_totals``); the rest follows from them, with no state of its own but the
+    pause of the sinks that pause themselves.
     """
 
     _paused = False

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..core.frames import Int16Array
-from ..core.units import NS_PER_SECOND
+from ..core.units import NS_PER_SECOND, REALTIME_SAMPLE_RATE
 from ..errors import PlayoutClosedError, PlayoutError
 from .base import (
     NEVER,
@@ -154,7 +154,7 @@ class DeviceSink(SinkSurface, ClosesOnExit):
 
     def __init__(
         self,
-        sample_rate: int = 24000,
+        sample_rate: int = REALTIME_SAMPLE_RATE,
         num_channels: int = 1,
         *,
         queue_size_ms: int = 200,

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..clock import Clock
 from ..core.frames import Int16Array
+from ..core.units import REALTIME_SAMPLE_RATE
 from ..errors import PlayoutClosedError
 from .base import ClosesOnExit
 from .paced import PacedSink
@@ -35,7 +36,7 @@ class WavSink(PacedSink, ClosesOnExit):
     def __init__(
         self,
         path: str | Path,
-        sample_rate: int = 24000,
+        sample_rate: int = REALTIME_SAMPLE_RATE,
         num_channels: int = 1,
         *,
         queue_size_ms: int = 200,

@@ -37,8 +37,6 @@ from .timed_text import TimedText
 from .weights import PLAIN_PACER_SYLLABLES_PER_SECOND
 from .words import Word, WordCutter
 
-__all__ = ["TimedText", "TranscriptAligner"]
-
 _CALIBRATION_SECONDS: Final = 2.0
 """Audio needed before streaming text is paced by the audio-to-text ratio."""
 _AHEAD_CHARS = 4 * SLICE_CHARS

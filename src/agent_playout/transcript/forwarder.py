@@ -17,10 +17,11 @@ from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 from ..core.frames import AudioFrameLike
 from ..events import EventEmitter
-from .aligner import TimedText, TranscriptAligner
+from .aligner import TranscriptAligner
 from .sentences import HeardWord as HeardWord
 from .sentences import SentenceSegmenter
 from .sentences import TranscriptSegment as TranscriptSegment
+from .timed_text import TimedText
 
 logger = logging.getLogger("agent_playout")
 
@@ -186,7 +187,6 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         self._sentences = SentenceSegmenter(
             self._aligner, language=language, record_words=record_words
         )
-        self._started = False
         self._finished = False
         self._closed = False
         self._subscribers: list[asyncio.Queue[object]] = []
@@ -304,7 +304,7 @@ class TranscriptForwarder(EventEmitter[Literal["segment"]]):
         self._aligner.end_audio()
 
     def segment_playout_started(self) -> None:
-        self._started = True
+        """Nothing to do: the played count, not this call, says what was heard."""
 
     def segment_playout_finished(self) -> None:
         """The whole item played: every word was heard and the last sentence is final."""
