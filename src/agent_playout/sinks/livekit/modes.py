@@ -32,13 +32,15 @@ class Mode(enum.Enum):
 
 
 MOVES: dict[Mode, frozenset[Mode]] = {
-    Mode.LEARNING: frozenset({Mode.LEARNING, Mode.IDLE, Mode.ARMED, Mode.CAPTURING}),
-    Mode.IDLE: frozenset({Mode.IDLE, Mode.ARMED, Mode.CAPTURING, Mode.STOPPING}),
-    Mode.ARMED: frozenset({Mode.IDLE, Mode.ARMED, Mode.CAPTURING, Mode.STOPPING}),
-    Mode.CAPTURING: frozenset({Mode.IDLE, Mode.ARMED, Mode.CAPTURING, Mode.STOPPING}),
-    Mode.STOPPING: frozenset({Mode.IDLE, Mode.ARMED, Mode.CAPTURING, Mode.STOPPING}),
+    Mode.LEARNING: frozenset({Mode.IDLE}),
+    Mode.IDLE: frozenset({Mode.ARMED, Mode.CAPTURING, Mode.STOPPING}),
+    Mode.ARMED: frozenset({Mode.IDLE, Mode.ARMED}),
+    Mode.CAPTURING: frozenset({Mode.IDLE, Mode.CAPTURING, Mode.STOPPING}),
+    Mode.STOPPING: frozenset({Mode.IDLE, Mode.CAPTURING}),
 }
-"""The transitions table: the modes each mode may move to."""
+"""The transitions table: the modes each mode may move to. A capture or a stop starts only
+from IDLE (an armed timer is cancelled first); ARMED → ARMED re-arms for a new time, and
+CAPTURING → CAPTURING hands over the fade-out while a stopped capture is still finishing."""
 
 
 class Input(enum.Enum):
