@@ -11,7 +11,7 @@ import random
 import numpy as np
 import pytest
 
-from agent_playout.sinks.livekit.meter import SourceQueueError, settled_queue
+from agent_playout.sinks.livekit.meter import SourceQueueError, second_opinion, settled_queue
 from agent_playout.sinks.livekit.modes import MOVES, Mode, SchedulerError
 from agent_playout.sinks.livekit.scheduler import LiveKitScheduler
 from agent_playout.sinks.livekit.ticks import GUARD_AFTER_NS, TICK_NS, TickCounter
@@ -420,3 +420,27 @@ def test_a_told_queue_that_could_not_be_checked_is_kept_unconfirmed() -> None:
     assert settled_queue(told, 4800, None, 24000) == (told, True)
     measured = TickCounter(FRAME, 4800)
     assert settled_queue(told, 0, measured, 24000) == (measured, False)
+
+
+def test_a_second_measurement_that_finds_the_told_queue_wins() -> None:
+    told, short = TickCounter(FRAME, 24000), TickCounter(FRAME, 23520)
+    again = TickCounter(FRAME, 24000)
+    assert second_opinion(told, short, again) is again
+
+
+def test_two_measurements_that_agree_on_another_queue_are_refused() -> None:
+    told, first, again = (
+        TickCounter(FRAME, 4800),
+        TickCounter(FRAME, 24000),
+        TickCounter(FRAME, 24000),
+    )
+    with pytest.raises(SourceQueueError, match="queue is 1000 ms, not queue_size_ms=200"):
+        settled_queue(told, 0, second_opinion(told, first, again), 24000)
+
+
+def test_measurements_that_disagree_leave_the_told_queue_unconfirmed() -> None:
+    told = TickCounter(FRAME, 24000)
+    for again in (TickCounter(FRAME, 23280), None):
+        verdict = second_opinion(told, TickCounter(FRAME, 23520), again)
+        assert verdict is None
+        assert settled_queue(told, 0, verdict, 24000) == (told, True)

@@ -13,7 +13,14 @@ import logging
 from livekit import rtc
 
 from ...clock import Clock
-from .meter import QueueMeter, fill_limit, first_fill, settled_queue, told_queue_holds
+from .meter import (
+    QueueMeter,
+    fill_limit,
+    first_fill,
+    second_opinion,
+    settled_queue,
+    told_queue_holds,
+)
 from .ticks import TICK_NS, TickCounter, between_ticks, grid_phase
 
 logger = logging.getLogger("agent_playout")
@@ -89,8 +96,9 @@ async def measure_queue(
     one fill, so that it stays cheap when many sources start together: it is taken unless
     the fill proves the queue larger, or its first capture (a frame short of the told queue,
     into the empty source) had to wait; then the queue is measured, and a told one that
-    proves different is a ``SourceQueueError``, as is one that cannot be measured without
-    being told. Audio waits meanwhile, since until the grid is known the count would rest
+    proves different in two measurements that agree is a ``SourceQueueError``, as is one
+    that cannot be measured without being told (two that disagree leave the told one,
+    unconfirmed). Audio waits meanwhile, since until the grid is known the count would rest
     on a guess. The listener hears only silence, emptied out after each capture.
     """
     rate = source.sample_rate
@@ -106,6 +114,9 @@ async def measure_queue(
             counter.adopt_grid(meter.completions_ns)
             return counter
     measured = await _measured(source, tick, limit, told, clock)
+    if counter is not None and measured is not None and measured.queue_limit != told:
+        again = await _measured(source, tick, limit, told, clock)
+        measured = second_opinion(counter, measured, again)
     settled, unconfirmed = settled_queue(counter, floor, measured, rate)
     if unconfirmed:
         logger.warning(

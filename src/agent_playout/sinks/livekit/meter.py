@@ -222,6 +222,22 @@ def _ms(samples: int, sample_rate: int) -> int:
     return samples * 1000 // sample_rate
 
 
+def second_opinion(
+    told: TickCounter, first: TickCounter, second: TickCounter | None
+) -> TickCounter | None:
+    """What two measurements say of a told queue the ``first`` contradicted: the ``second``
+    if it agrees with the told queue or with the first, else None (unconfirmed).
+
+    A loaded event loop makes a capture look as if it waited, and so can confirm a queue a
+    few frames short; two measurements that agree on the same other size show a real one.
+    """
+    if second is None:
+        return None
+    if second.queue_limit in (told.queue_limit, first.queue_limit):
+        return second
+    return None
+
+
 def settled_queue(
     told: TickCounter | None, floor: int, measured: TickCounter | None, sample_rate: int
 ) -> tuple[TickCounter, bool]:
