@@ -369,7 +369,6 @@ class ItemRun:
         record = self.record
         if record.started:
             await self.sink.wait_for_playout()
-        self.freeze_underruns()
         if complete and not record.timeline.state.is_final:
             record.complete()
         self.stop()
