@@ -1,0 +1,299 @@
+"""The Twilio Media Streams protocol without I/O: inbound messages parsed and checked, outbound
+built.
+
+Twilio's messages are JSON text frames. ``CallProtocol`` keeps one call's inbound state (before
+``start``, streaming, stopped) so that a message out of place is refused with one clear line and the
+call goes on. Echoed bad values are cut short so a hostile message cannot flood the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final, TypeAlias
+
+MAX_PAYLOAD_BYTES: Final[int] = 8000
+"""The largest inbound media payload accepted: 1 s of 8 kHz mu-law (Twilio sends 20 ms)."""
+
+_MAX_PAYLOAD_BASE64: Final[int] = -(-MAX_PAYLOAD_BYTES // 3) * 4
+_SHOWN: Final[int] = 40
+_MAX_DIGITS: Final[int] = 18  # a counter's string form; longer would be a hostile int() cost
+
+
+class MediaStreamError(ValueError):
+    """An inbound message that breaks the protocol; the text names the event and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The first message of a stream: Twilio's protocol name and version."""
+
+    protocol: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The stream's metadata: its ids, the tracks sent, the audio format, the TwiML parameters."""
+
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    tracks: tuple[str, ...]
+    encoding: str
+    sample_rate: int
+    channels: int
+    custom_parameters: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """One chunk of the caller's audio; ``payload`` is mu-law bytes (decoded from base64)."""
+
+    track: str
+    chunk: int
+    timestamp_ms: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """The phone has played all audio sent before the mark of this name (or a clear flushed it)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    """A key the caller pressed."""
+
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """The stream ended: the caller hung up or the call was redirected."""
+
+    call_sid: str
+
+
+InboundEvent: TypeAlias = Connected | Start | Media | Mark | Dtmf | Stop
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` cut to about 40 characters, for an error line."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def _is_decimal(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+class _Fields:
+    """Typed reads from one JSON object, each failure naming the event and the dotted field."""
+
+    __slots__ = ("_event", "_object", "_prefix")
+
+    def __init__(self, event: str, value: Any, prefix: str = "") -> None:
+        if not isinstance(value, dict):
+            field = prefix.rstrip(".") or "message"
+            raise MediaStreamError(f"{event} event: {field} is {_shown(value)}, not an object")
+        self._event = event
+        self._object: dict[str, Any] = value
+        self._prefix = prefix
+
+    def _fail(self, key: str, problem: str) -> MediaStreamError:
+        return MediaStreamError(f"{self._event} event: {self._prefix}{key} {problem}")
+
+    def _get(self, key: str) -> Any:
+        if key not in self._object:
+            raise self._fail(key, "is missing")
+        return self._object[key]
+
+    def text(self, key: str) -> str:
+        value = self._get(key)
+        if not isinstance(value, str):
+            raise self._fail(key, f"is {_shown(value)}, not a string")
+        return value
+
+    def integer(self, key: str) -> int:
+        """An integer, given as a JSON number or, as Twilio does for counters, a decimal string."""
+        value = self._get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if (
+            isinstance(value, str)
+            and len(value) <= _MAX_DIGITS
+            and value.isascii()
+            and value.isdigit()
+        ):
+            return int(value)
+        raise self._fail(key, f"is {_shown(value)}, not an integer")
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self._get(key)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._fail(key, f"is {_shown(value)}, not a list of strings")
+        return tuple(value)
+
+    def text_map(self, key: str) -> Mapping[str, str]:
+        """A string-to-string object; absent means empty (Twilio omits it without parameters)."""
+        value = self._object.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise self._fail(key, f"is {_shown(value)}, not an object of strings")
+        return MappingProxyType(dict(value))
+
+    def nested(self, key: str) -> _Fields:
+        return _Fields(self._event, self._get(key), f"{self._prefix}{key}.")
+
+
+class CallProtocol:
+    """One call's inbound state: before ``start``, streaming, stopped."""
+
+    def __init__(self) -> None:
+        self.start: Start | None = None
+        self.stopped = False
+        self._handlers: dict[str, Callable[[_Fields], InboundEvent]] = {
+            "connected": self._connected,
+            "start": self._start,
+            "media": self._media,
+            "mark": self._mark,
+            "dtmf": self._dtmf,
+            "stop": self._stop,
+        }
+
+    @property
+    def stream_sid(self) -> str | None:
+        """The stream's id, once ``start`` has come."""
+        return None if self.start is None else self.start.stream_sid
+
+    def receive(self, message: str | bytes) -> InboundEvent | None:
+        """Parse one WebSocket message: its event, or None once the stream has stopped.
+
+        Raises MediaStreamError for anything out of protocol; the state is then unchanged, so the
+        caller can log the error and go on with the call.
+        """
+        if self.stopped:
+            return None
+        try:
+            parsed = json.loads(message)
+        except (ValueError, RecursionError) as error:
+            raise MediaStreamError(f"message is not JSON: {_shown(str(error))}") from None
+        if not isinstance(parsed, dict):
+            raise MediaStreamError(f"message is a JSON {type(parsed).__name__}, not an object")
+        event = parsed.get("event")
+        if not isinstance(event, str):
+            problem = "no event" if event is None else f"event {_shown(event)}, not a string"
+            raise MediaStreamError(f"message has {problem}")
+        handler = self._handlers.get(event)
+        if handler is None:
+            raise MediaStreamError(f"unknown event {_shown(event)}")
+        return handler(_Fields(event, parsed))
+
+    def _streaming(self, fields: _Fields, event: str) -> None:
+        """Refuse an event before ``start`` or for another stream."""
+        if self.start is None:
+            raise MediaStreamError(f"{event} event: before the start event")
+        stream_sid = fields.text("streamSid")
+        if stream_sid != self.start.stream_sid:
+            raise MediaStreamError(
+                f"{event} event: streamSid is {_shown(stream_sid)}, "
+                f"not this call's {_shown(self.start.stream_sid)}"
+            )
+
+    def _connected(self, fields: _Fields) -> Connected:
+        return Connected(protocol=fields.text("protocol"), version=fields.text("version"))
+
+    def _start(self, fields: _Fields) -> Start:
+        if self.start is not None:
+            raise MediaStreamError(f"start event: a second start (stream {self.start.stream_sid})")
+        start = fields.nested("start")
+        media_format = start.nested("mediaFormat")
+        parsed = Start(
+            stream_sid=start.text("streamSid"),
+            call_sid=start.text("callSid"),
+            account_sid=start.text("accountSid"),
+            tracks=start.texts("tracks"),
+            encoding=media_format.text("encoding"),
+            sample_rate=media_format.integer("sampleRate"),
+            channels=media_format.integer("channels"),
+            custom_parameters=start.text_map("customParameters"),
+        )
+        if (parsed.encoding, parsed.sample_rate, parsed.channels) != ("audio/x-mulaw", 8000, 1):
+            raise MediaStreamError(
+                f"start event: start.mediaFormat is {_shown(parsed.encoding)} "
+                f"{parsed.sample_rate} Hz {parsed.channels} channel(s), "
+                "not 'audio/x-mulaw' 8000 Hz mono"
+            )
+        self.start = parsed
+        return parsed
+
+    def _media(self, fields: _Fields) -> Media:
+        self._streaming(fields, "media")
+        media = fields.nested("media")
+        encoded = media.text("payload")
+        if len(encoded) > _MAX_PAYLOAD_BASE64:
+            raise MediaStreamError(
+                f"media event: media.payload is {len(encoded)} base64 characters, "
+                f"over {MAX_PAYLOAD_BYTES} bytes (1 s of audio)"
+            )
+        try:
+            payload = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise MediaStreamError("media event: media.payload is not base64") from None
+        return Media(
+            track=media.text("track"),
+            chunk=media.integer("chunk"),
+            timestamp_ms=media.integer("timestamp"),
+            payload=payload,
+        )
+
+    def _mark(self, fields: _Fields) -> Mark:
+        self._streaming(fields, "mark")
+        return Mark(name=fields.nested("mark").text("name"))
+
+    def _dtmf(self, fields: _Fields) -> Dtmf:
+        self._streaming(fields, "dtmf")
+        return Dtmf(digit=fields.nested("dtmf").text("digit"))
+
+    def _stop(self, fields: _Fields) -> Stop:
+        """The end of the stream; accepted before ``start`` too (a caller can hang up at once)."""
+        if self.start is not None:
+            self._streaming(fields, "stop")
+        stop = Stop(call_sid=fields.nested("stop").text("callSid"))
+        self.stopped = True
+        return stop
+
+
+@functools.lru_cache(maxsize=1024)
+def _quoted_stream_sid(stream_sid: str) -> str:
+    """A stream id as a JSON string, cached: it is in every outbound message of its call."""
+    return json.dumps(stream_sid)
+
+
+def media_message(stream_sid: str, payload: bytes) -> str:
+    """An outbound ``media`` message carrying mu-law ``payload`` (base64 inside)."""
+    encoded = binascii.b2a_base64(payload, newline=False).decode("ascii")
+    return (
+        f'{{"event":"media","streamSid":{_quoted_stream_sid(stream_sid)},'
+        f'"media":{{"payload":"{encoded}"}}}}'
+    )
+
+
+def mark_message(stream_sid: str, name: str) -> str:
+    """An outbound ``mark``: Twilio echoes it once the audio sent before it has played."""
+    return (
+        f'{{"event":"mark","streamSid":{_quoted_stream_sid(stream_sid)},'
+        f'"mark":{{"name":{json.dumps(name)}}}}}'
+    )
+
+
+def clear_message(stream_sid: str) -> str:
+    """An outbound ``clear``: Twilio drops its buffered audio and echoes every pending mark."""
+    return f'{{"event":"clear","streamSid":{_quoted_stream_sid(stream_sid)}}}'
