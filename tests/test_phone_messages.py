@@ -153,11 +153,13 @@ def test_custom_parameters_cannot_be_changed_through_the_event() -> None:
 @pytest.mark.parametrize(
     ("message", "error"),
     [
-        ("{not json", r"^message is not JSON: "),
-        (b"\xff\xfe{}", r"^message is not JSON: "),
-        ("[" * 100_000, r"^message is not JSON: "),
-        ("[1, 2]", r"^message is a JSON list, not an object$"),
-        ('"media"', r"^message is a JSON str, not an object$"),
+        ("{not json", r"^message is not JSON: Expecting property name .* at character 1$"),
+        (b'{"event": "\xff"}', r"^message is not UTF-8 text: bad byte at 11$"),
+        ("[" * 100_000, r"^message is not JSON this parser takes: nested too deep$"),
+        ('{"event": "media", "n": ' + "1" * 5000 + "}", r"^message is not JSON this parser"),
+        ("[1, 2]", r"^message is a JSON array, not an object$"),
+        ('"media"', r"^message is a JSON string, not an object$"),
+        ("null", r"^message is a JSON null, not an object$"),
         ('{"streamSid": "MZ1"}', r"^message has no event$"),
         ('{"event": 7}', r"^message has event 7, not a string$"),
         ('{"event": "foo"}', r"^unknown event 'foo'$"),
@@ -228,7 +230,7 @@ def test_a_second_start_is_refused_and_the_first_stands() -> None:
     second["start"]["streamSid"] = "MZsecond"
 
     with pytest.raises(
-        MediaStreamError, match=rf"^start event: a second start \(stream {STREAM}\)"
+        MediaStreamError, match=rf"^start event: a second start \(stream '{STREAM}'\)$"
     ):
         send(protocol, second)
 

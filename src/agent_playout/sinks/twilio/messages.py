@@ -92,7 +92,33 @@ def _shown(value: object) -> str:
 
 
 def _is_decimal(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` alone takes "²" and other digits ``int()`` refuses."""
     return text.isascii() and text.isdigit()
+
+
+_JSON_KINDS: Final[Mapping[type, str]] = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+def _parsed(message: str | bytes) -> Any:
+    """The JSON value of one message; the error says why it is not JSON without echoing it."""
+    try:
+        return json.loads(message)
+    except json.JSONDecodeError as error:
+        problem = f"is not JSON: {error.msg} at character {error.pos}"
+    except UnicodeDecodeError as error:
+        problem = f"is not UTF-8 text: bad byte at {error.start}"
+    except RecursionError:
+        problem = "is not JSON this parser takes: nested too deep"
+    except ValueError as error:  # a number of more digits than int() converts
+        problem = f"is not JSON this parser takes: {_shown(str(error))}"
+    raise MediaStreamError(f"message {problem}")
 
 
 class _Fields:
@@ -181,12 +207,10 @@ class CallProtocol:
         """
         if self.stopped:
             return None
-        try:
-            parsed = json.loads(message)
-        except (ValueError, RecursionError) as error:
-            raise MediaStreamError(f"message is not JSON: {_shown(str(error))}") from None
+        parsed = _parsed(message)
         if not isinstance(parsed, dict):
-            raise MediaStreamError(f"message is a JSON {type(parsed).__name__}, not an object")
+            kind = _JSON_KINDS.get(type(parsed), "value")
+            raise MediaStreamError(f"message is a JSON {kind}, not an object")
         event = parsed.get("event")
         if not isinstance(event, str):
             problem = "no event" if event is None else f"event {_shown(event)}, not a string"
@@ -212,7 +236,9 @@ class CallProtocol:
 
     def _start(self, fields: _Fields) -> Start:
         if self.start is not None:
-            raise MediaStreamError(f"start event: a second start (stream {self.start.stream_sid})")
+            raise MediaStreamError(
+                f"start event: a second start (stream {_shown(self.start.stream_sid)})"
+            )
         start = fields.nested("start")
         media_format = start.nested("mediaFormat")
         parsed = Start(
