@@ -53,12 +53,12 @@ def encode(pcm: Int16Array) -> bytes:
         raise TypeError(f"mu-law encode needs an int16 numpy array, got {kind}")
     if pcm.ndim != 1:
         raise ValueError(f"mu-law encode needs mono samples (1-D), got shape {pcm.shape}")
-    return _ENCODE[pcm.view(np.uint16)].tobytes()
+    return _ENCODE.take(pcm.view(np.uint16)).tobytes()
 
 
 def decode(data: bytes | bytearray | memoryview) -> Int16Array:
     """Mu-law bytes to int16 samples (== ``audioop.ulaw2lin(data, 2)``)."""
-    if not isinstance(data, bytes | bytearray | memoryview):
+    if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"mu-law decode needs bytes, got {type(data).__name__}")
-    decoded: Int16Array = _DECODE[np.frombuffer(data, dtype=np.uint8)]
+    decoded: Int16Array = _DECODE.take(np.frombuffer(data, dtype=np.uint8))
     return decoded
