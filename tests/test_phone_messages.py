@@ -224,6 +224,14 @@ def test_a_mark_without_stream_sid_is_refused() -> None:
         send(protocol, message)
 
 
+def test_a_mark_without_its_mark_object_is_refused() -> None:
+    message = mark()
+    del message["mark"]
+
+    with pytest.raises(MediaStreamError, match=r"^mark event: mark is missing$"):
+        send(streaming(), message)
+
+
 def test_a_second_start_is_refused_and_the_first_stands() -> None:
     protocol = streaming()
     second = start()
