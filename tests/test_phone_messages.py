@@ -316,10 +316,19 @@ def test_a_payload_of_one_second_is_accepted() -> None:
 
 
 def test_a_payload_over_one_second_is_refused_naming_its_size() -> None:
-    oversized = base64.b64encode(bytes(MAX_PAYLOAD_BYTES + 3)).decode()
+    one_byte_over = base64.b64encode(bytes(MAX_PAYLOAD_BYTES + 1)).decode()
 
     with pytest.raises(
-        MediaStreamError, match=rf"^media event: media.payload is {len(oversized)} base64 char"
+        MediaStreamError, match=r"^media event: media.payload is 8001 bytes, over 8000 \(1 s"
+    ):
+        send(streaming(), media(payload=one_byte_over))
+
+
+def test_a_payload_too_long_to_decode_is_refused_before_decoding() -> None:
+    oversized = "A" * 1_000_000
+
+    with pytest.raises(
+        MediaStreamError, match=r"^media event: media.payload is 1000000 base64 characters, over"
     ):
         send(streaming(), media(payload=oversized))
 

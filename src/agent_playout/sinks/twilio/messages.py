@@ -267,6 +267,11 @@ class CallProtocol:
             payload = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raise MediaStreamError("media event: media.payload is not base64") from None
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise MediaStreamError(
+                f"media event: media.payload is {len(payload)} bytes, "
+                f"over {MAX_PAYLOAD_BYTES} (1 s of audio)"
+            )
         return Media(
             track=media.text("track"),
             chunk=media.integer("chunk"),
