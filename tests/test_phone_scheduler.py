@@ -338,6 +338,7 @@ def test_the_end_is_never_below_what_was_confirmed_or_reported() -> None:
 
 def test_echo_verdicts_foreign_duplicate_and_out_of_order() -> None:
     scheduler = PhoneScheduler()
+    scheduler.on_round_trip(40 * MS)
     marks = []
     for index in range(10):
         mark = scheduler.sent(CHUNK, index * CHUNK_NS)
@@ -351,6 +352,8 @@ def test_echo_verdicts_foreign_duplicate_and_out_of_order() -> None:
     assert late == scheduler.confirmed == 1600
     assert scheduler.on_mark(marks[0], 210 * MS) is EchoVerdict.COUNTED
     assert scheduler.confirmed == 1600
+    scheduler.sent(CHUNK, 220 * MS)
+    assert scheduler.time_of(1760, 220 * MS) == 220 * MS + 20 * MS + CHUNK_NS
     assert scheduler.position(210 * MS) >= late
     assert scheduler.on_mark(marks[1], 220 * MS) is EchoVerdict.DUPLICATE
     assert scheduler.all_confirmed
