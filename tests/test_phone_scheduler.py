@@ -393,6 +393,14 @@ def test_time_of_is_when_the_position_reaches_the_target() -> None:
         assert probe.position(due - 1) < target <= probe.position(due)
     assert scheduler.time_of(0, 5 * MS) == 5 * MS
 
+    unmeasured = PhoneScheduler()
+    mark = None
+    while mark is None:
+        mark = unmeasured.sent(CHUNK, 0)
+    assert unmeasured.time_of(CHUNK, NS_PER_SECOND) is None
+    unmeasured.on_mark(mark, 300 * MS)
+    assert unmeasured.time_of(CHUNK, 300 * MS) == 300 * MS
+
 
 def test_settings_and_round_trips_that_make_no_sense_are_refused() -> None:
     with pytest.raises(ValueError, match="-5"):

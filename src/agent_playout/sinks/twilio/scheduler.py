@@ -246,11 +246,17 @@ class PhoneScheduler:
         return self._frozen
 
     def time_of(self, target: int, now_ns: int) -> int | None:
-        """When ``position()`` reaches ``target`` by the model (``now_ns`` if it has already)."""
+        """When ``position()`` reaches ``target`` by the model (``now_ns`` if it has already).
+
+        None if ``target`` was not sent, or is not reached yet while no round trip is known
+        (only an echo moves the position then).
+        """
         if target > self.sent_total:
             return None
         if target <= max(self._reported, self._anchor_count):
             return now_ns
+        if self.round_trip_ns is None:
+            return None
         one_way = self._one_way * self.rate
         index, off = self._started, self._started_off
         chunks = self._chunks
