@@ -279,12 +279,12 @@ def test_a_smoothed_round_trip_ignores_one_late_pong() -> None:
     assert abs(cuts[0][0] - cuts[0][1]) <= 1
 
 
-def test_a_wrong_round_trip_errs_by_at_most_its_error() -> None:
-    error = 40 * MS
+@pytest.mark.parametrize("error", [40 * MS, -40 * MS])
+def test_a_wrong_round_trip_errs_by_at_most_its_error_and_that_way(error: int) -> None:
     call = call_over(80, rtt_ns=160 * MS + error)
     frozen, heard = run(call, [Turn(chunks=100, lead=8, cut_ns=1234 * MS)]).cuts[0]
-    assert abs(frozen - heard) <= ceil_div(error, SAMPLE_NS) + 1
-    assert frozen != heard
+    assert abs(frozen - heard) <= ceil_div(abs(error), SAMPLE_NS) + 1
+    assert (frozen > heard) is (error > 0)
 
 
 def test_an_unknown_round_trip_under_counts_by_at_most_one_round_trip() -> None:
@@ -459,4 +459,20 @@ def test_random_timelines_freeze_within_the_round_trip_error(
     bound = ceil_div(abs(estimate - down - up) + 1, SAMPLE_NS) + 1
     for frozen, heard in run(call, plan).cuts:
         assert abs(frozen - heard) <= bound
+    assert_echoes_sound(call)
+
+
+@settings(max_examples=150, deadline=None)
+@given(down=st.integers(0, 150 * MS), up=st.integers(0, 150 * MS), plan=turns)
+def test_an_asymmetric_link_shifts_positions_by_half_its_asymmetry_and_freezes_exactly(
+    down: int, up: int, plan: list[Turn]
+) -> None:
+    call = call_over(0, rtt_ns=down + up)
+    call.phone.down_ns, call.phone.up_ns = down, up
+    played = run(call, plan)
+    for frozen, heard in played.cuts:
+        assert abs(frozen - heard) <= 1
+    shift = ceil_div(abs(up - down) // 2 + 1, SAMPLE_NS) + 1
+    for at, modelled, heard in played.probes:
+        assert abs(modelled - heard) <= shift, at
     assert_echoes_sound(call)

@@ -63,12 +63,14 @@ class PhoneScheduler:
     ``e - one_way`` and only the chunks sent after ``M`` are extrapolated, so the error does
     not grow with the length of the call: each echo bounds the drift anew. With the
     round trip measured exactly and a symmetric link, the position is exact to the sample
-    (floor). The link is assumed symmetric (``one_way = rtt // 2``); jitter, an asymmetric
-    link or a wrong estimate each move the position by at most the error in the round trip
-    (an under-estimate under-counts; an unknown round trip under-counts by at most one round
-    trip). A clear freezes at this model's estimate of where the phone was when the clear
-    reached it; no echo can confirm that later, since Twilio echoes every pending mark at
-    once on a clear, so those echoes are STALE by epoch and never counted.
+    (floor). The link is assumed symmetric (``one_way = rtt // 2``). If it is not, the whole
+    modelled phone clock is shifted by half the asymmetry: ``position()`` and ``end()`` are
+    off by that much, but a clear, sent and modelled on the same shifted clock, still
+    freezes to the sample. A wrong round trip (jitter, a stale estimate) moves a freeze by
+    at most its error: too long over-counts, too short under-counts. A clear freezes at
+    this model's estimate of where the phone was when the clear reached it; no echo can
+    confirm that later, since Twilio echoes every pending mark at once on a clear, so those
+    echoes are STALE by epoch and never counted.
 
     Memory and time: chunk records are dropped once an echo passes them; ``sent`` is O(1)
     amortised, ``position`` walks only the chunks that started playing since its last call
