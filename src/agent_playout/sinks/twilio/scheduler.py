@@ -72,7 +72,8 @@ class PhoneScheduler:
     confirm that later, since Twilio echoes every pending mark at once on a clear, so those
     echoes are STALE by epoch and never counted.
 
-    Memory and time: chunk records are dropped once an echo passes them; ``sent`` is O(1)
+    Memory and time: chunk records are dropped once an echo passes them (a phone that never
+    echoes would keep them, with its pending marks, until ``clear`` or ``end``); ``sent`` is O(1)
     amortised, ``position`` walks only the chunks that started playing since its last call
     (again from the anchor after an echo or a new round trip).
     """
@@ -88,7 +89,7 @@ class PhoneScheduler:
         self.sent_total = 0
         """Samples sent and not cleared: where the next chunk's first sample plays."""
         self.confirmed = 0
-        """The audio end of the latest COUNTED mark."""
+        """The furthest audio end a COUNTED mark confirmed."""
         self.epoch = 0
         """Clears so far (each starts a turn whose marks are named for it)."""
         self.round_trip_ns: int | None = None
