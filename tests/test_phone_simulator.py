@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -59,6 +60,10 @@ def mark(name: str) -> str:
     return json.dumps({"event": "mark", "streamSid": SID, "mark": {"name": name}})
 
 
+UPGRADE_REQUEST = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 CLEAR = json.dumps({"event": "clear", "streamSid": SID})
 
 
@@ -338,6 +343,35 @@ async def test_a_delayed_link_carries_a_drop_as_a_lost_connection(server: Server
         with pytest.raises(ConnectionClosedError):
             await asyncio.wait_for(read_to_the_end(connection), 5)
         assert connection.close_code == 1006
+
+
+async def test_a_cancelled_delayed_link_closes_its_port_and_its_connections(
+    server: Server,
+) -> None:
+    ready = asyncio.Event()
+    ports: list[int] = []
+
+    async def hold_a_link() -> None:
+        async with DelayedLink("127.0.0.1", server.port, delay_ms=5) as link:
+            ports.append(link.port)
+            ready.set()
+            await asyncio.Event().wait()
+
+    holder = asyncio.create_task(hold_a_link())
+    await ready.wait()
+    reader, writer = await asyncio.open_connection("127.0.0.1", ports[0])
+    writer.write(UPGRADE_REQUEST)
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 101")
+    await server.accept()
+    holder.cancel()
+    await asyncio.gather(holder, return_exceptions=True)
+    assert holder.cancelled()
+    # The link closed the client's side: reading ends (a TimeoutError here if it did not).
+    with contextlib.suppress(ConnectionResetError):
+        await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", ports[0])
 
 
 async def test_a_delayed_link_to_nowhere_refuses_the_call() -> None:

@@ -514,10 +514,16 @@ class DelayedLink:
                     stream.transport.abort()
                 else:
                     stream.close()
-            for stream in streams:
-                with contextlib.suppress(OSError):
-                    await stream.wait_closed()
-            self._connections.discard(task)
+            try:
+                for stream in streams:
+                    with contextlib.suppress(OSError):
+                        await stream.wait_closed()
+            except asyncio.CancelledError:
+                for stream in streams:
+                    stream.transport.abort()
+                raise
+            finally:
+                self._connections.discard(task)
 
     async def _carry(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> bool:
         """Carry one direction with the delay until it ends; True if it ended with a reset."""
