@@ -108,7 +108,8 @@ class SimulatedCaller:
     Use it as ``async with SimulatedCaller(url) as caller:``. Time (for ``played`` and the
     mark timers) comes from ``clock``; the socket is real. The phone stops playing when the
     stream ends (hang-up, drop, or the server closing), as a call leaving the stream does.
-    Client keepalive pings are off, as Twilio sends none; the server's pings are answered.
+    It sends no keepalive pings of its own (Twilio's docs describe none) and answers the
+    server's. ``received`` holds every message but the valid ``media`` (counted instead).
     """
 
     def __init__(
