@@ -72,6 +72,11 @@ def test_the_public_api_is_the_same_set_of_names() -> None:
         ("agent_playout.sinks.device", ["DeviceSink", "NoOutputDeviceError"]),
         ("agent_playout.sinks.livekit", ["LiveKitSink", "SourceQueueError", "TranscriptPublisher"]),
         ("agent_playout.sinks.livekit_transcript", ["TranscriptPublisher"]),
+        (
+            "agent_playout.sinks.twilio",
+            ["serve_phone", "PhoneCall", "PhoneSink", "CallEndedError", "SimulatedCaller"],
+        ),
+        ("agent_playout.sinks.twilio", ["DelayedLink", "PhoneServer", "MediaStreamError"]),
         ("agent_playout.clock", ["VirtualClock", "MonotonicClock"]),
         ("agent_playout.tts", ["load_voice", "available_voices"]),
     ],
