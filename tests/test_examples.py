@@ -157,6 +157,20 @@ def test_command_line_writes_the_heard_audio_and_plays_it_back(tmp_path: Path) -
     assert (tmp_path / "cut.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.realtime
+def test_phone_server_reports_what_the_phone_played(tmp_path: Path) -> None:
+    pytest.importorskip("websockets", reason="the [phone] extra is not installed")
+    env = {key: value for key, value in os.environ.items() if key != "TWILIO_AUTH_TOKEN"}
+    output = run_example("phone_server.py", cwd=tmp_path, env=env)
+    match = re.search(r"CA_example: heard (\d+) samples at 24 kHz", output)
+    truth = re.search(r"= (\d+) at 24 kHz", output)
+    assert match, output
+    assert truth, output
+    heard, played = int(match[1]), int(truth[1])
+    assert 0.7 * RATE < played < 1.0 * RATE  # cut 0.8 s in, over a link 80 ms each way
+    assert abs(heard - played) <= RATE * 30 // 1000  # within 1.5 chunks (30 ms)
+
+
 TESTED = {
     "usage.py",
     "virtual_clock.py",
@@ -166,6 +180,7 @@ TESTED = {
     "speakers.py",
     "livekit_output.py",
     "command_line.sh",
+    "phone_server.py",
 }
 
 
