@@ -33,12 +33,14 @@ pytest: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q
 
 # The drop-in beside LiveKit Agents 0.12: its last release with the oldest rtc this package
-# supports, installed in one resolve in a second venv, where the LiveKit tests run again.
+# supports, installed in one resolve in a second venv, where the LiveKit tests run again; the
+# phone tests run there too, on the oldest websockets and twilio the [phone] extra allows.
 FLOOR_VENV := .venv-lk012
-FLOOR_INSTALL := -e '.[dev]' 'livekit-agents[codecs]==0.12.21' 'livekit==1.1.10'
+FLOOR_INSTALL := -e '.[dev]' 'livekit-agents[codecs]==0.12.21' 'livekit==1.1.10' \
+	'websockets==15.0' 'twilio==9.0.2'
 LIVEKIT_TESTS := tests/test_livekit_sink.py tests/test_ticks.py tests/test_livekit_transcript.py \
 	tests/test_multimodal_agent.py tests/test_frames.py tests/test_playout.py \
-	tests/test_livekit_scheduler.py tests/test_sinks_base.py
+	tests/test_livekit_scheduler.py tests/test_sinks_base.py tests/test_phone_*.py
 
 $(FLOOR_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(FLOOR_VENV)
