@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent_playout.core.units import NS_PER_SECOND, ceil_div
-from agent_playout.sinks.twilio.scheduler import EchoVerdict, PhoneScheduler
+from agent_playout.sinks.twilio.scheduler import ROUND_TRIP_WINDOW, EchoVerdict, PhoneScheduler
 
 RATE = 8000
 SAMPLE_NS = NS_PER_SECOND // RATE
@@ -270,13 +270,24 @@ def test_marks_alone_would_miss_the_one_way_delay_the_model_does_not() -> None:
     assert heard - call.scheduler.confirmed >= 150 * MS // SAMPLE_NS
 
 
-def test_a_smoothed_round_trip_ignores_one_late_pong() -> None:
+def test_the_round_trip_is_the_smallest_recent_sample_so_a_late_pong_is_ignored() -> None:
     call = call_over(80, rtt_ns=None)
-    for sample in (160 * MS, 162 * MS, 900 * MS, 158 * MS, 160 * MS):
+    for sample in (900 * MS, 162 * MS, 160 * MS, 400 * MS, 161 * MS):
         call.scheduler.on_round_trip(sample)
     assert call.scheduler.round_trip_ns == 160 * MS
     cuts = run(call, [Turn(chunks=100, lead=8, cut_ns=1234 * MS)]).cuts
     assert abs(cuts[0][0] - cuts[0][1]) <= 1
+
+
+def test_a_slower_path_shows_once_the_faster_samples_leave_the_window() -> None:
+    scheduler = PhoneScheduler()
+    for _ in range(ROUND_TRIP_WINDOW):
+        scheduler.on_round_trip(40 * MS)
+    for sample in range(ROUND_TRIP_WINDOW - 1):
+        scheduler.on_round_trip(300 * MS)
+        assert scheduler.round_trip_ns == 40 * MS, sample
+    scheduler.on_round_trip(300 * MS)
+    assert scheduler.round_trip_ns == 300 * MS
 
 
 @pytest.mark.parametrize("error", [40 * MS, -40 * MS])

@@ -48,9 +48,16 @@ INBOUND_AUDIO_CHUNKS = 500
 the oldest is dropped past it."""
 
 PING_INTERVAL_S = 2.0
-"""How often the round trip is measured again (the first ping goes out on answering)."""
+"""How often the round trip is measured again, once the first pings are back."""
+
+FIRST_PINGS = 5
+"""Pings sent ``FIRST_PING_INTERVAL_S`` apart from answering: the round trip is the smallest
+recent sample, and the first ones are the likeliest to be late (a call's start is busy)."""
+
+FIRST_PING_INTERVAL_S = 0.2
 
 _PING_INTERVAL_NS = round(PING_INTERVAL_S * NS_PER_SECOND)
+_FIRST_PING_INTERVAL_NS = round(FIRST_PING_INTERVAL_S * NS_PER_SECOND)
 
 PONG_TIMEOUT_S = 10.0
 """A ping unanswered this long ends the call: the link is dead."""
@@ -245,6 +252,7 @@ class PhoneCall(EventEmitter[CallEvents]):
     async def _measure_round_trip(self) -> None:
         """Ping now and then; each pong's delay is a round-trip sample for the sink."""
         clock = self._clock
+        pings = 0
         try:
             while not self.ended:
                 sent = clock.now_ns()
@@ -255,7 +263,9 @@ class PhoneCall(EventEmitter[CallEvents]):
                     await self.hang_up(f"no pong in {PONG_TIMEOUT_S:g} s", code=1011)
                     return
                 self.sink.round_trip_measured(clock.now_ns() - sent)
-                await clock.sleep_until(clock.now_ns() + _PING_INTERVAL_NS)
+                pings += 1
+                interval = _FIRST_PING_INTERVAL_NS if pings < FIRST_PINGS else _PING_INTERVAL_NS
+                await clock.sleep_until(clock.now_ns() + interval)
         except ConnectionClosed:
             return
 

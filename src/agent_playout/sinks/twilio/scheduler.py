@@ -15,7 +15,7 @@ from collections import deque
 from ...core.units import NS_PER_SECOND, ceil_div
 
 ROUND_TRIP_WINDOW = 5
-"""Round-trip samples kept; the estimate is their lower median."""
+"""Round-trip samples kept; the estimate is the smallest of them."""
 
 STALE_MEMORY = 4096
 """Names of cleared turns' marks remembered for their echoes (the oldest are forgotten first:
@@ -47,11 +47,11 @@ class PhoneScheduler:
 
     The model: a chunk sent at ``s`` reaches the phone at ``s + one_way``; the phone plays
     chunks back to back, each from the later of its arrival and the previous chunk's end, and
-    echoes a mark when the audio before it has played. ``one_way`` is half the round trip
-    (the lower median of the last ``ROUND_TRIP_WINDOW`` ping/pong samples: one late pong
-    does not move it, a real change of path does within three samples, and of two middle
-    values it takes the lower, as a shorter one-way delay under-counts rather than
-    over-counts).
+    echoes a mark when the audio before it has played. ``one_way`` is half the round trip:
+    the smallest of the last ``ROUND_TRIP_WINDOW`` ping/pong samples. A busy event loop
+    only ever makes a pong look later (the first call of a process, paying one-time costs,
+    measured 85-135 ms on loopback), and a shorter one-way delay under-counts rather than
+    over-counts; a path that became slower shows once the faster samples leave the window.
 
     Before any sample ``one_way`` is 0, and ``position()`` and ``end()`` count only what marks
     confirmed: extrapolating from the send times would count audio still on its way to the
@@ -195,7 +195,7 @@ class PhoneScheduler:
             raise ValueError(f"a round trip cannot be negative, got {rtt_ns} ns")
         samples = self._round_trips
         samples.append(rtt_ns)
-        self.round_trip_ns = sorted(samples)[(len(samples) - 1) // 2]
+        self.round_trip_ns = min(samples)
         one_way = self.round_trip_ns // 2
         if one_way != self._one_way:
             self._one_way = one_way
