@@ -1,4 +1,4 @@
-"""The ``agent-playout`` commands (typer): ``say``, ``play`` and ``demo``.
+"""The ``agent-playout`` commands (typer): ``say``, ``play``, ``demo`` and ``phone``.
 
 Each one streams an answer through ``AgentPlayout`` into the chosen output (``output``),
 shows its captions, prints what was heard and the realtime API event it implies
@@ -19,6 +19,17 @@ from ..engine.playout import AgentPlayout
 from .artifacts import write_artifacts
 from .model_stream import Spoken, file_pieces, voice_pieces
 from .output import DEMO_FALLBACK_WAV, FALLBACK_WAV, checked_output
+from .phone import (
+    PHONE_EPILOG,
+    HostOption,
+    JsonLinesReportOption,
+    MaxCallsOption,
+    PortOption,
+    PublicUrlOption,
+    SayOption,
+    TurnCutOption,
+    answer_calls,
+)
 from .recording import read_audio
 from .session import RunConsole, play_item, run, warm_voice
 
@@ -303,3 +314,27 @@ def demo(
 
     spoken = run(script, output, console=console, fast=fast)
     write_artifacts(spoken, report=report, plot=plot, console=console)
+
+
+@app.command(cls=_Command, epilog=PHONE_EPILOG)
+def phone(
+    port: PortOption,
+    say: SayOption,
+    interrupt_at: TurnCutOption = None,
+    report: JsonLinesReportOption = None,
+    host: HostOption = None,
+    max_calls: MaxCallsOption = 100,
+    public_url: PublicUrlOption = None,
+    voice: VoiceOption = VoiceName.auto,
+) -> None:
+    """Answer Twilio Media Streams calls at ws://HOST:PORT/, speaking the turns into each."""
+    answer_calls(
+        voice_name=voice.value,
+        say=say,
+        interrupt_at=interrupt_at or [],
+        report=report,
+        host=host,
+        port=port,
+        max_calls=max_calls,
+        public_url=public_url,
+    )

@@ -1,0 +1,563 @@
+"""The ``agent-playout phone`` command: answers Twilio Media Streams calls with the offline voice.
+
+Every call hears the same turns, one after another, each played through its own
+``AgentPlayout`` into the call's ``PhoneSink``. The texts are synthesized once at start (they
+are the same for every call), so a call costs no synthesis; their audio is still streamed in
+20 ms frames as a model streams it. ``--interrupt-at`` cuts a turn that many seconds after its
+``play()``, as a barge-in would, and the next turn starts at once. Each turn's report is one
+line of the ``--report`` JSON Lines file, flushed as soon as the turn ends.
+
+After the last turn the phone has played, the call is hung up (close 1000): the command is an
+answering machine, and Twilio goes on to the TwiML after ``<Connect><Stream>``. SIGINT or
+SIGTERM stops the server: no new calls, each live turn is interrupted where the caller is (so
+its report says what they heard), reported and hung up; then the command exits 0 after
+SIGTERM, 130 after Ctrl-C like the other commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from ..clock import VirtualClock
+from ..engine.playout import AgentPlayout
+from ..engine.report import PlayoutReport
+from ..errors import PlayoutError
+from ..sinks.paced import NullSink
+from ..transcript.forwarder import TranscriptForwarder
+from ..transcript.sentences import TranscriptSegment
+from ..tts import Voice
+from .exits import BROKEN_PIPE_EXIT, fail, interrupted
+from .model_stream import Piece, speak, voice_pieces
+from .output import writable
+from .session import RunConsole, warm_voice
+
+if TYPE_CHECKING:
+    from ..sinks.twilio import PhoneCall
+
+PHONE_EXTRA = "pip install 'agent-playout[phone]'"
+PHONE_PACKAGES = ("websockets", "twilio")
+AUTH_TOKEN_VARIABLE = "TWILIO_AUTH_TOKEN"
+LOOPBACK = "127.0.0.1"
+
+PortOption = Annotated[
+    int,
+    typer.Option(
+        metavar="PORT",
+        min=0,
+        max=65535,
+        help="The TCP port to listen on; 0 picks a free one (the start line says which).",
+    ),
+]
+SayOption = Annotated[
+    list[str],
+    typer.Option(
+        metavar="TEXT",
+        help="What the agent says in one turn; give it once per turn, in order.",
+    ),
+]
+TurnCutOption = Annotated[
+    list[float] | None,
+    typer.Option(
+        metavar="SECONDS",
+        help="Cut a turn this many seconds after its play(), as a barge-in; the n-th one"
+        " cuts the n-th turn, and the next turn starts at once.",
+    ),
+]
+JsonLinesReportOption = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="PATH",
+        dir_okay=False,
+        help="Append each turn's report to this file as one JSON line, written as soon as"
+        " the turn ends: the report's fields (audio_samples at 24 kHz, interrupted,"
+        " heard_text...) plus call_sid, stream_sid and round_trip_ms.",
+    ),
+]
+HostOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="HOST",
+        help=f"The address to listen on; {LOOPBACK} unless given. Without"
+        f" {AUTH_TOKEN_VARIABLE}, only this option makes the server listen beyond loopback.",
+    ),
+]
+MaxCallsOption = Annotated[
+    int,
+    typer.Option(metavar="N", min=1, help="Calls at once; beyond them a call is refused."),
+]
+PublicUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="URL",
+        help="The wss:// URL Twilio dials, which X-Twilio-Signature signs (a path in it is"
+        " the base of the request's); without it, wss:// and the request's Host header.",
+    ),
+]
+PHONE_EPILOG = (
+    f"With {AUTH_TOKEN_VARIABLE} set, a connection without a valid X-Twilio-Signature is"
+    " refused (HTTP 403). Runs until SIGINT or SIGTERM, then ends each live call: exit 0"
+    " after SIGTERM, 130 after Ctrl-C, 1 if the port is in use or the report cannot be written."
+)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn every call hears: its synthesized audio, and when it is cut."""
+
+    pieces: tuple[Piece, ...]
+    cut_after: float | None
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Where the server listens and who may connect, settled from the options."""
+
+    host: str
+    port: int
+    auth_token: str | None
+    public_url: str | None
+    max_calls: int
+    access: str
+    """The start line that says who may connect."""
+
+
+def check_options(
+    *,
+    say: Sequence[str],
+    interrupt_at: Sequence[float],
+    report: Path | None,
+    host: str | None,
+    port: int,
+    max_calls: int,
+    public_url: str | None,
+) -> Listener:
+    """Refuse bad combinations (exit 2, naming the option) before anything is loaded."""
+    if not say:
+        raise typer.BadParameter("give at least one turn to speak", param_hint="'--say'")
+    for text in say:
+        if not text.strip():
+            raise typer.BadParameter("a turn has nothing to say", param_hint="'--say'")
+    if len(interrupt_at) > len(say):
+        raise typer.BadParameter(
+            f"{len(interrupt_at)} cuts for {len(say)} turns: give at most one per --say",
+            param_hint="'--interrupt-at'",
+        )
+    for seconds in interrupt_at:
+        if not seconds >= 0:
+            raise typer.BadParameter(
+                f"must be 0 or more seconds, got {seconds}", param_hint="'--interrupt-at'"
+            )
+    if report is not None:
+        writable(report, "'--report'")
+    if public_url is not None:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("wss", "ws") or not parts.hostname or parts.query:
+            raise typer.BadParameter(
+                f"{public_url!r} is not wss://HOST or wss://HOST/BASE (ws:// also works)",
+                param_hint="'--public-url'",
+            )
+    token = os.environ.get(AUTH_TOKEN_VARIABLE) or None
+    if token is not None:
+        signed = public_url or "wss://<Host header><path>"
+        access = f"every connection must carry a valid X-Twilio-Signature (for {signed})"
+    elif host is None:
+        access = (
+            f"{AUTH_TOKEN_VARIABLE} is not set, so connections are not authenticated and the"
+            " server listens on loopback only (--host to listen elsewhere)"
+        )
+    else:
+        access = f"{AUTH_TOKEN_VARIABLE} is not set: anyone who reaches {host} may connect"
+    return Listener(host or LOOPBACK, port, token, public_url, max_calls, access)
+
+
+class ReportFile:
+    """The ``--report`` JSON Lines file: one turn's report a line, flushed as it is written
+    so a reader can tail it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._file: IO[str] = path.open("a", encoding="utf-8")
+        except OSError as error:
+            fail(f"cannot write the report to {path}: {error.strerror or error}")
+
+    def append(self, record: dict[str, Any]) -> None:
+        """One line; an ``OSError`` is the caller's to report (the file system refused it)."""
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file; a line that could not be written was already reported."""
+        with contextlib.suppress(OSError):
+            self._file.close()
+
+
+class Answerer:
+    """Answers each call with the turns, logs each turn (each line starts with the call's
+    sid, as the server's own lines do, so concurrent calls can be told apart), and ends the
+    live calls on stop."""
+
+    def __init__(
+        self,
+        turns: Sequence[Turn],
+        sample_rate: int,
+        console: Console,
+        report: ReportFile | None,
+        on_report_error: Callable[[OSError], None],
+    ) -> None:
+        self._turns = tuple(turns)
+        self._sample_rate = sample_rate
+        self._console = console
+        self._report = report
+        self._on_report_error = on_report_error
+        self._live: dict[str, AgentPlayout] = {}
+        self._calls = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.stopping = False
+
+    def log(self, line: str) -> None:
+        self._console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    async def answer(self, call: PhoneCall) -> None:
+        """``serve_phone``'s handler: the turns, then a clean hang-up (close 1000)."""
+        if self.stopping:
+            await call.hang_up("the server is stopping")
+            return
+        self._calls += 1
+        self._idle.clear()
+        try:
+            playout = AgentPlayout(audio_source=call.sink)
+            self._live[call.call_sid] = playout
+            try:
+                finished = await self._speak_turns(call, playout)
+            finally:
+                del self._live[call.call_sid]
+                await playout.aclose()
+            if not call.ended:
+                reason = "the last turn was played" if finished else "the server is stopping"
+                await call.hang_up(reason)
+        finally:
+            self._calls -= 1
+            if not self._calls:
+                self._idle.set()
+
+    async def _speak_turns(self, call: PhoneCall, playout: AgentPlayout) -> bool:
+        """Each turn in order, each one played to the end as the phone confirmed it (or
+        cut); False if the call ended or the server stopped before the last one."""
+        for number, turn in enumerate(self._turns, start=1):
+            if self.stopping or call.ended:
+                return False
+            report = await self._speak_turn(call, playout, f"item_{number}", turn)
+            self._result(call, report)
+            if report.error is not None:
+                return False
+        return not self.stopping
+
+    async def _speak_turn(
+        self, call: PhoneCall, playout: AgentPlayout, item_id: str, turn: Turn
+    ) -> PlayoutReport:
+        """One turn with its captions, cut ``turn.cut_after`` seconds after its play()."""
+        loop = asyncio.get_running_loop()
+        cuts: list[asyncio.TimerHandle] = []
+
+        def watch(forwarder: TranscriptForwarder) -> None:
+            forwarder.on("segment", lambda segment: self._caption(call.call_sid, segment))
+            handle = playout.current  # speak() calls watch right after play()
+            if turn.cut_after is not None and handle is not None:
+                cuts.append(loop.call_later(turn.cut_after, handle.interrupt))
+
+        try:
+            spoken = await speak(
+                playout,
+                _replay(turn.pieces),
+                item_id=item_id,
+                sample_rate=self._sample_rate,
+                watch=watch,
+            )
+        finally:
+            for cut in cuts:
+                cut.cancel()
+        return spoken.report
+
+    def _caption(self, sid: str, segment: TranscriptSegment) -> None:
+        if segment.final:
+            self.log(f"call {sid}:   [{segment.start:5.2f} → {segment.end:5.2f} s] {segment.text}")
+
+    def _result(self, call: PhoneCall, report: PlayoutReport) -> None:
+        """The turn's line in the log, and its line in the report file."""
+        state = "interrupted" if report.interrupted else "completed"
+        prefix = f"call {call.call_sid}: {report.item_id}"
+        self.log(
+            f"{prefix} {state} after {report.played_seconds:.2f} s of"
+            f" {report.received_seconds:.2f} s · audio_samples={report.audio_samples}"
+            f" · heard: {report.heard_text.strip()!r}"
+        )
+        if report.error is not None:
+            self.log(f"{prefix} ended by the call: {report.error}")
+        if self._report is None:
+            return
+        round_trip = call.sink.round_trip_ns
+        record = {
+            "call_sid": call.call_sid,
+            "stream_sid": call.stream_sid,
+            **report.to_dict(),
+            "round_trip_ms": None if round_trip is None else round(round_trip / 1e6, 1),
+        }
+        try:
+            self._report.append(record)
+        except OSError as error:
+            self._on_report_error(error)
+
+    def stop(self) -> int:
+        """Take no new turns and cut each live one where its caller is; returns how many
+        calls were live."""
+        self.stopping = True
+        for playout in self._live.values():
+            if playout.current is not None:
+                playout.current.interrupt()
+        return len(self._live)
+
+    async def wait_idle(self) -> None:
+        """Until every live call has been reported and hung up."""
+        await self._idle.wait()
+
+
+class ConsoleLog(logging.Handler):
+    """The package's log records (the server's, the calls', the engine's) as lines of the
+    command's log: one line each, with a traceback only for an error nobody expected.
+
+    A record whose error is one of ``said_elsewhere`` (an item that the call's end stopped)
+    is left out: the turn's own line says so, with the call's sid.
+    """
+
+    def __init__(
+        self, console: Console, said_elsewhere: tuple[type[BaseException], ...] = ()
+    ) -> None:
+        super().__init__(logging.INFO)
+        self._console = console
+        self._said_elsewhere = said_elsewhere
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, self._said_elsewhere):
+            return
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        self._console.print(
+            f"{level}{record.getMessage()}", markup=False, highlight=False, soft_wrap=True
+        )
+        if record.exc_info and not isinstance(error, PlayoutError):
+            trace = logging.Formatter().formatException(record.exc_info)
+            self._console.print(trace, markup=False, highlight=False, soft_wrap=True)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Route the ``agent_playout`` logger here (not to the root's handlers) meanwhile."""
+        package = logging.getLogger("agent_playout")
+        level, propagate = package.level, package.propagate
+        package.addHandler(self)
+        package.setLevel(logging.INFO)
+        package.propagate = False
+        try:
+            yield
+        finally:
+            package.removeHandler(self)
+            package.setLevel(level)
+            package.propagate = propagate
+
+
+async def _replay(pieces: Sequence[Piece]) -> AsyncIterator[Piece]:
+    """A turn's synthesized audio, as a fresh stream for one call."""
+    for piece in pieces:
+        yield piece
+
+
+async def prepare(voice: Voice, texts: Sequence[str], cuts: Sequence[float]) -> list[Turn]:
+    """Each text spoken once, sentence by sentence with its words' times; then the playout
+    path warmed up for the first call."""
+    turns = []
+    for number, text in enumerate(texts):
+        pieces = tuple([piece async for piece in voice_pieces(voice, text, in_thread=False)])
+        turns.append(Turn(pieces, cuts[number] if number < len(cuts) else None))
+    await _warm_up_playout(voice.sample_rate)
+    return turns
+
+
+async def _warm_up_playout(sample_rate: int) -> None:
+    """Play 0.1 s of silence at the phone's rate on a virtual clock. A process's first item
+    pays one-time costs (imports, the resampler's setup: about 80 ms here) that would
+    otherwise stall the first call's event loop, and with it that call's first round-trip
+    ping, which the phone's position adds half of."""
+    from ..sinks.twilio.sink import PHONE_RATE
+
+    clock = VirtualClock()
+    silence = Piece(np.zeros(sample_rate // 10, dtype=np.int16), ("ready ",))
+
+    async def warm_up() -> None:
+        playout = AgentPlayout(audio_source=NullSink(PHONE_RATE, clock=clock), clock=clock)
+        try:
+            await speak(playout, _replay((silence,)), item_id="warm-up", sample_rate=sample_rate)
+        finally:
+            await playout.aclose()
+
+    await clock.run(warm_up())
+
+
+class Stop:
+    """What ended the server: the first SIGINT or SIGTERM, a closed stdout, or a report
+    that could not be written. A second signal gets its default action (Ctrl-C twice
+    exits at once)."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.signal: signal.Signals | None = None
+        self.report_error: OSError | None = None
+        self.broken_pipe = False
+        self._loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(signum, self._on_signal, signum)
+
+    def _on_signal(self, signum: signal.Signals) -> None:
+        self.signal = signum
+        self.restore_signals()
+        self.event.set()
+
+    def on_report_error(self, error: OSError) -> None:
+        if self.report_error is None:
+            self.report_error = error
+        self.event.set()
+
+    def on_broken_pipe(self) -> None:
+        self.broken_pipe = True
+        self._loop.call_soon_threadsafe(self.event.set)
+
+    def restore_signals(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._loop.remove_signal_handler(signum)
+
+    @property
+    def cause(self) -> str:
+        if self.signal is not None:
+            return self.signal.name
+        if self.report_error is not None:
+            return "the report could not be written"
+        return "stdout was closed"
+
+
+async def _serve(
+    listener: Listener,
+    turns: list[Turn],
+    sample_rate: int,
+    console: RunConsole,
+    report: ReportFile | None,
+) -> Stop:
+    """Answer calls until stopped; then end the live ones and return what stopped it."""
+    from ..sinks.twilio import CallEndedError, serve_phone
+
+    stop = Stop()
+    console.stop_run_on_broken_pipe(stop.on_broken_pipe)
+    answerer = Answerer(turns, sample_rate, console, report, stop.on_report_error)
+    server = serve_phone(
+        answerer.answer,
+        host=listener.host,
+        port=listener.port,
+        auth_token=listener.auth_token,
+        public_url=listener.public_url,
+        max_calls=listener.max_calls,
+    )
+    try:
+        with ConsoleLog(console, (CallEndedError,)).installed():
+            answerer.log(listener.access)
+            try:
+                await server.start()
+            except OSError as error:
+                fail(_bind_error(listener, error))
+            try:
+                answerer.log(
+                    f"listening on {server.url} (up to {listener.max_calls} calls at once;"
+                    " Ctrl-C or SIGTERM stops)"
+                )
+                await stop.event.wait()
+                live = answerer.stop()
+                answerer.log(f"stopping ({stop.cause}): no new calls; ending {live} live call(s)")
+                await answerer.wait_idle()
+            finally:
+                await server.aclose()
+            answerer.log("stopped")
+    finally:
+        stop.restore_signals()
+        console.stop_run_on_broken_pipe(None)
+    return stop
+
+
+def _bind_error(listener: Listener, error: OSError) -> str:
+    """One line for a failed bind; asyncio's own message repeats the address and errno."""
+    where = f"{listener.host}:{listener.port}"
+    if error.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the port is in use; choose another --port"
+    if isinstance(error, socket.gaierror) or not error.errno:
+        return f"cannot listen on {where}: {error.strerror or error}"
+    return f"cannot listen on {where}: {os.strerror(error.errno)}"
+
+
+def answer_calls(
+    *,
+    voice_name: str,
+    say: Sequence[str],
+    interrupt_at: Sequence[float],
+    report: Path | None,
+    host: str | None,
+    port: int,
+    max_calls: int,
+    public_url: str | None,
+) -> None:
+    """The ``phone`` command: check, load the voice, speak the turns once, then serve."""
+    listener = check_options(
+        say=say,
+        interrupt_at=interrupt_at,
+        report=report,
+        host=host,
+        port=port,
+        max_calls=max_calls,
+        public_url=public_url,
+    )
+    missing = [name for name in PHONE_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(f"the phone command needs {' and '.join(missing)} (the 'phone' extra): {PHONE_EXTRA}")
+    console = RunConsole()
+    voice = warm_voice(console, voice_name)
+    report_file = None if report is None else ReportFile(report)
+    try:
+        try:
+            turns = asyncio.run(prepare(voice, say, interrupt_at))
+            stop = asyncio.run(_serve(listener, turns, voice.sample_rate, console, report_file))
+        except KeyboardInterrupt:
+            interrupted()
+    finally:
+        if report_file is not None:
+            report_file.close()
+    if stop.report_error is not None:
+        assert report_file is not None
+        refused = stop.report_error
+        fail(f"cannot write the report to {report_file.path}: {refused.strerror or refused}")
+    if stop.broken_pipe:
+        raise typer.Exit(BROKEN_PIPE_EXIT)
+    if stop.signal == signal.SIGINT:
+        interrupted()
