@@ -28,7 +28,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -188,25 +188,22 @@ def check_options(
 
 
 class ReportFile:
-    """The ``--report`` JSON Lines file: one turn's report a line, flushed as it is written
-    so a reader can tail it."""
+    """The ``--report`` JSON Lines file: one turn's report a line. Each line is appended
+    with the file opened for it, so a reader can tail it and a rotated or deleted file is
+    created again rather than written unseen."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._file: IO[str] = path.open("a", encoding="utf-8")
+            with path.open("a", encoding="utf-8"):
+                pass
         except OSError as error:
             fail(f"cannot write the report to {path}: {error.strerror or error}")
 
     def append(self, record: dict[str, Any]) -> None:
         """One line; an ``OSError`` is the caller's to report (the file system refused it)."""
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        """Close the file; a line that could not be written was already reported."""
-        with contextlib.suppress(OSError):
-            self._file.close()
+        with self.path.open("a", encoding="utf-8") as file:
+            file.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 class Answerer:
@@ -484,12 +481,12 @@ async def _serve(
     )
     try:
         with ConsoleLog(console, (CallEndedError,)).installed():
-            answerer.log(listener.access)
             try:
                 await server.start()
             except OSError as error:
                 fail(_bind_error(listener, error))
             try:
+                answerer.log(listener.access)
                 answerer.log(
                     f"listening on {server.url} (up to {listener.max_calls} calls at once;"
                     " Ctrl-C or SIGTERM stops)"
@@ -545,14 +542,10 @@ def answer_calls(
     voice = warm_voice(console, voice_name)
     report_file = None if report is None else ReportFile(report)
     try:
-        try:
-            turns = asyncio.run(prepare(voice, say, interrupt_at))
-            stop = asyncio.run(_serve(listener, turns, voice.sample_rate, console, report_file))
-        except KeyboardInterrupt:
-            interrupted()
-    finally:
-        if report_file is not None:
-            report_file.close()
+        turns = asyncio.run(prepare(voice, say, interrupt_at))
+        stop = asyncio.run(_serve(listener, turns, voice.sample_rate, console, report_file))
+    except KeyboardInterrupt:
+        interrupted()
     if stop.report_error is not None:
         assert report_file is not None
         refused = stop.report_error
