@@ -187,12 +187,13 @@ async def test_each_turn_is_a_report_line_the_cut_one_where_each_concurrent_call
 async def test_a_stop_cuts_the_live_call_where_it_is_after_a_hang_up_left_the_server_serving(
     tmp_path: Path, signum: int, exit_code: int
 ) -> None:
-    report = tmp_path / "calls.jsonl"
+    report, rotated = tmp_path / "calls.jsonl", tmp_path / "calls.jsonl.1"
     async with PhoneServer.running("--say", LONG, "--report", str(report)) as server:
         async with SimulatedCaller(server.url, call_sid="CAgone") as gone:
             await gone.wait_played(2400)
             await gone.hang_up()
         await server.wait_for("call CAgone: item_1 ended by the call:")
+        report.rename(rotated)  # as logrotate does: the next line starts a new file
         async with SimulatedCaller(server.url, call_sid="CAlive") as live:
             await live.wait_played(4000)
             code, err = await server.stop(signum)
@@ -200,9 +201,10 @@ async def test_a_stop_cuts_the_live_call_where_it_is_after_a_hang_up_left_the_se
     assert code == exit_code
     assert live.close_code == 1000
     assert err == ("agent-playout: interrupted\n" if signum == signal.SIGINT else "")
-    (dropped,) = report_lines(report, "CAgone")
+    (dropped,) = report_lines(rotated, "CAgone")
     assert dropped["error"] is not None
-    assert 0 < dropped["audio_samples"] <= 3 * gone.played + HEARD_TOLERANCE
+    assert abs(dropped["audio_samples"] - 3 * gone.played) <= HEARD_TOLERANCE
+    assert report_lines(report, "CAgone") == []
     (stopped,) = report_lines(report, "CAlive")
     assert stopped["interrupted"] is True
     assert stopped["error"] is None
