@@ -9,9 +9,12 @@ examples that play at real time (WAV, speakers, LiveKit, the command) play under
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -171,6 +174,47 @@ def test_phone_server_reports_what_the_phone_played(tmp_path: Path) -> None:
     assert abs(heard - played) <= RATE * 30 // 1000  # within 1.5 chunks (30 ms)
 
 
+@pytest.mark.realtime
+async def test_phone_command_answers_a_call_and_reports_each_turn(tmp_path: Path) -> None:
+    pytest.importorskip("piper", reason="the [tts] extra is not installed")
+    pytest.importorskip("websockets", reason="the [phone] extra is not installed")
+    from agent_playout.sinks.twilio import SimulatedCaller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key != "TWILIO_AUTH_TOKEN"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    server = await asyncio.create_subprocess_exec(
+        "sh",
+        str(EXAMPLES / "phone_command.sh"),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        env={**env, "PORT": str(port), "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert server.stdout is not None
+        while b"listening on" not in (line := await asyncio.wait_for(server.stdout.readline(), 60)):
+            assert line, "the command ended before it listened"
+        async with SimulatedCaller(f"ws://127.0.0.1:{port}/") as caller:
+            await asyncio.wait_for(caller.wait_closed(), 30)
+        server.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(server.wait(), 10) == 0
+    finally:
+        if server.returncode is None:
+            server.kill()
+    first, second = (
+        json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()
+    )
+    assert first["interrupted"]
+    assert not second["interrupted"]
+    assert "Thanks for calling" in first["heard_text"]
+    assert second["heard_text"].strip() == "Anything else?"
+    cut = caller.cleared_at[0][1]
+    assert abs(first["audio_samples"] - cut * 3) <= RATE * 30 // 1000
+    assert (caller.played - cut) * 3 == second["audio_samples"]  # the whole second turn
+
+
 TESTED = {
     "usage.py",
     "virtual_clock.py",
@@ -181,6 +225,7 @@ TESTED = {
     "livekit_output.py",
     "command_line.sh",
     "phone_server.py",
+    "phone_command.sh",
 }
 
 
