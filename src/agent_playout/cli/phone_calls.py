@@ -147,7 +147,9 @@ class Answerer:
             self.log(f"call {sid}:   [{segment.start:5.2f} → {segment.end:5.2f} s] {segment.text}")
 
     def _result(self, call: PhoneCall, report: PlayoutReport) -> None:
-        """The turn's line in the log, and its line in the report file."""
+        """The turn's line in the report file, then its line in the log: a turn that is
+        logged has its report on disk."""
+        self._append(call, report)
         state = "interrupted" if report.interrupted else "completed"
         prefix = f"call {call.call_sid}: {report.item_id}"
         self.log(
@@ -157,6 +159,8 @@ class Answerer:
         )
         if report.error is not None:
             self.log(f"{prefix} ended by the call: {report.error}")
+
+    def _append(self, call: PhoneCall, report: PlayoutReport) -> None:
         if self._report is None:
             return
         round_trip = call.sink.round_trip_ns
