@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -174,15 +173,23 @@ def test_phone_server_reports_what_the_phone_played(tmp_path: Path) -> None:
     assert abs(heard - played) <= RATE * 30 // 1000  # within 1.5 chunks (30 ms)
 
 
+async def listening_url(server: asyncio.subprocess.Process) -> str:
+    """The URL the command's start line names; its stderr if it ended before listening."""
+    assert server.stdout is not None
+    assert server.stderr is not None
+    while line := await asyncio.wait_for(server.stdout.readline(), 60):
+        if listening := re.search(r"listening on (ws://\S+?/)", line.decode()):
+            return listening[1]
+    err = await asyncio.wait_for(server.stderr.read(), 10)
+    raise AssertionError(f"the command ended before it listened:\n{err.decode()}")
+
+
 @pytest.mark.realtime
 async def test_phone_command_answers_a_call_and_reports_each_turn(tmp_path: Path) -> None:
     pytest.importorskip("piper", reason="the [tts] extra is not installed")
     pytest.importorskip("websockets", reason="the [phone] extra is not installed")
     from agent_playout.sinks.twilio import SimulatedCaller
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {key: value for key, value in os.environ.items() if key != "TWILIO_AUTH_TOKEN"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     server = await asyncio.create_subprocess_exec(
@@ -190,19 +197,21 @@ async def test_phone_command_answers_a_call_and_reports_each_turn(tmp_path: Path
         str(EXAMPLES / "phone_command.sh"),
         cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE,
-        env={**env, "PORT": str(port), "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
-    )
+        stderr=asyncio.subprocess.PIPE,
+        env={**env, "PORT": "0", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
+    )  # PORT=0: the command picks a free port and its start line says which
+    assert server.stderr is not None
     try:
-        assert server.stdout is not None
-        while b"listening on" not in (line := await asyncio.wait_for(server.stdout.readline(), 60)):
-            assert line, "the command ended before it listened"
-        async with SimulatedCaller(f"ws://127.0.0.1:{port}/") as caller:
+        url = await listening_url(server)
+        async with SimulatedCaller(url) as caller:
             await asyncio.wait_for(caller.wait_closed(), 30)
         server.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(server.wait(), 10) == 0
+        err = await asyncio.wait_for(server.stderr.read(), 10)
+        assert await asyncio.wait_for(server.wait(), 10) == 0, err.decode()
     finally:
         if server.returncode is None:
             server.kill()
+            await server.wait()
     first, second = (
         json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()
     )
