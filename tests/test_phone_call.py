@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -12,6 +13,15 @@ import pytest
 from agent_playout.sinks.twilio import DelayedLink, PhoneCall, SimulatedCaller, serve_phone
 
 pytestmark = pytest.mark.realtime
+
+
+async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Wait, polling, for state there is no event for; the deadline only guards a hang."""
+    for _ in range(round(timeout / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"not reached within {timeout} s")
 
 
 async def test_the_callers_audio_comes_as_8_khz_frames_of_20_ms() -> None:
@@ -36,6 +46,7 @@ async def test_key_presses_reach_dtmf_listeners_and_a_raising_one_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     digits: list[str] = []
+    listening = asyncio.Event()
     pressed = asyncio.Event()
 
     async def handler(call: PhoneCall) -> None:
@@ -49,11 +60,12 @@ async def test_key_presses_reach_dtmf_listeners_and_a_raising_one_is_logged(
             if len(digits) == 2:
                 pressed.set()
 
+        listening.set()
         await call.wait_ended()
 
     caplog.set_level(logging.ERROR, "agent_playout")
     async with serve_phone(handler) as server, SimulatedCaller(server.url) as caller:
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(listening.wait(), 2.0)
         caller.send_dtmf("4")
         caller.send_dtmf("#")
         await asyncio.wait_for(pressed.wait(), 2.0)
@@ -66,7 +78,7 @@ async def test_the_round_trip_is_measured_from_the_first_ping() -> None:
     trips: list[int | None] = []
 
     async def handler(call: PhoneCall) -> None:
-        await asyncio.sleep(0.5)
+        await until(lambda: call.sink.round_trip_ns is not None)
         trips.append(call.sink.round_trip_ns)
         await call.hang_up()
 
