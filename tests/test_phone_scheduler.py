@@ -15,7 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent_playout.core.units import NS_PER_SECOND, ceil_div
-from agent_playout.sinks.twilio.scheduler import ROUND_TRIP_WINDOW, EchoVerdict, PhoneScheduler
+from agent_playout.sinks.twilio.scheduler import (
+    ECHO_SLACK_NS,
+    ROUND_TRIP_WINDOW,
+    EchoVerdict,
+    PhoneScheduler,
+)
 
 RATE = 8000
 SAMPLE_NS = NS_PER_SECOND // RATE
@@ -389,7 +394,7 @@ def test_marks_come_every_mark_every_samples_and_at_the_end_of_audio() -> None:
 
 
 def test_time_of_is_when_the_position_reaches_the_target() -> None:
-    scheduler = PhoneScheduler()
+    scheduler = PhoneScheduler(mark_every=100_000)  # no mark pending: nothing holds
     scheduler.on_round_trip(90 * MS)
     for index in range(10):
         scheduler.sent(CHUNK, index * CHUNK_NS + (200 * MS if index >= 5 else 0))
@@ -397,7 +402,7 @@ def test_time_of_is_when_the_position_reaches_the_target() -> None:
     for target in (1, 159, 160, 800, 801, 1600):
         due = scheduler.time_of(target, 0)
         assert due is not None
-        probe = PhoneScheduler()
+        probe = PhoneScheduler(mark_every=100_000)
         probe.on_round_trip(90 * MS)
         for index in range(10):
             probe.sent(CHUNK, index * CHUNK_NS + (200 * MS if index >= 5 else 0))
@@ -487,3 +492,59 @@ def test_an_asymmetric_link_shifts_positions_by_half_its_asymmetry_and_freezes_e
     for at, modelled, heard in played.probes:
         assert abs(modelled - heard) <= shift, at
     assert_echoes_sound(call)
+
+
+def test_a_link_that_backs_up_holds_the_position_at_the_first_unconfirmed_mark() -> None:
+    def streaming() -> tuple[PhoneScheduler, list[str]]:
+        scheduler = PhoneScheduler()  # a mark every 800 samples (100 ms)
+        scheduler.on_round_trip(80 * MS)  # 40 ms each way
+        sent = (scheduler.sent(CHUNK, index * CHUNK_NS) for index in range(50))
+        return scheduler, [mark for mark in sent if mark is not None]
+
+    # The model has the phone play from 40 ms and finish the first mark's audio at 140 ms;
+    # its echo is due back at 180 ms, and overdue ECHO_SLACK_NS later. None comes.
+    quiet, marks = streaming()
+    assert quiet.position(2 * NS_PER_SECOND) == 800
+    assert quiet.time_of(960, 2 * NS_PER_SECOND) is None  # only an echo moves it now
+    assert quiet.clear(2 * NS_PER_SECOND) == 800
+    assert quiet.on_mark(marks[0], 2 * NS_PER_SECOND) is EchoVerdict.STALE
+
+    read_before, _ = streaming()
+    assert read_before.position(230 * MS) == (230 - 40) * MS // SAMPLE_NS
+    limit = 800 + (40 * MS + ECHO_SLACK_NS) // SAMPLE_NS  # where the model was when overdue
+    assert read_before.position(2 * NS_PER_SECOND) <= limit
+
+
+def test_a_late_echo_releases_the_hold() -> None:
+    scheduler = PhoneScheduler()
+    scheduler.on_round_trip(80 * MS)
+    marks = [m for m in (scheduler.sent(CHUNK, index * CHUNK_NS) for index in range(50)) if m]
+    late = 500 * MS  # the first mark's echo comes 320 ms late: the phone started late
+    assert scheduler.position(late) <= 800 + (ECHO_SLACK_NS + 40 * MS) // SAMPLE_NS
+    assert scheduler.on_mark(marks[0], late) is EchoVerdict.COUNTED
+    # re-anchored: the phone finished sample 800 at 460 ms, and plays on from there
+    assert scheduler.position(late + 100 * MS) == 800 + (140 * MS) // SAMPLE_NS
+
+
+@pytest.mark.parametrize(("by_us", "at_ms"), [(False, 460), (True, 540)])
+def test_an_end_freezes_where_the_phone_was_when_the_end_left_or_will_reach_it(
+    by_us: bool, at_ms: int
+) -> None:
+    scheduler = PhoneScheduler(mark_every=100_000)
+    scheduler.on_round_trip(80 * MS)
+    for index in range(50):
+        scheduler.sent(CHUNK, index * CHUNK_NS)
+    # the phone started at 40 ms; the end is noticed at 500 ms, 40 ms each way
+    assert scheduler.end(500 * MS, by_us=by_us) == (at_ms - 40) * MS // SAMPLE_NS
+    assert scheduler.time_of(scheduler.sent_total, 600 * MS) is None
+
+
+def test_what_is_known_lags_the_model_by_one_way_and_a_stop_ends_there() -> None:
+    scheduler = PhoneScheduler(mark_every=100_000)
+    scheduler.on_round_trip(160 * MS)  # 80 ms each way
+    for index in range(50):
+        scheduler.sent(CHUNK, index * CHUNK_NS)
+    # the phone plays from 80 ms; at 500 ms the model has it at 420 ms of audio
+    assert scheduler.position(500 * MS) == 420 * MS // SAMPLE_NS
+    assert scheduler.known(500 * MS) == 340 * MS // SAMPLE_NS  # where it was at 420 ms
+    assert scheduler.end(500 * MS) == 340 * MS // SAMPLE_NS  # the stop left it then

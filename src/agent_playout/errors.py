@@ -13,3 +13,7 @@ class PlayoutStateError(PlayoutError):
 
 class PlayoutClosedError(PlayoutStateError):
     """The playout was closed; create a new one."""
+
+
+class OutputEndedError(PlayoutError):
+    """The output went away mid-item (a phone call hung up): the item ends at its position."""

@@ -17,7 +17,7 @@ from ..clock import Clock
 from ..core.frames import AudioFrame, Pcm, SampleChunker, frame_pcm, pcm_array
 from ..core.positions import refill_level, samples_in
 from ..core.resample import FormatConverter
-from ..errors import PlayoutError
+from ..errors import OutputEndedError
 from ..sinks.base import PositionedSink
 from ..transcript.forwarder import SegmentsForwarder
 from .captions import Captions, read_text, text_failed
@@ -100,8 +100,8 @@ class ItemRun:
         self.record.run(tasks)
 
     def fail(self, error: BaseException, *, drain: bool = False) -> None:
-        """End the item on ``error``, logged once with the item id (with its traceback unless it is
-        a ``PlayoutError``, whose message says it all: a hung-up call); ``drain`` plays the rest
+        """End the item on ``error``, logged once with the item id (with its traceback unless the
+        output went away: a hung-up call's message says it all); ``drain`` plays the rest
         (a later ``fail`` without it, or an ``interrupt()``, still stops the item)."""
         record = self.record
         if record.stopped:
@@ -111,7 +111,7 @@ class ItemRun:
                 "item %s failed: %s",
                 record.item_id,
                 error,
-                exc_info=None if isinstance(error, PlayoutError) else error,
+                exc_info=None if isinstance(error, OutputEndedError) else error,
                 extra={"item_id": record.item_id},
             )
         if not drain:

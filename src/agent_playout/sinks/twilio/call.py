@@ -43,16 +43,27 @@ FLOOD_MESSAGES_PER_S = 500
 """Inbound messages a call may send in a second: Twilio sends 50 (one 20 ms chunk each) and a
 few events. Past it the call is closed with 1008 (policy violation)."""
 
-INBOUND_AUDIO_CHUNKS = 500
-"""How much of the caller's audio waits for a slow reader of ``inbound_audio()`` (10 s);
-the oldest is dropped past it."""
+INBOUND_AUDIO_BYTES = 10 * 8000
+"""How much of the caller's audio waits for a slow reader of ``inbound_audio()`` (10 s of
+8 kHz mu-law); the oldest is dropped past it."""
+
+FLOOD_BYTES_PER_S = 256 * 1024
+"""Inbound bytes a call may send in a second: Twilio's 50 media messages come to about 15 KB.
+Past it the call is closed with 1008, as for too many messages."""
+
+CLOSE_TIMEOUT_S = 2.0
+"""How long a closing handshake may take before the socket is dropped."""
+
+_CLOSE_REASON_BYTES = 123
+"""The most a close frame's reason may hold (125 bytes, less the code's two)."""
 
 PING_INTERVAL_S = 2.0
 """How often the round trip is measured again, once the first pings are back."""
 
 FIRST_PINGS = 5
-"""Pings sent ``FIRST_PING_INTERVAL_S`` apart from answering: the round trip is the smallest
-recent sample, and the first ones are the likeliest to be late (a call's start is busy)."""
+"""Pings sent ``FIRST_PING_INTERVAL_S`` apart from answering (or each at its pong, on a slower
+link): the round trip is the smallest recent sample, and the first ones are the likeliest to
+be late (a call's start is busy)."""
 
 FIRST_PING_INTERVAL_S = 0.2
 
@@ -98,8 +109,10 @@ class PhoneCall(EventEmitter[CallEvents]):
         self._bad_messages = 0
         self._window_start = self._clock.now_ns()
         self._window_messages = 0
+        self._window_bytes = 0
         self._inbound: deque[bytes] | None = None
         self._inbound_dropped = 0
+        self._inbound_bytes = 0
         self._inbound_ready = asyncio.Event()
         self._closing: asyncio.Future[None] | None = None
         self._tasks = [
@@ -140,20 +153,31 @@ class PhoneCall(EventEmitter[CallEvents]):
         """The caller's voice, 20 ms frames of 8 kHz int16, from the first call on, until the
         call ends. One reader at a time; a reader that falls 10 s behind loses the oldest."""
         if self._inbound is None:
-            self._inbound = deque(maxlen=INBOUND_AUDIO_CHUNKS)
+            self._inbound = deque()
         queue = self._inbound
         while True:
             while queue:
-                yield AudioFrame.from_array(mulaw.decode(queue.popleft()), PHONE_RATE)
+                payload = queue.popleft()
+                self._inbound_bytes -= len(payload)
+                yield AudioFrame.from_array(mulaw.decode(payload), PHONE_RATE)
             if self.ended:
                 return
             self._inbound_ready.clear()
             await self._inbound_ready.wait()
 
     async def hang_up(self, reason: str = "the agent hung up", *, code: int = 1000) -> None:
-        """End the call: the sink stops at the phone's position, the socket closes."""
-        self._end(reason)
-        await self._connection.close(code, reason[:120])
+        """End the call: the sink stops where the phone will be when the close reaches it,
+        and the socket closes (dropped if the caller does not answer the close in time)."""
+        self._end(reason, by_us=True)
+        await self._close(code, reason)
+
+    async def _close(self, code: int, reason: str) -> None:
+        """The closing handshake, bounded: a caller that stopped reading is dropped."""
+        said = reason.encode()[:_CLOSE_REASON_BYTES].decode(errors="ignore")
+        try:
+            await asyncio.wait_for(self._connection.close(code, said), CLOSE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self._connection.transport.abort()
 
     async def aclose(self) -> None:
         """Hang up if the call is still live, and wait for the call's own tasks to end."""
@@ -182,13 +206,22 @@ class PhoneCall(EventEmitter[CallEvents]):
         connection.send_data()
 
     async def _drain(self) -> None:
-        """Wait while the transport's buffer is full (a caller slow to read)."""
+        """Wait while the transport's buffer is full (a caller slow to read), until the call
+        ends: a caller that stopped reading cannot hold the item past its hang-up."""
+        connection = self._connection
+        if connection.transport.get_write_buffer_size() == 0:
+            return
+        drained = asyncio.ensure_future(connection.drain())
+        ended = asyncio.ensure_future(self._ended.wait())
         try:
-            await self._connection.drain()
-        except Exception as error:
-            raise CallEndedError(
-                self._end_reason or f"the call's socket failed: {error}"
-            ) from error
+            await asyncio.wait([drained, ended], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            drained.cancel()
+        if drained.done() and not drained.cancelled() and drained.exception() is None:
+            return
+        failed = None if not drained.done() or drained.cancelled() else drained.exception()
+        raise CallEndedError(self._end_reason or f"the call's socket failed: {failed}")
 
     # Reading.
 
@@ -200,8 +233,8 @@ class PhoneCall(EventEmitter[CallEvents]):
             async for message in self._connection:
                 if self.ended:
                     continue
-                if self._flooding():
-                    self._close_soon(f"more than {FLOOD_MESSAGES_PER_S} messages in a second", 1008)
+                if self._flooding(len(message)):
+                    self._close_soon(self._flood_reason(), 1008, by_us=True)
                     continue
                 try:
                     event = self._protocol.receive(message)
@@ -215,23 +248,32 @@ class PhoneCall(EventEmitter[CallEvents]):
                 elif isinstance(event, Dtmf):
                     self._tell("dtmf", event.digit)
                 elif isinstance(event, Stop):
-                    self._close_soon("the caller hung up (stop)", 1000)
+                    self._close_soon("the caller hung up (stop)", 1000, by_us=False)
         except ConnectionClosed:
             pass
         finally:
             self._end(_closed_reason(self._connection))
 
-    def _close_soon(self, reason: str, code: int) -> None:
+    def _close_soon(self, reason: str, code: int, *, by_us: bool) -> None:
         """End the call now and close its socket in the background, the reader reading on."""
-        self._end(reason)
-        self._closing = asyncio.ensure_future(self._connection.close(code, reason[:120]))
+        self._end(reason, by_us=by_us)
+        self._closing = asyncio.ensure_future(self._close(code, reason))
 
-    def _flooding(self) -> bool:
+    def _flooding(self, size: int) -> bool:
+        """Count a message of ``size`` in this second's window; True past either limit."""
         now = self._clock.now_ns()
         if now - self._window_start >= NS_PER_SECOND:
-            self._window_start, self._window_messages = now, 0
+            self._window_start, self._window_messages, self._window_bytes = now, 0, 0
         self._window_messages += 1
-        return self._window_messages > FLOOD_MESSAGES_PER_S
+        self._window_bytes += size
+        return (
+            self._window_messages > FLOOD_MESSAGES_PER_S or self._window_bytes > FLOOD_BYTES_PER_S
+        )
+
+    def _flood_reason(self) -> str:
+        if self._window_messages > FLOOD_MESSAGES_PER_S:
+            return f"more than {FLOOD_MESSAGES_PER_S} messages in a second"
+        return f"more than {FLOOD_BYTES_PER_S} bytes in a second"
 
     def _refused(self, error: MediaStreamError) -> None:
         self._bad_messages += 1
@@ -244,9 +286,11 @@ class PhoneCall(EventEmitter[CallEvents]):
         queue = self._inbound
         if queue is None:
             return
-        if len(queue) == queue.maxlen:
-            self._inbound_dropped += 1
         queue.append(payload)
+        self._inbound_bytes += len(payload)
+        while self._inbound_bytes > INBOUND_AUDIO_BYTES:
+            self._inbound_bytes -= len(queue.popleft())
+            self._inbound_dropped += 1
         self._inbound_ready.set()
 
     async def _measure_round_trip(self) -> None:
@@ -256,24 +300,28 @@ class PhoneCall(EventEmitter[CallEvents]):
         try:
             while not self.ended:
                 sent = clock.now_ns()
-                pong = await self._connection.ping()
                 try:
-                    await asyncio.wait_for(pong, PONG_TIMEOUT_S)
+                    await asyncio.wait_for(self._ping(), PONG_TIMEOUT_S)
                 except asyncio.TimeoutError:
                     await self.hang_up(f"no pong in {PONG_TIMEOUT_S:g} s", code=1011)
                     return
                 self.sink.round_trip_measured(clock.now_ns() - sent)
                 pings += 1
                 interval = _FIRST_PING_INTERVAL_NS if pings < FIRST_PINGS else _PING_INTERVAL_NS
-                await clock.sleep_until(clock.now_ns() + interval)
+                await clock.sleep_until(sent + interval)
         except ConnectionClosed:
             return
 
-    def _end(self, reason: str) -> None:
+    async def _ping(self) -> None:
+        """One ping, until its pong (a full write buffer may hold the ping itself)."""
+        pong = await self._connection.ping()
+        await pong
+
+    def _end(self, reason: str, *, by_us: bool = False) -> None:
         if self._end_reason is not None:
             return
         self._end_reason = reason
-        self.sink.end(reason)
+        self.sink.end(reason, by_us=by_us)
         self._inbound_ready.set()
         self._ended.set()
         logger.info("call %s: ended: %s", self.call_sid, reason)

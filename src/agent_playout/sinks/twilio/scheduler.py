@@ -24,6 +24,10 @@ an echo then found is called FOREIGN, which is never counted either)."""
 ECHO_MEMORY = 64
 """Names of echoes already taken, remembered to tell a DUPLICATE from a FOREIGN name."""
 
+ECHO_SLACK_NS = 60_000_000
+"""How late a mark's echo may be, past when the model has it back, before the position holds at
+that mark: the jitter a link may add (60 ms) before audio is taken for unplayed."""
+
 _BEFORE_ALL = -(1 << 96)
 """The anchor of a phone that has played nothing yet: so early that every chunk waits only
 for its own arrival."""
@@ -72,6 +76,11 @@ class PhoneScheduler:
     confirm that later, since Twilio echoes every pending mark at once on a clear, so those
     echoes are STALE by epoch and never counted.
 
+    Audio written to a backed-up or dead link does not reach the phone when the model says.
+    So once the oldest pending mark's echo is ``ECHO_SLACK_NS`` late, the position holds at
+    that mark's audio end until an echo moves it: a stalled link over-counts by at most one
+    mark interval and the slack, never by the whole stall.
+
     Memory and time: chunk records are dropped once an echo passes them (a phone that never
     echoes would keep them, with its pending marks, until ``clear`` or ``end``); ``sent`` is O(1)
     amortised, ``position`` walks only the chunks that started playing since its last call
@@ -105,12 +114,16 @@ class PhoneScheduler:
         self._started = 0
         self._started_off = _BEFORE_ALL
         self._reported = 0
+        self._known = 0
+        self._known_cursor = (0, _BEFORE_ALL)
         self._frozen: int | None = None
         self._since_mark = 0
         self._pending: dict[str, int] = {}
         self._stale: dict[str, None] = {}
         self._echoed: deque[str] = deque(maxlen=ECHO_MEMORY)
         self._expecting = False
+        self._due: tuple[int, int] | None = None
+        """(audio end, time) of the oldest pending mark: past that time its echo is overdue."""
         self._dry_count = 0
         self._dry_ns = 0
 
@@ -153,7 +166,12 @@ class PhoneScheduler:
         self._chunks.append((start, end, key))
         self.sent_total = end
         self._since_mark += count
-        return self._mark() if self._since_mark >= self.mark_every else None
+        if self._since_mark < self.mark_every:
+            return None
+        name = self._mark()
+        if self._due is None:
+            self._refresh_due()
+        return name
 
     def end_of_audio(self, now_ns: int) -> str | None:
         """The audio stops after the last chunk: the mark that confirms its end, if one is due.
@@ -169,7 +187,10 @@ class PhoneScheduler:
         self._expecting = False
         if self._since_mark == 0 or self._frozen is not None:
             return None
-        return self._mark()
+        name = self._mark()
+        if self._due is None:
+            self._refresh_due()
+        return name
 
     def on_mark(self, name: str, now_ns: int) -> EchoVerdict:
         """The echo of mark ``name`` arrived at ``now_ns``: re-anchor if it counts."""
@@ -179,6 +200,7 @@ class PhoneScheduler:
             self.confirmed = max(self.confirmed, end)
             if end > self._anchor_count:
                 self._anchor(end, now_ns - self._one_way)
+            self._refresh_due()
             return EchoVerdict.COUNTED
         if name in self._stale:
             del self._stale[name]
@@ -200,9 +222,12 @@ class PhoneScheduler:
         if one_way != self._one_way:
             self._one_way = one_way
             self._started, self._started_off = 0, self._anchor_off
+            self._known_cursor = (0, self._anchor_off)
+        self._refresh_due()
 
     def position(self, now_ns: int) -> int:
-        """The phone's played count at ``now_ns``: never decreasing, never above ``sent_total``."""
+        """The phone's played count at ``now_ns`` by the model: never decreasing, never above
+        ``sent_total``. What paces the sending; ``known()`` is what is reported."""
         if self._frozen is not None:
             return self._frozen
         if self.round_trip_ns is None:
@@ -211,10 +236,26 @@ class PhoneScheduler:
             target = now_ns * self.rate
             started, off = self._walk(target)
             self._started, self._started_off = started, off
-            played = self._played(started, off, target)
+            played = self._held(self._played(started, off, target), now_ns)
         if played > self._reported:
             self._reported = played
         return self._reported
+
+    def known(self, now_ns: int) -> int:
+        """What the phone had played one one-way delay before ``now_ns``, the latest it can
+        have told us of: never decreasing. A ``stop`` arriving now freezes the count here."""
+        if self._frozen is not None:
+            return self._frozen
+        if self.round_trip_ns is None:
+            played = self._anchor_count
+        else:
+            target = (now_ns - self._one_way) * self.rate
+            started, off = self._walk(target, self._known_cursor)
+            self._known_cursor = (started, off)
+            played = self._held(self._played(started, off, target), now_ns)
+        if played > self._known:
+            self._known = played
+        return self._known
 
     def clear(self, now_ns: int) -> int:
         """A clear was sent at ``now_ns``: freeze where it finds the phone; start a new epoch."""
@@ -222,8 +263,8 @@ class PhoneScheduler:
             return self._frozen
         arrives = now_ns + self._one_way
         target = arrives * self.rate
-        frozen = max(self._played(*self._walk(target), target), self._reported)
-        self._reported = self.sent_total = frozen
+        frozen = max(self._held(self._played(*self._walk(target), target), now_ns), self._known)
+        self._reported = self._known = self.sent_total = frozen
         self.epoch += 1
         self._forget_pending()
         self._since_mark = 0
@@ -231,17 +272,21 @@ class PhoneScheduler:
         self._chunks.clear()
         self._peaks.clear()
         self._set_anchor(frozen, arrives)
+        self._due = None
         return frozen
 
-    def end(self, now_ns: int) -> int:
-        """The call ended at ``now_ns``: freeze where the phone was when the end left it."""
+    def end(self, now_ns: int, *, by_us: bool = False) -> int:
+        """The call ended at ``now_ns``: freeze where the phone was when the end left it (the
+        caller's ``stop``, a dropped socket), or, ``by_us``, where our close will find it."""
         if self._frozen is not None:
             return self._frozen
         played = self._anchor_count
         if self.round_trip_ns is not None:
-            target = (now_ns - self._one_way) * self.rate
-            played = self._played(*self._walk(target), target)
-        self._frozen = max(played, self.confirmed, self._reported)
+            at = now_ns + self._one_way if by_us else now_ns - self._one_way
+            target = at * self.rate
+            played = self._held(self._played(*self._walk(target), target), now_ns)
+        self._frozen = max(played, self.confirmed, self._known)
+        self._due = None
         self._forget_pending()
         self._expecting = False
         self._chunks.clear()
@@ -254,11 +299,13 @@ class PhoneScheduler:
         None if ``target`` was not sent, or is not reached yet while no round trip is known
         (only an echo moves the position then).
         """
+        if self._frozen is not None:
+            return now_ns if target <= self._frozen else None
         if target > self.sent_total:
             return None
         if target <= max(self._reported, self._anchor_count):
             return now_ns
-        if self.round_trip_ns is None:
+        if self.round_trip_ns is None or self._holding(now_ns):
             return None
         one_way = self._one_way * self.rate
         index, off = self._started, self._started_off
@@ -286,6 +333,31 @@ class PhoneScheduler:
 
     # -- the model ------------------------------------------------------------------------
 
+    def _holding(self, now_ns: int) -> bool:
+        """True while the oldest pending mark's echo is overdue."""
+        return self._due is not None and now_ns > self._due[1]
+
+    def _held(self, played: int, now_ns: int) -> int:
+        """``played``, held at the oldest pending mark while its echo is overdue."""
+        if self._due is not None and now_ns > self._due[1] and played > self._due[0]:
+            return max(self._due[0], self._anchor_count)
+        return played
+
+    def _refresh_due(self) -> None:
+        """When the oldest pending mark's echo becomes overdue, by the model as it is now."""
+        self._due = None
+        if not self._pending or self.round_trip_ns is None:
+            return
+        end = next(iter(self._pending.values()))
+        one_way = self._one_way * self.rate
+        off = self._anchor_off
+        for _, chunk_end, key in self._chunks:
+            off = max(off, key + one_way)
+            if end <= chunk_end:
+                played_ns = ceil_div(off + end * NS_PER_SECOND, self.rate)
+                self._due = (end, played_ns + self._one_way + ECHO_SLACK_NS)
+                return
+
     def _mark(self) -> str:
         name = f"ap{self.epoch}-{self.sent_total}"
         self._pending[name] = self.sent_total
@@ -310,6 +382,7 @@ class PhoneScheduler:
         self._anchor_count = count
         self._anchor_off = at_ns * self.rate - count * NS_PER_SECOND
         self._started, self._started_off = 0, self._anchor_off
+        self._known_cursor = (0, self._anchor_off)
 
     def _anchor(self, count: int, at_ns: int) -> None:
         """The phone finished sample ``count`` at ``at_ns``: drop the chunks before it (a mark
@@ -321,11 +394,12 @@ class PhoneScheduler:
             peaks.popleft()
         self._set_anchor(count, at_ns)
 
-    def _walk(self, target: int) -> tuple[int, int]:
+    def _walk(self, target: int, cursor: tuple[int, int] | None = None) -> tuple[int, int]:
         """How many chunks after the anchor had started by scaled time ``target``, and the
-        offset of the last of them (the anchor's if none)."""
+        offset of the last of them (the anchor's if none); from ``cursor`` (a previous walk's
+        result, by default ``position()``'s) when it is not past ``target``."""
         chunks = self._chunks
-        started, off = self._started, self._started_off
+        started, off = cursor or (self._started, self._started_off)
         if started and off + chunks[started - 1][0] * NS_PER_SECOND > target:
             started, off = 0, self._anchor_off
         one_way = self._one_way * self.rate

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Generator
@@ -25,7 +26,7 @@ from websockets.http11 import Request, Response
 
 from ...clock import Clock, MonotonicClock
 from .auth import SignatureCheck
-from .call import PhoneCall
+from .call import CLOSE_TIMEOUT_S, LOGGED_BAD_MESSAGES, PhoneCall
 from .messages import CallProtocol, MediaStreamError, Start
 
 __all__ = ["CallHandler", "PhoneServer", "serve_phone"]
@@ -41,15 +42,19 @@ START_TIMEOUT_S = 10.0
 HANDLER_EXIT_TIMEOUT_S = 3.0
 """How long a cancelled call handler may take to end when the server closes."""
 
-CLOSE_TIMEOUT_S = 2.0
-"""How long a closing handshake may take before the socket is dropped."""
+MESSAGES_BEFORE_START = 20
+"""Messages a connection may send before Twilio's ``start`` (Twilio sends one, ``connected``);
+past them, or at a ``stop``, it is closed."""
+
+_LOGGED_TEXT = 200
+"""Characters of a client-chosen text (a URL, a Host header) a log line shows."""
 
 
 class PhoneServer:
     """A running phone server; ``async with`` (or ``await aclose()``) ends it.
 
-    Ending it stops accepting calls and hangs up each live one (close code 1001, going away)
-    after its handler has been cancelled, so every item stops at the phone's position.
+    Ending it stops accepting calls, hangs up each live one (close code 1001, going away: its
+    item stops at the phone's position), then cancels the handlers.
     """
 
     def __init__(
@@ -82,6 +87,8 @@ class PhoneServer:
         self._server: Server | None = None
         self._connections = 0
         self._calls: dict[PhoneCall, asyncio.Future[None]] = {}
+        self._lingering: dict[asyncio.Future[None], str] = {}
+        """Handlers still running after their call ended (post-call work): no call slot."""
         self._closing = False
 
     async def start(self) -> PhoneServer:
@@ -181,13 +188,13 @@ class PhoneServer:
         logger.warning(
             "refused a connection from %s to %s: no valid X-Twilio-Signature",
             _peer(connection),
-            self._check.url_for(request.path, request.headers),
+            _shortened(self._check.url_for(request.path, request.headers)),
         )
         return connection.respond(HTTPStatus.FORBIDDEN, "invalid X-Twilio-Signature\n")
 
     async def _serve(self, connection: ServerConnection) -> None:
         if self._closing:
-            await connection.close(1001, "the server is shutting down")
+            await _refuse(connection, 1001, "the server is shutting down")
             return
         if self._connections >= self._max_calls:
             logger.warning(
@@ -195,7 +202,7 @@ class PhoneServer:
                 _peer(connection),
                 self._max_calls,
             )
-            await connection.close(1013, f"too many calls: this server takes {self._max_calls}")
+            await _refuse(connection, 1013, f"too many calls: this server takes {self._max_calls}")
             return
         self._connections += 1
         try:
@@ -219,32 +226,39 @@ class PhoneServer:
         try:
             start = await asyncio.wait_for(_read_start(connection, protocol), START_TIMEOUT_S)
         except asyncio.TimeoutError:
-            logger.warning(
-                "closed a connection from %s: no start in %g s", _peer(connection), START_TIMEOUT_S
-            )
-            await connection.close(1008, f"no start event in {START_TIMEOUT_S:g} s")
-            return None
+            start, why = None, f"no start event in {START_TIMEOUT_S:g} s"
         except ConnectionClosed:
+            return None
+        else:
+            why = "a stop before start" if protocol.stopped else "no start event"
+        if start is None:
+            logger.warning("closed a connection from %s: %s", _peer(connection), why)
+            await _refuse(connection, 1000 if protocol.stopped else 1008, why)
             return None
         return protocol, start
 
     async def _play(self, call: PhoneCall) -> None:
-        """Run the handler for ``call``; hang up when it ends, whatever it does."""
+        """Run the handler for ``call``, until it returns or the call ends; hang up then.
+
+        A handler that runs on after its call ended (post-call work, or code that does not
+        notice) keeps running but no longer holds a call slot; ``aclose()`` cancels it.
+        """
         logger.info("call %s: answered (stream %s)", call.call_sid, call.stream_sid)
         task: asyncio.Future[None] = asyncio.ensure_future(self._handler(call))
+        task.add_done_callback(functools.partial(_log_handler_failure, call.call_sid))
         self._calls[call] = task
+        ended = asyncio.ensure_future(call.wait_ended())
         try:
-            await asyncio.wait([task])
-            if not task.cancelled() and task.exception() is not None:
-                logger.error(
-                    "call %s: the call handler failed",
-                    call.call_sid,
-                    exc_info=task.exception(),
-                )
+            await asyncio.wait([task, ended], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if not task.done():
-                task.cancel()
+            ended.cancel()
             del self._calls[call]
+            if not task.done():
+                if self._closing:
+                    task.cancel()
+                else:
+                    self._lingering[task] = call.call_sid
+                    task.add_done_callback(self._lingering.pop)
             await call.aclose()
 
 
@@ -282,15 +296,40 @@ def serve_phone(
     )
 
 
-async def _read_start(connection: ServerConnection, protocol: CallProtocol) -> Start:
-    """Read messages until ``start``; bad ones are logged and skipped, as in a call."""
-    while protocol.start is None:
+async def _read_start(connection: ServerConnection, protocol: CallProtocol) -> Start | None:
+    """Read messages until ``start``; bad ones are logged (the first few) and skipped, as in
+    a call. None once ``MESSAGES_BEFORE_START`` came without it, or a ``stop``."""
+    for count in range(1, MESSAGES_BEFORE_START + 1):
         message = await connection.recv()
         try:
             protocol.receive(message)
         except MediaStreamError as error:
-            logger.warning("refused a message before start from %s: %s", _peer(connection), error)
-    return protocol.start
+            if count <= LOGGED_BAD_MESSAGES:
+                logger.warning(
+                    "refused a message before start from %s: %s", _peer(connection), error
+                )
+        if protocol.start is not None:
+            return protocol.start
+        if protocol.stopped:
+            return None
+    return None
+
+
+async def _refuse(connection: ServerConnection, code: int, reason: str) -> None:
+    """Close a connection that is not (or no longer) a call, dropping it if it does not answer."""
+    try:
+        await asyncio.wait_for(connection.close(code, reason), CLOSE_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        connection.transport.abort()
+
+
+def _log_handler_failure(call_sid: str, task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("call %s: the call handler failed", call_sid, exc_info=task.exception())
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= _LOGGED_TEXT else text[:_LOGGED_TEXT] + "…"
 
 
 def _is_loopback(host: str) -> bool:

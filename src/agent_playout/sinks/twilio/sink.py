@@ -10,6 +10,9 @@ position freezes where the phone will be when it arrives: the last confirmed mar
 end, plus the time since its echo arrived, plus the round trip. That estimate assumes the
 link is symmetric (each way takes half the measured round trip) and is as exact as the round
 trip is steady: typically within one 20 ms chunk, off by the jitter of the link otherwise.
+On a link that backs up or goes quiet, the position holds at the first mark whose echo is
+overdue (``ECHO_SLACK_NS`` past when the model has it back), rather than count audio
+stuck on the way as heard.
 There is no declick fade: the phone's buffer cannot be faded after the fact, so Twilio stops
 it where the ``clear`` lands.
 """
@@ -27,7 +30,7 @@ from ...clock import Clock, MonotonicClock, TimerHandle
 from ...core.frames import Int16Array
 from ...core.positions import samples_in
 from ...core.units import NS_PER_SECOND
-from ...errors import PlayoutError
+from ...errors import OutputEndedError
 from ..base import NEVER, SinkSurface, Waiters, sink_samples
 from . import mulaw
 from .messages import clear_message, mark_message, media_message
@@ -51,7 +54,7 @@ CONFIRM_GRACE_S = 1.0
 _CONFIRM_GRACE_NS = round(CONFIRM_GRACE_S * NS_PER_SECOND)
 
 
-class CallEndedError(PlayoutError):
+class CallEndedError(OutputEndedError):
     """The call is over (the caller hung up, the socket dropped or the agent hung up)."""
 
 
@@ -77,8 +80,10 @@ class PhoneSink(SinkSurface):
     ``capture_frame`` sends the audio in 20 ms ``media`` messages, a ``mark`` every
     ``mark_every_ms``, and returns once the audio the phone has not played yet is at most
     ``queue_size_ms``: Twilio buffers what it gets, so sending further ahead only adds what a
-    ``clear`` throws away. ``samples_played`` is the phone's position now, by the model of
-    ``PhoneScheduler``; ``wait_for_playout`` returns once the phone confirmed the last mark.
+    ``clear`` throws away. ``samples_played`` is where the phone was half a round trip ago, by
+    the model of ``PhoneScheduler``: the latest it can have told us, so a ``stop`` that arrives
+    ends the item there, never below a count already reported. ``wait_for_playout`` returns
+    once the phone confirmed the last mark.
 
     When the call ends, the position freezes where the phone was when it ended (never below
     the last confirmed mark), and every call waiting on the sink raises ``CallEndedError``.
@@ -117,7 +122,7 @@ class PhoneSink(SinkSurface):
         self._media_sent = 0
         self._waiters = Waiters()
         self._timer: TimerHandle | None = None
-        self._confirmed_end: asyncio.Future[None] | None = None
+        self._confirmations: list[asyncio.Future[None]] = []
         self._ended: CallEndedError | None = None
         self._warned_no_round_trip = False
         self._warned_foreign = False
@@ -130,7 +135,8 @@ class PhoneSink(SinkSurface):
 
     @property
     def samples_played(self) -> int:
-        return self._scheduler.position(self._clock.now_ns())
+        """What the phone had played half a round trip ago: the latest it can have told us."""
+        return self._scheduler.known(self._clock.now_ns())
 
     @property
     def samples_written(self) -> int:
@@ -157,18 +163,23 @@ class PhoneSink(SinkSurface):
         self._scheduler.on_round_trip(rtt_ns)
         self._wake()
 
-    def end(self, reason: str) -> None:
-        """The call is over: freeze the position and fail every wait with ``reason``."""
+    def end(self, reason: str, *, by_us: bool = False) -> None:
+        """The call is over: freeze the position and fail every wait with ``reason``.
+
+        The caller's ``stop`` or a dropped socket left the phone half a round trip ago;
+        an end ``by_us`` (a hang-up) reaches it half a round trip from now.
+        """
         if self._ended is not None:
             return
         self._ended = CallEndedError(reason)
         self._held = self._held[:0]
-        self._written = self._scheduler.end(self._clock.now_ns())
+        self._written = self._scheduler.end(self._clock.now_ns(), by_us=by_us)
         self._cancel_timer()
         self._waiters.end(self._ended)
-        confirmed, self._confirmed_end = self._confirmed_end, None
-        if confirmed is not None and not confirmed.done():
-            confirmed.set_exception(self._ended)
+        confirmations, self._confirmations = self._confirmations, []
+        for confirmed in confirmations:
+            if not confirmed.done():
+                confirmed.set_exception(self._ended)
 
     @property
     def ended(self) -> bool:
@@ -178,7 +189,8 @@ class PhoneSink(SinkSurface):
 
     @property
     def round_trip_ns(self) -> int | None:
-        """The smoothed round trip to Twilio, or None before the first pong."""
+        """The round trip to Twilio (the smallest of the last five pings), or None before the
+        first pong."""
         return self._scheduler.round_trip_ns
 
     @property
@@ -215,7 +227,7 @@ class PhoneSink(SinkSurface):
             self._send(held[:whole], final=False)
         await self._channel.drain()
         target = self._written - self._queue_limit
-        if self.samples_played < target:
+        if self._phone_now() < target:
             await self._wait_for_played(target)
 
     def clear_queue(self) -> None:
@@ -254,7 +266,7 @@ class PhoneSink(SinkSurface):
             return
         now = self._clock.now_ns()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._confirmed_end = future
+        self._confirmations.append(future)
         played_by = self._scheduler.time_of(self._scheduler.sent_total, now) or now
         grace = max(_CONFIRM_GRACE_NS, 4 * (self._scheduler.round_trip_ns or 0))
         deadline = self._clock.call_at(played_by + grace, self._confirmation_overdue)
@@ -291,7 +303,7 @@ class PhoneSink(SinkSurface):
         self._write(messages)
 
     def _confirmation_overdue(self) -> None:
-        if self._confirmed_end is None:
+        if not self._confirmations:
             return
         logger.warning(
             "call %s: Twilio did not echo the last mark; taking the modelled position as final",
@@ -300,9 +312,10 @@ class PhoneSink(SinkSurface):
         self._settle_confirmation()
 
     def _settle_confirmation(self) -> None:
-        confirmed, self._confirmed_end = self._confirmed_end, None
-        if confirmed is not None and not confirmed.done():
-            confirmed.set_result(None)
+        confirmations, self._confirmations = self._confirmations, []
+        for confirmed in confirmations:
+            if not confirmed.done():
+                confirmed.set_result(None)
 
     def _write(self, messages: Sequence[str]) -> None:
         try:
@@ -310,6 +323,10 @@ class PhoneSink(SinkSurface):
         except CallEndedError as error:
             self.end(str(error))
             raise
+
+    def _phone_now(self) -> int:
+        """Where the model has the phone now: what paces the sending."""
+        return self._scheduler.position(self._clock.now_ns())
 
     def _raise_if_ended(self) -> None:
         if self._ended is not None:
@@ -331,7 +348,7 @@ class PhoneSink(SinkSurface):
         self._cancel_timer()
         if self._ended is not None:
             return
-        target = self._waiters.release(self.samples_played)
+        target = self._waiters.release(self._phone_now())
         if target == NEVER:
             return
         now = self._clock.now_ns()
