@@ -1,0 +1,96 @@
+"""What every phone benchmark server plays and when it cuts: one plan, for ours and Pipecat.
+
+Stdlib and numpy only: the Pipecat venv imports it too. A call's plan comes from its seed
+(sent by the fake phone as a custom parameter), so both servers cut the same calls at the
+same moments and the phones can judge them alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+
+RATE = 24000
+"""The model's audio rate: what the servers are fed."""
+PHONE_RATE = 8000
+FRAME_SAMPLES = RATE // 50
+"""The source yields 20 ms frames."""
+LEAD_FRAMES = 10
+"""The first 200 ms come at once, then a frame every 20 ms: a TTS streaming at real time."""
+SECOND_CUT_S = 0.3
+SECOND_CUT_CHANCE = 0.3
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A call: ``turns`` items of ``turn_s`` seconds each, the n-th cut ``cuts[n]`` s after play."""
+
+    seed: int
+    turn_s: float
+    cuts: tuple[float, ...]
+
+
+def plan_for(seed: int, *, turns: int, turn_s: float) -> Plan:
+    """Every turn is cut at a random time; after a cut, sometimes the next turn 0.3 s in."""
+    rng = random.Random(seed)
+    cuts: list[float] = []
+    for index in range(turns):
+        if index and rng.random() < SECOND_CUT_CHANCE:
+            cuts.append(SECOND_CUT_S)
+        else:
+            cuts.append(round(rng.uniform(0.4, turn_s - 0.4), 3))
+    return Plan(seed, turn_s, tuple(cuts))
+
+
+def speech_like(seconds: float) -> np.ndarray:
+    """A voiced, syllable-shaped int16 signal at 24 kHz (never a long run of silence)."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    pitch = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / RATE
+    voice = np.sin(phase) + 0.5 * np.sin(2 * phase) + 0.25 * np.sin(3 * phase)
+    envelope = 0.35 + 0.65 * np.abs(np.sin(2 * np.pi * 2.0 * t))
+    return (voice * envelope * 6000).astype(np.int16)
+
+
+async def paced_chunks(signal: np.ndarray, started: float) -> AsyncIterator[np.ndarray]:
+    """``signal`` in 20 ms chunks: the first ``LEAD_FRAMES`` at once, then one per 20 ms."""
+    for index, start in enumerate(range(0, signal.size, FRAME_SAMPLES)):
+        due = started + max(index - LEAD_FRAMES + 1, 0) * 0.02
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield signal[start : start + FRAME_SAMPLES]
+
+
+class LagMonitor:
+    """How late the event loop wakes: a 10 ms timer's overshoot, sampled all the time."""
+
+    def __init__(self, period_s: float = 0.01) -> None:
+        self._period = period_s
+        self.lags_ms: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(self._period)
+            self.lags_ms.append((time.monotonic() - before - self._period) * 1000)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def summary(self) -> dict[str, float]:
+        lags = sorted(self.lags_ms) or [0.0]
+        return {
+            "lag_p99_ms": round(lags[min(int(len(lags) * 0.99), len(lags) - 1)], 2),
+            "lag_max_ms": round(lags[-1], 2),
+        }
