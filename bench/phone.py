@@ -259,6 +259,13 @@ def summarize(run: Run, server: dict[str, Any], phones: list[dict[str, Any]]) ->
         ),
         "rss_per_call_mb": round((server["rss_peak_mb"] - server["rss_before_mb"]) / run.calls, 3),
         "messages_per_call_s": round(sent / call_seconds, 1) if call_seconds else None,
+        "messages_both_ways_per_call_s": round(
+            (sent + sum(c.get("inbound_media", 0) + c.get("marks_echoed", 0) for c in calls))
+            / call_seconds,
+            1,
+        )
+        if call_seconds
+        else None,
         "versions": server.get("versions", {}),
     }
     summary["real_time"] = underrun_calls == 0 and incomplete == 0
@@ -323,6 +330,22 @@ def profile_groups(path: str) -> dict[str, float]:
     }
 
 
+def profile_top(path: str, count: int = 15) -> list[dict[str, Any]]:
+    """The functions with the most own time (the wait in epoll left out)."""
+    stats = pstats.Stats(path).stats  # type: ignore[attr-defined]
+    rows = [
+        {
+            "function": f"{Path(filename).name}:{line}({function})",
+            "calls": entry[1],
+            "own_s": round(entry[2], 3),
+            "cumulative_s": round(entry[3], 3),
+        }
+        for (filename, line, function), entry in stats.items()
+        if "select.epoll" not in function
+    ]
+    return sorted(rows, key=lambda row: -row["own_s"])[:count]
+
+
 def json_speedup() -> dict[str, float]:
     """json vs orjson on the messages of a call (in the scratch venv): µs per message."""
     code = r"""
@@ -380,7 +403,11 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
         path = str(Path(scratch) / "server.prof")
         log(f"  profile at {plan.profile_calls} calls: ours")
         run = _scale_run(plan, "ours", plan.profile_calls, profile=path)
-        results["profile"] = {"run": execute(run, ours), "groups_pct": profile_groups(path)}
+        results["profile"] = {
+            "run": execute(run, ours),
+            "groups_pct": profile_groups(path),
+            "top": profile_top(path),
+        }
     if plan.scratch:
         sustained = results["scale"]["ours"]["sustained"] or plan.scale_levels[0]
         scratch_python = ensure_scratch_env()
@@ -467,15 +494,18 @@ def tables(results: dict[str, Any]) -> str:
         "Mark cadence (ours, over the cadence link):",
         "",
         "| mark every | median error | max error | confirmed-only median"
-        " | messages per call-second | marks per call-second |",
-        "|---:|---:|---:|---:|---:|---:|",
+        " | server → phone messages per call-second | marks per call-second"
+        " | messages both ways per call-second | server CPU ms per call-second |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cadence, summary in results["cadence"].items():
         out.append(
             f"| {cadence} ms | {_cell(summary['error']['median_ms'])}"
             f" | {_cell(summary['error']['max_ms'])}"
             f" | {_cell(summary['confirmed_error']['median_ms'])}"
-            f" | {_cell(summary['messages_per_call_s'])} | {_cell(summary['marks_per_call_s'])} |"
+            f" | {_cell(summary['messages_per_call_s'])} | {_cell(summary['marks_per_call_s'])}"
+            f" | {_cell(summary['messages_both_ways_per_call_s'])}"
+            f" | {_cell(summary['cpu_ms_per_call_s'], '{:.2f}')} |"
         )
     out += [
         "",

@@ -74,6 +74,7 @@ async def call(
                 media=caller.media_received,
                 other=len(caller.received),
                 marks_echoed=len(caller.marks_echoed),
+                inbound_media=caller.inbound_sent,
                 ignored=caller.ignored,
             )
     except (OSError, asyncio.TimeoutError) as error:
