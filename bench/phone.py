@@ -45,7 +45,8 @@ TARGET_MS = 20.0
 UNDERRUN_MS = 1.0
 """A turn whose phone ran dry for more than this after its first audio was not in real time."""
 SERVER_CPUS = {0}
-"""The server is pinned to one core; the phones may use both (they cost about half as much)."""
+PHONE_CPUS = {1}
+"""The server has one core to itself; the phones (about half its cost) have the other."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class Plan:
     min_levels: int = 3
     scale_turns: int = 3
     scale_turn_s: float = 8.0
+    scale_min_cut_s: float = 4.0
+    """Scale runs cut late, so that the calls overlap for most of the run."""
     scale_stagger_s: float = 3.0
     profile_calls: int = 100
     phone_processes: int = 4
@@ -84,6 +87,7 @@ class Plan:
             target_calls=5,
             scale_turns=2,
             scale_turn_s=1.5,
+            scale_min_cut_s=0.4,
             scale_stagger_s=0.2,
             profile_calls=3,
             phone_processes=1,
@@ -100,6 +104,7 @@ class Run:
     calls: int
     turns: int
     turn_s: float
+    min_cut_s: float = 0.4
     delay_ms: int = 0
     mark_every_ms: int = 100
     stagger_s: float = 0.0
@@ -120,7 +125,7 @@ def _pin(cpus: set[int]) -> Callable[[], None] | None:
 def _server_command(run: Run, python: Path | str) -> list[str]:
     module = "bench.phone_pipecat" if run.engine == "pipecat" else "bench.phone_server"
     command = [str(python), "-m", module, "--calls", str(run.calls), "--turns", str(run.turns)]
-    command += ["--turn-s", str(run.turn_s)]
+    command += ["--turn-s", str(run.turn_s), "--min-cut-s", str(run.min_cut_s)]
     if run.engine != "pipecat":
         command += ["--mark-every-ms", str(run.mark_every_ms)]
         if run.profile:
@@ -186,6 +191,7 @@ def _dial(run: Run, url: str, timeout: float) -> list[dict[str, Any]]:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                preexec_fn=_pin(PHONE_CPUS),
             )
         )
     results = []
@@ -429,6 +435,7 @@ def _scale_run(plan: Plan, engine: str, calls: int, **options: Any) -> Run:
         calls,
         plan.scale_turns,
         plan.scale_turn_s,
+        min_cut_s=plan.scale_min_cut_s,
         stagger_s=plan.scale_stagger_s / calls,
         processes=plan.phone_processes,
         **options,
@@ -516,7 +523,7 @@ def tables(results: dict[str, Any]) -> str:
         )
     out += [
         "",
-        "Scale (the server pinned to one core; the phones, separate processes, free on both):",
+        "Scale (the server pinned to one core, the phones' processes to the other):",
         "",
         "| engine | calls | real time | positions within 20 ms | max error | underrun ms"
         " | loop lag p99 / max (ms) | CPU ms per call-second | server cores"

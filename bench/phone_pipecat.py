@@ -1,7 +1,7 @@
 """Pipecat answering the benchmark's calls: its FastAPI WebSocket transport, Twilio serializer.
 
 Runs under the Pipecat venv (``bench.phone_env``), never the project's: ``python -m
-bench.phone_pipecat --calls N --turns T --turn-s S``. It serves Media Streams at
+bench.phone_pipecat --calls N --turns T --turn-s S --min-cut-s C``. It serves Media Streams at
 ``ws://127.0.0.1:PORT/`` with uvicorn (one FastAPI app, one Pipecat pipeline per call, as
 Pipecat's telephony examples do), prints ``{"port": PORT}`` once listening, and after N calls
 have ended one JSON line: each call's turns (what Pipecat could report at each cut) and the
@@ -123,10 +123,11 @@ class FixedSpeech(FrameProcessor):
 class Server:
     """One uvicorn server; a Pipecat pipeline per accepted call; the run's measurements."""
 
-    def __init__(self, calls: int, turns: int, turn_s: float) -> None:
+    def __init__(self, calls: int, turns: int, turn_s: float, min_cut_s: float) -> None:
         self.expected = calls
         self.turns = turns
         self.turn_s = turn_s
+        self.min_cut_s = min_cut_s
         self.records: list[dict[str, Any]] = []
         self.all_ended = asyncio.Event()
         self.lag = LagMonitor()
@@ -142,7 +143,7 @@ class Server:
             self.lag.start()
         _, call_data = await parse_telephony_websocket(websocket)
         seed = int(call_data.body.get("seed", "0"))
-        plan = plan_for(seed, turns=self.turns, turn_s=self.turn_s)
+        plan = plan_for(seed, turns=self.turns, turn_s=self.turn_s, min_cut_s=self.min_cut_s)
         serializer = CountingSerializer(
             call_data.stream_id,
             call_data.call_id,
@@ -200,9 +201,9 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * 4096 / 1e6
 
 
-async def serve(calls: int, turns: int, turn_s: float) -> dict[str, Any]:
+async def serve(calls: int, turns: int, turn_s: float, min_cut_s: float) -> dict[str, Any]:
     """Answer ``calls`` calls, then return the measurements."""
-    server = Server(calls, turns, turn_s)
+    server = Server(calls, turns, turn_s, min_cut_s)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(2048)
@@ -223,10 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--turn-s", type=float, default=4.0)
+    parser.add_argument("--min-cut-s", type=float, default=0.4)
     args = parser.parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
-    result = asyncio.run(serve(args.calls, args.turns, args.turn_s))
+    result = asyncio.run(serve(args.calls, args.turns, args.turn_s, args.min_cut_s))
     result["versions"] = {"pipecat-ai": version("pipecat-ai"), "uvicorn": uvicorn.__version__}
     print(json.dumps(result), flush=True)
     return 0

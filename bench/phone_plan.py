@@ -35,15 +35,16 @@ class Plan:
     cuts: tuple[float, ...]
 
 
-def plan_for(seed: int, *, turns: int, turn_s: float) -> Plan:
-    """Every turn is cut at a random time; after a cut, sometimes the next turn 0.3 s in."""
+def plan_for(seed: int, *, turns: int, turn_s: float, min_cut_s: float = 0.4) -> Plan:
+    """Every turn is cut at a random time from ``min_cut_s`` on; after a cut, sometimes the
+    next turn 0.3 s in."""
     rng = random.Random(seed)
     cuts: list[float] = []
     for index in range(turns):
         if index and rng.random() < SECOND_CUT_CHANCE:
             cuts.append(SECOND_CUT_S)
         else:
-            cuts.append(round(rng.uniform(0.4, turn_s - 0.4), 3))
+            cuts.append(round(rng.uniform(min_cut_s, turn_s - 0.4), 3))
     return Plan(seed, turn_s, tuple(cuts))
 
 

@@ -1,11 +1,11 @@
 """Our phone server for the benchmark: ``serve_phone`` and one ``AgentPlayout`` per call.
 
-``python -m bench.phone_server --calls N [--turns T --turn-s S --mark-every-ms M --profile PATH
---uvloop]`` serves Media Streams at ``ws://127.0.0.1:PORT/``, prints ``{"port": PORT}`` once
-listening and, after N calls have ended, one JSON line: each call's turns (the position it
-reported at each cut, the confirmed marks alone, echoes ignored) and the process's CPU,
-memory and event-loop lag. Every call plays ``bench.phone_plan``'s turns, cut where the plan
-says (``handle.interrupt()``), the next turn starting at once.
+``python -m bench.phone_server --calls N [--turns T --turn-s S --min-cut-s C --mark-every-ms M
+--profile PATH --uvloop]`` serves Media Streams at ``ws://127.0.0.1:PORT/``, prints
+``{"port": PORT}`` once listening and, after N calls have ended, one JSON line: each call's
+turns (the position it reported at each cut, the confirmed marks alone, echoes ignored) and
+the process's CPU, memory and event-loop lag. Every call plays ``bench.phone_plan``'s turns,
+cut where the plan says (``handle.interrupt()``), the next turn starting at once.
 """
 
 from __future__ import annotations
@@ -45,10 +45,11 @@ async def _words() -> AsyncIterator[str]:
 class Server:
     """Answers the calls, records each cut, and measures the process over the calls."""
 
-    def __init__(self, calls: int, turns: int, turn_s: float) -> None:
+    def __init__(self, calls: int, turns: int, turn_s: float, min_cut_s: float) -> None:
         self.expected = calls
         self.turns = turns
         self.turn_s = turn_s
+        self.min_cut_s = min_cut_s
         self.signal = speech_like(turn_s)
         self.records: list[dict[str, Any]] = []
         self.all_ended = asyncio.Event()
@@ -62,7 +63,7 @@ class Server:
             self.first_call = (time.process_time(), time.monotonic())
             self.lag.start()
         seed = int(call.custom_parameters.get("seed", "0"))
-        plan = plan_for(seed, turns=self.turns, turn_s=self.turn_s)
+        plan = plan_for(seed, turns=self.turns, turn_s=self.turn_s, min_cut_s=self.min_cut_s)
         sink = call.sink
         playout = AgentPlayout(audio_source=sink)
         turns: list[dict[str, Any]] = []
@@ -136,7 +137,7 @@ def _rss_mb() -> float:
 
 async def serve(args: argparse.Namespace) -> dict[str, Any]:
     """Answer ``args.calls`` calls, then return the measurements (profiled if asked)."""
-    server = Server(args.calls, args.turns, args.turn_s)
+    server = Server(args.calls, args.turns, args.turn_s, args.min_cut_s)
     profile = cProfile.Profile() if args.profile else None
     async with serve_phone(
         server.answer, max_calls=args.calls + 10, mark_every_ms=args.mark_every_ms
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--turn-s", type=float, default=4.0)
+    parser.add_argument("--min-cut-s", type=float, default=0.4)
     parser.add_argument("--mark-every-ms", type=int, default=100)
     parser.add_argument("--profile", help="write cProfile stats of the calls here")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
