@@ -59,7 +59,7 @@ class Plan:
     turn_s: float = 4.0
     cadences_ms: tuple[int, ...] = (20, 100, 500)
     cadence_link_ms: int = 80
-    scale_levels: tuple[int, ...] = (25, 50, 75, 100, 150, 200, 300, 400)
+    scale_levels: tuple[int, ...] = (25, 50, 60, 70, 80, 100, 150, 200, 300, 400)
     target_calls: int = 200
     pipecat_levels: tuple[int, ...] = (10, 20, 40, 60, 80, 100)
     min_levels: int = 3
@@ -258,6 +258,9 @@ def summarize(run: Run, server: dict[str, Any], phones: list[dict[str, Any]]) ->
         "cut_late_ms_max": round(max(late_cuts, default=0.0), 2),
         "lag_p99_ms": server["lag_p99_ms"],
         "lag_max_ms": server["lag_max_ms"],
+        "server_cpu_peak_cores": server.get("cpu_peak_cores"),
+        "gc_full_collections": server.get("gc_full_collections"),
+        "gc_full_pause_max_ms": server.get("gc_full_pause_max_ms"),
         "cpu_ms_per_call_s": round(server["cpu_s"] * 1000 / call_seconds, 3)
         if call_seconds
         else None,
@@ -265,6 +268,8 @@ def summarize(run: Run, server: dict[str, Any], phones: list[dict[str, Any]]) ->
         "phone_cores": round(
             sum(phone["cpu_s"] for phone in phones) / max(p["wall_s"] for p in phones), 2
         ),
+        "phone_lag_max_ms": max(phone.get("lag_max_ms", 0.0) for phone in phones),
+        "phone_cpu_peak_cores": round(sum(phone.get("cpu_peak_cores", 0.0) for phone in phones), 2),
         "rss_per_call_mb": round((server["rss_peak_mb"] - server["rss_before_mb"]) / run.calls, 3),
         "messages_per_call_s": round(sent / call_seconds, 1) if call_seconds else None,
         "messages_both_ways_per_call_s": round(

@@ -20,6 +20,8 @@ from typing import Any
 
 from agent_playout.sinks.twilio.simulator import DelayedLink, SimulatedCaller
 
+from .phone_plan import LagMonitor
+
 NS_PER_SAMPLE = 1_000_000_000 // 8000
 
 
@@ -86,6 +88,8 @@ async def dial_all(params: dict[str, Any]) -> dict[str, Any]:
     """This process's calls, over a ``DelayedLink`` when ``delay_ms`` is set."""
     url: str = params["url"]
     cpu_0, wall_0 = time.process_time(), time.monotonic()
+    lag = LagMonitor()
+    lag.start()
     async with AsyncExitStack() as stack:
         if params.get("delay_ms"):
             host, port = url.removeprefix("ws://").rstrip("/").split(":")
@@ -101,7 +105,9 @@ async def dial_all(params: dict[str, Any]) -> dict[str, Any]:
                 for index, seed in enumerate(params["seeds"])
             )
         )
+    lag.stop()
     return {
+        **lag.summary(),
         "records": list(records),
         "cpu_s": round(time.process_time() - cpu_0, 3),
         "wall_s": round(time.monotonic() - wall_0, 3),

@@ -8,6 +8,7 @@ same moments and the phones can judge them alike.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import time
 from collections.abc import AsyncIterator
@@ -69,29 +70,51 @@ async def paced_chunks(signal: np.ndarray, started: float) -> AsyncIterator[np.n
 
 
 class LagMonitor:
-    """How late the event loop wakes: a 10 ms timer's overshoot, sampled all the time."""
+    """How late the event loop wakes (a 10 ms timer's overshoot), the busiest second's CPU,
+    and the garbage collector's pauses, over the calls."""
 
     def __init__(self, period_s: float = 0.01) -> None:
         self._period = period_s
         self.lags_ms: list[float] = []
+        self.cpu_peak = 0.0
+        self.gc_pauses_ms: list[float] = []
+        self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif info.get("generation") == 2:
+            self.gc_pauses_ms.append((time.perf_counter() - self._gc_started) * 1000)
 
     async def _run(self) -> None:
+        window_cpu, window_wall = time.process_time(), time.monotonic()
         while True:
             before = time.monotonic()
             await asyncio.sleep(self._period)
-            self.lags_ms.append((time.monotonic() - before - self._period) * 1000)
+            now = time.monotonic()
+            self.lags_ms.append((now - before - self._period) * 1000)
+            if now - window_wall >= 1.0:
+                cpu = time.process_time()
+                self.cpu_peak = max(self.cpu_peak, (cpu - window_cpu) / (now - window_wall))
+                window_cpu, window_wall = cpu, now
 
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
 
     def summary(self) -> dict[str, float]:
         lags = sorted(self.lags_ms) or [0.0]
         return {
             "lag_p99_ms": round(lags[min(int(len(lags) * 0.99), len(lags) - 1)], 2),
             "lag_max_ms": round(lags[-1], 2),
+            "cpu_peak_cores": round(self.cpu_peak, 2),
+            "gc_full_collections": len(self.gc_pauses_ms),
+            "gc_full_pause_max_ms": round(max(self.gc_pauses_ms, default=0.0), 1),
         }
