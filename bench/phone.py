@@ -531,9 +531,9 @@ def tables(results: dict[str, Any]) -> str:
         "Scale (the server pinned to one core, the phones' processes to the other):",
         "",
         "| engine | calls | real time | positions within 20 ms | max error | underrun ms"
-        " | loop lag p99 / max (ms) | CPU ms per call-second | server cores"
-        " | RSS MB per call | phone cores |",
-        "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|",
+        " | loop lag p99 / max (ms) | CPU ms per call-second | server cores, mean / busiest s"
+        " | RSS MB per call | phones: cores, lag max (ms) |",
+        "|---|---:|---|---:|---:|---:|---|---:|---|---:|---|",
     ]
     for engine, scale in results["scale"].items():
         for level in scale["levels"]:
@@ -547,8 +547,9 @@ def tables(results: dict[str, Any]) -> str:
                 f" | {_cell(level['lag_p99_ms'])} / {_cell(level['lag_max_ms'])}"
                 f" | {_cell(level['cpu_ms_per_call_s'], '{:.2f}')}"
                 f" | {_cell(level['server_cores'], '{:.2f}')}"
+                f" / {_cell(level['server_cpu_peak_cores'], '{:.2f}')}"
                 f" | {_cell(level['rss_per_call_mb'], '{:.3f}')}"
-                f" | {_cell(level['phone_cores'], '{:.2f}')} |"
+                f" | {_cell(level['phone_cores'], '{:.2f}')}, {_cell(level['phone_lag_max_ms'])} |"
             )
     sustained = ", ".join(
         f"{engine} {scale['sustained']}" for engine, scale in results["scale"].items()
