@@ -37,6 +37,7 @@ from typing import Any
 
 from .common import busy_cores, percentile
 from .phone_env import ensure_pipecat_env, ensure_scratch_env
+from .run import wait_for_quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -72,6 +73,8 @@ class Plan:
     phone_processes: int = 4
     pipecat: bool = True
     scratch: bool = True
+    quiet_wait_s: float = 90.0
+    """Before each run, wait up to this long for other processes to use under 0.3 cores."""
 
     @classmethod
     def quick(cls, *, pipecat: bool = False) -> Plan:
@@ -93,6 +96,7 @@ class Plan:
             phone_processes=1,
             pipecat=pipecat,
             scratch=False,
+            quiet_wait_s=0.0,
         )
 
 
@@ -135,8 +139,12 @@ def _server_command(run: Run, python: Path | str) -> list[str]:
     return command
 
 
-def execute(run: Run, python: Path | str, *, timeout_s: float | None = None) -> dict[str, Any]:
-    """Start the server, dial its calls from the phone pool, and join what both saw."""
+def execute(
+    run: Run, python: Path | str, *, timeout_s: float | None = None, quiet_wait_s: float = 0.0
+) -> dict[str, Any]:
+    """Start the server, dial its calls from the phone pool, and join what both saw (after
+    waiting up to ``quiet_wait_s`` for a quiet machine; the load it started under is kept)."""
+    background = wait_for_quiet(quiet_wait_s) if quiet_wait_s else round(busy_cores(0.5), 2)
     longest = run.turns * run.turn_s + run.calls * run.stagger_s / max(run.processes, 1)
     timeout = timeout_s or 60.0 + 3 * longest
     server = subprocess.Popen(
@@ -166,6 +174,7 @@ def execute(run: Run, python: Path | str, *, timeout_s: float | None = None) -> 
         raise RuntimeError(f"{run.engine} server failed ({server.returncode}):\n{err[-3000:]}")
     summary = summarize(run, json.loads(lines[-1]), phones)
     summary["server_log"] = err.strip().splitlines()[-10:]
+    summary["background_cores"] = background
     return summary
 
 
@@ -396,7 +405,9 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
                 stagger_s=0.1,
                 processes=plan.phone_processes,
             )
-            results["position"].setdefault(engine, {})[str(delay)] = execute(run, python)
+            results["position"].setdefault(engine, {})[str(delay)] = execute(
+                run, python, quiet_wait_s=plan.quiet_wait_s
+            )
     for cadence in plan.cadences_ms:
         log(f"  cadence {cadence} ms over {plan.cadence_link_ms} ms: ours")
         run = Run(
@@ -409,7 +420,7 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
             stagger_s=0.1,
             processes=plan.phone_processes,
         )
-        results["cadence"][str(cadence)] = execute(run, ours)
+        results["cadence"][str(cadence)] = execute(run, ours, quiet_wait_s=plan.quiet_wait_s)
     for engine, python in engines.items():
         results["scale"][engine] = ramp(plan, engine, python, log)
     with tempfile.TemporaryDirectory() as scratch:
@@ -417,7 +428,7 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
         log(f"  profile at {plan.profile_calls} calls: ours")
         run = _scale_run(plan, "ours", plan.profile_calls, profile=path)
         results["profile"] = {
-            "run": execute(run, ours),
+            "run": execute(run, ours, quiet_wait_s=plan.quiet_wait_s),
             "groups_pct": profile_groups(path),
             "top": profile_top(path),
         }
@@ -428,7 +439,9 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
         for uvloop in (False, True):
             log(f"  {sustained} calls, {'uvloop' if uvloop else 'asyncio'} (scratch venv): ours")
             run = _scale_run(plan, "ours", sustained, uvloop=uvloop)
-            comparison["uvloop" if uvloop else "asyncio"] = execute(run, scratch_python)
+            comparison["uvloop" if uvloop else "asyncio"] = execute(
+                run, scratch_python, quiet_wait_s=plan.quiet_wait_s
+            )
         results["uvloop"] = comparison
         results["orjson"] = json_speedup()
     return results
@@ -454,12 +467,10 @@ def ramp(plan: Plan, engine: str, python: Path | str, log: Callable[[str], None]
 
     def level_at(calls: int) -> bool:
         log(f"  scale {calls} calls: {engine}")
-        background = busy_cores(1.0)
         try:
-            level = execute(_scale_run(plan, engine, calls), python)
+            level = execute(_scale_run(plan, engine, calls), python, quiet_wait_s=plan.quiet_wait_s)
         except (RuntimeError, subprocess.TimeoutExpired) as error:
             level = {"run": {"calls": calls}, "failed": str(error)[-500:], "real_time": False}
-        level["background_cores_before"] = round(background, 2)
         levels.append(level)
         return bool(level["real_time"] and level.get("all_within_target"))
 
@@ -555,6 +566,19 @@ def tables(results: dict[str, Any]) -> str:
         f"{engine} {scale['sustained']}" for engine, scale in results["scale"].items()
     )
     out += ["", f"Most calls kept in real time with every position within 20 ms: {sustained}."]
+    loads = [
+        summary["background_cores"]
+        for section in ("position", "scale")
+        for runs in results[section].values()
+        for summary in (runs["levels"] if section == "scale" else list(runs.values()))
+        if "background_cores" in summary
+    ]
+    loads += [summary["background_cores"] for summary in results["cadence"].values()]
+    if loads:
+        out.append(
+            f"Other processes' load just before each run: {min(loads):.2f}–{max(loads):.2f}"
+            " cores (of 2)."
+        )
     groups = results.get("profile", {}).get("groups_pct", {})
     if groups:
         calls = results["profile"]["run"]["run"]["calls"]
