@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from agent_playout import AgentPlayout
+from agent_playout import AgentPlayout, PlayoutHandle
 from agent_playout.sinks.twilio import PhoneCall, SimulatedCaller, serve_phone
 
 from .conftest import frames_of, stream
@@ -57,8 +57,80 @@ async def quiet_handler(call: PhoneCall) -> None:
     await call.wait_ended()
 
 
-def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if "refused a message" in r.getMessage()]
+async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Wait, polling, for state there is no event for; the deadline only guards a hang."""
+    for _ in range(round(timeout / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"not reached within {timeout} s")
+
+
+def tone(seconds: float, hz: float = 440) -> np.ndarray:
+    length = round(seconds * 24000)
+    return (6000 * np.sin(2 * np.pi * hz * np.arange(length) / 24000)).astype(np.int16)
+
+
+def play_tone(playout: AgentPlayout, item_id: str, seconds: float) -> PlayoutHandle:
+    return playout.play(
+        item_id=item_id,
+        content_index=0,
+        transcription_fwd=None,
+        text_stream=stream([]),
+        audio_stream=stream(frames_of(tone(seconds), 480)),
+    )
+
+
+OTHER_TONE_S = 0.8
+
+
+class BadAndGood:
+    """The handler of a server with two calls at once: the raw one (``CA_raw``, where the bad
+    input comes from) only takes key presses; every other call plays an ``OTHER_TONE_S`` tone
+    to the end and hangs up, so its phone's count says whether it was disturbed."""
+
+    def __init__(self) -> None:
+        self.digits: list[str] = []
+        self.pressed = asyncio.Event()
+        self.listening = asyncio.Event()
+        self.handles: dict[str, PlayoutHandle] = {}
+
+    async def handler(self, call: PhoneCall) -> None:
+        if call.call_sid == "CA_raw":
+            call.on("dtmf", self._pressed)
+            self.listening.set()
+            await call.wait_ended()
+            return
+        playout = AgentPlayout(audio_source=call.sink)
+        handle = self.handles[call.call_sid] = play_tone(playout, "tone", OTHER_TONE_S)
+        await handle.wait_for_playout()
+        await call.hang_up()
+
+    def _pressed(self, digit: str) -> None:
+        self.digits.append(digit)
+        self.pressed.set()
+
+    async def survives(self, connection: ClientConnection) -> None:
+        """The raw call still takes a key press after the bad input."""
+        await asyncio.wait_for(self.listening.wait(), 2.0)
+        dtmf = {"event": "dtmf", "streamSid": SID, "dtmf": {"track": "inbound", "digit": "7"}}
+        await connection.send(json.dumps(dtmf))
+        await asyncio.wait_for(self.pressed.wait(), 2.0)
+        assert self.digits == ["7"]
+
+    async def assert_undisturbed(self, other: SimulatedCaller) -> None:
+        """The other call played its whole tone, and the phone played all of it."""
+        await asyncio.wait_for(other.wait_closed(), 3.0)
+        handle = self.handles[other.call_sid]
+        assert handle.error is None
+        assert not handle.interrupted
+        assert handle.audio_samples == round(OTHER_TONE_S * 24000)
+        assert other.played == round(OTHER_TONE_S * 8000)
+        assert other.close_code == 1000
+
+
+def lines_about(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
 
 
 BAD_MESSAGES = [
@@ -86,81 +158,89 @@ BAD_MESSAGES = [
 async def test_a_bad_message_gets_one_log_line_and_the_call_goes_on(
     caplog: pytest.LogCaptureFixture, message: str, named: str
 ) -> None:
-    calls: list[PhoneCall] = []
-
-    async def handler(call: PhoneCall) -> None:
-        calls.append(call)
-        await call.wait_ended()
-
+    calls = BadAndGood()
     caplog.set_level(logging.WARNING, "agent_playout")
-    async with serve_phone(handler) as server:
+    async with (
+        serve_phone(calls.handler) as server,
+        SimulatedCaller(server.url, call_sid="CA_other") as other,
+    ):
+        await other.wait_played(800)  # the other call is playing its tone
         connection = await raw_call(server.url)
         await connection.send(message)
         mark = {"event": "mark", "streamSid": SID, "mark": {"name": "ap-not-ours"}}
-        await connection.send(json.dumps(mark))
-        for _ in range(50):
-            if calls and refusals(caplog):
-                break
-            await asyncio.sleep(0.02)
-        lines = refusals(caplog)
-        assert len(lines) == 1
-        assert named in lines[0]
-        assert "CA_raw" in lines[0]
-        assert calls
-        assert not calls[0].ended
+        await connection.send(json.dumps(mark))  # a mark it did not send: no refusal
+        await calls.survives(connection)
+        await calls.assert_undisturbed(other)
         await connection.close()
+    (line,) = lines_about(caplog, "CA_raw")
+    assert "refused a message" in line
+    assert named in line
 
 
 async def test_media_before_start_is_refused_and_the_call_still_starts(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    calls: list[PhoneCall] = []
-
-    async def handler(call: PhoneCall) -> None:
-        calls.append(call)
-        await call.wait_ended()
-
+    calls = BadAndGood()
     caplog.set_level(logging.WARNING, "agent_playout")
-    async with serve_phone(handler) as server:
+    async with (
+        serve_phone(calls.handler) as server,
+        SimulatedCaller(server.url, call_sid="CA_other") as other,
+    ):
+        await other.wait_played(800)
         connection = await connect(server.url)
         media = {"event": "media", "streamSid": SID, "media": {"payload": "/w=="}}
         await connection.send(json.dumps(media))
         await connection.send(start_message())
-        for _ in range(50):
-            if calls:
-                break
-            await asyncio.sleep(0.02)
-        assert calls
-        assert any("before start" in r.getMessage() for r in caplog.records)
+        await calls.survives(connection)
+        await calls.assert_undisturbed(other)
         await connection.close()
+    (line,) = lines_about(caplog, "refused a message")
+    assert "before start" in line
 
 
-async def test_an_oversized_message_closes_that_call_with_1009_only() -> None:
+async def test_an_oversized_message_closes_that_call_with_1009_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = BadAndGood()
+    caplog.set_level(logging.INFO, "agent_playout")
     async with (
-        serve_phone(quiet_handler, max_message_bytes=4096) as server,
+        serve_phone(calls.handler, max_message_bytes=4096) as server,
         SimulatedCaller(server.url, call_sid="CA_other") as other,
     ):
+        await other.wait_played(800)
         connection = await raw_call(server.url)
         await connection.send("x" * 5000)
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(connection.recv(), 2.0)
         assert connection.close_code == 1009
-        await asyncio.sleep(0.1)
-        assert server.active_calls == 1
-        assert other.played == 0  # and still connected
+        await calls.assert_undisturbed(other)
+    (line,) = lines_about(caplog, "call CA_raw: ended")
+    assert "larger than the limit" in line
+    assert lines_about(caplog, "CA_raw") == [f"call CA_raw: answered (stream {SID})", line]
 
 
-async def test_a_flood_of_messages_closes_that_call_with_1008() -> None:
-    async with serve_phone(quiet_handler) as server:
+async def test_a_flood_of_messages_closes_that_call_with_1008(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = BadAndGood()
+    caplog.set_level(logging.INFO, "agent_playout")
+    async with (
+        serve_phone(calls.handler) as server,
+        SimulatedCaller(server.url, call_sid="CA_other") as other,
+    ):
+        await other.wait_played(800)
         connection = await raw_call(server.url)
-        mark = json.dumps({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "1"}})
+        dtmf = json.dumps({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "1"}})
         for _ in range(5000):
-            await connection.send(mark)
+            await connection.send(dtmf)
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(connection.recv(), 1.0)
-        await asyncio.sleep(0.05)
         assert connection.close_code == 1008
-        assert server.active_calls == 0
+        await until(lambda: server.active_calls == 1)
+        await calls.assert_undisturbed(other)
+    (line,) = lines_about(caplog, "call CA_raw: ended")
+    assert "messages in a second" in line
+    assert lines_about(caplog, "CA_raw") == [f"call CA_raw: answered (stream {SID})", line]
 
 
 def signed_headers(url: str, token: str = TOKEN) -> dict[str, str]:
@@ -171,10 +251,10 @@ async def test_a_valid_signature_is_let_in() -> None:
     public = "wss://agent.example.com/"
     async with (
         serve_phone(quiet_handler, auth_token=TOKEN, public_url=public) as server,
-        SimulatedCaller(server.url, headers=signed_headers(public)),
+        SimulatedCaller(server.url, headers=signed_headers(public)) as caller,
     ):
-        await asyncio.sleep(0.1)
-        assert server.active_calls == 1
+        await until(lambda: server.active_calls == 1)
+        assert not caller.closed
 
 
 @pytest.mark.parametrize(
@@ -203,7 +283,7 @@ async def test_calls_past_max_calls_are_refused_with_1013() -> None:
         SimulatedCaller(server.url),
         SimulatedCaller(server.url),
     ):
-        await asyncio.sleep(0.1)
+        await until(lambda: server.active_calls == 2)
         connection = await connect(server.url)
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(connection.recv(), 2.0)
@@ -211,28 +291,21 @@ async def test_calls_past_max_calls_are_refused_with_1013() -> None:
         assert server.active_calls == 2
 
 
-def tones(count: int, seconds: float) -> Sequence[np.ndarray]:
-    length = round(seconds * 24000)
-    return [
-        (6000 * np.sin(2 * np.pi * (300 + 20 * n) * np.arange(length) / 24000)).astype(np.int16)
-        for n in range(count)
-    ]
-
-
-async def test_twenty_calls_at_once_each_play_all_of_their_audio() -> None:
-    reports: dict[str, int] = {}
+async def test_twenty_calls_at_once_each_cut_where_its_phone_was_then_play_a_turn_whole() -> None:
+    reports: dict[str, tuple[int, int]] = {}
 
     async def handler(call: PhoneCall) -> None:
         playout = AgentPlayout(audio_source=call.sink)
-        handle = playout.play(
-            item_id=call.call_sid,
-            content_index=0,
-            transcription_fwd=None,
-            text_stream=stream([]),
-            audio_stream=stream(frames_of(tones(1, 0.8)[0], 480)),
-        )
-        await handle.wait_for_playout()
-        reports[call.call_sid] = handle.audio_samples
+        await until(lambda: call.sink.round_trip_ns is not None)
+        cut = play_tone(playout, "cut", 1.0)
+        await asyncio.sleep(0.2 + 0.02 * int(call.call_sid[2:]))  # each call a different time
+        cut.interrupt()
+        await cut.wait_for_playout()
+        whole = play_tone(playout, "whole", 0.3)
+        await whole.wait_for_playout()
+        assert cut.interrupted
+        assert not whole.interrupted
+        reports[call.call_sid] = (cut.audio_samples, whole.audio_samples)
         await call.hang_up()
 
     async with serve_phone(handler) as server:
@@ -240,10 +313,16 @@ async def test_twenty_calls_at_once_each_play_all_of_their_audio() -> None:
         for caller in callers:
             await caller.__aenter__()
         try:
-            await asyncio.wait_for(asyncio.gather(*(c.wait_closed() for c in callers)), 5.0)
+            await asyncio.wait_for(asyncio.gather(*(c.wait_closed() for c in callers)), 10.0)
         finally:
             for caller in callers:
                 await caller.__aexit__(None, None, None)
-    assert sorted(reports) == [f"CA{n:02d}" for n in range(20)]
-    assert set(reports.values()) == {round(0.8 * 24000)}
-    assert [c.played for c in callers] == [round(0.8 * 8000)] * 20
+    assert sorted(reports) == [c.call_sid for c in callers]
+    for caller in callers:
+        cut_heard, whole_heard = reports[caller.call_sid]
+        ((_, played_at_clear),) = caller.cleared_at
+        assert abs(cut_heard - 3 * played_at_clear) <= 24000 * 30 // 1000, caller.call_sid
+        assert whole_heard == round(0.3 * 24000)
+        assert caller.played - played_at_clear == round(0.3 * 8000), caller.call_sid
+    clears = sorted(played for caller in callers for _, played in caller.cleared_at)
+    assert len(set(clears)) == 20  # each call cut at its own place
