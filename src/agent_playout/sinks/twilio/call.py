@@ -89,7 +89,7 @@ class PhoneCall(EventEmitter[CallEvents]):
         *,
         clock: Clock | None = None,
         mark_every_ms: int = 100,
-        queue_size_ms: int = 200,
+        queue_size_ms: int = 400,
     ) -> None:
         super().__init__()
         self._connection = connection
@@ -196,14 +196,15 @@ class PhoneCall(EventEmitter[CallEvents]):
     # Writing.
 
     def _write(self, messages: Sequence[str]) -> None:
-        """Write now, in this event-loop turn, through the connection's sans-I/O protocol."""
+        """Write now, in this event-loop turn, through the connection's sans-I/O protocol: the
+        frames of one capture (its media and marks) go to the socket in one write."""
         connection = self._connection
-        if self.ended or connection.protocol.state is not State.OPEN:
-            raise CallEndedError(self._end_reason or "the call's WebSocket is closing")
         protocol = connection.protocol
+        if self.ended or protocol.state is not State.OPEN:
+            raise CallEndedError(self._end_reason or "the call's WebSocket is closing")
         for message in messages:
             protocol.send_text(message.encode())
-        connection.send_data()
+        connection.transport.write(b"".join(protocol.data_to_send()))
 
     async def _drain(self) -> None:
         """Wait while the transport's buffer is full (a caller slow to read), until the call

@@ -272,7 +272,7 @@ def serve_phone(
     max_calls: int = 100,
     max_message_bytes: int = 64 * 1024,
     mark_every_ms: int = 100,
-    queue_size_ms: int = 200,
+    queue_size_ms: int = 400,
     clock: Clock | None = None,
 ) -> PhoneServer:
     """Start a phone server at ``ws://host:port/`` that runs ``handler`` for each call.

@@ -78,9 +78,10 @@ class PhoneSink(SinkSurface):
     """Plays 8 kHz mono audio into one call's Media Stream; ``AgentPlayout`` resamples to it.
 
     ``capture_frame`` sends the audio in 20 ms ``media`` messages, a ``mark`` every
-    ``mark_every_ms``, and returns once the audio the phone has not played yet is at most
-    ``queue_size_ms``: Twilio buffers what it gets, so sending further ahead only adds what a
-    ``clear`` throws away. ``samples_played`` is where the phone was half a round trip ago, by
+    ``mark_every_ms``, and returns at once while the audio the phone has not played yet is at
+    most ``queue_size_ms``, else once it is half that. The queue is what rides out a stalled
+    server or link (Twilio buffers what it gets); a ``clear`` throws it away, so its depth
+    costs no exactness. ``samples_played`` is where the phone was half a round trip ago, by
     the model of ``PhoneScheduler``: the latest it can have told us, so a ``stop`` that arrives
     ends the item there, never below a count already reported. ``wait_for_playout`` returns
     once the phone confirmed the last mark.
@@ -96,7 +97,7 @@ class PhoneSink(SinkSurface):
         *,
         clock: Clock | None = None,
         mark_every_ms: int = 100,
-        queue_size_ms: int = 200,
+        queue_size_ms: int = 400,
         label: str | None = None,
     ) -> None:
         if mark_every_ms < CHUNK_MS:
@@ -226,9 +227,10 @@ class PhoneSink(SinkSurface):
         if whole:
             self._send(held[:whole], final=False)
         await self._channel.drain()
-        target = self._written - self._queue_limit
-        if self._phone_now() < target:
-            await self._wait_for_played(target)
+        if self._phone_now() < self._written - self._queue_limit:
+            # wait until half the queue has played, so that the next captures go straight
+            # out: one wake-up per half queue rather than one per capture
+            await self._wait_for_played(self._written - self._queue_limit // 2)
 
     def clear_queue(self) -> None:
         """Send ``clear`` now and freeze the position where the phone will be when it lands."""
