@@ -317,26 +317,71 @@ async def test_a_report_that_cannot_be_written_stops_the_server_with_one_line() 
 
 
 @pytest.mark.parametrize(
-    ("token", "host", "listens_on", "says"),
+    ("token", "host", "public_url", "listens_on", "says"),
     [
-        (None, None, "127.0.0.1", "server listens on loopback only (--host to listen elsewhere)"),
-        (None, "0.0.0.0", "0.0.0.0", "TWILIO_AUTH_TOKEN is not set: anyone who reaches 0.0.0.0"),
-        (TOKEN, None, "127.0.0.1", "must carry a valid X-Twilio-Signature (for wss://<Host"),
+        (None, None, None, "127.0.0.1", ["listens on loopback only (--host to listen elsewhere)"]),
+        (None, "127.0.0.1", None, "127.0.0.1", ["not set: anyone who reaches 127.0.0.1 may"]),
+        (None, "0.0.0.0", None, "0.0.0.0", []),  # the server warns of it itself
+        (
+            TOKEN,
+            None,
+            None,
+            "127.0.0.1",
+            ["must carry a valid X-Twilio-Signature (for wss://<Host"],
+        ),
+        (TOKEN, None, PUBLIC_URL, "127.0.0.1", [f"X-Twilio-Signature (for {PUBLIC_URL})"]),
+        (
+            None,
+            None,
+            PUBLIC_URL,
+            "127.0.0.1",
+            ["loopback only", "warning: --public-url has no effect without TWILIO_AUTH_TOKEN"],
+        ),
     ],
 )
 def test_who_may_connect_is_settled_and_said_at_start(
-    monkeypatch: pytest.MonkeyPatch, token: str | None, host: str | None, listens_on: str, says: str
+    monkeypatch: pytest.MonkeyPatch,
+    token: str | None,
+    host: str | None,
+    public_url: str | None,
+    listens_on: str,
+    says: list[str],
 ) -> None:
     if token is None:
         monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
     else:
         monkeypatch.setenv("TWILIO_AUTH_TOKEN", token)
     listener = check_options(
-        say=["hi"], interrupt_at=[], report=None, host=host, port=0, max_calls=1, public_url=None
+        say=["hi"],
+        interrupt_at=[],
+        report=None,
+        host=host,
+        port=0,
+        max_calls=1,
+        public_url=public_url,
     )
     assert (listener.host, listener.auth_token) == (listens_on, token)
-    assert says in listener.access
-    assert TOKEN not in listener.access
+    assert len(listener.said_at_start) == len(says)
+    for line, said in zip(listener.said_at_start, says, strict=True):
+        assert said in line
+        assert TOKEN not in line
+
+
+@pytest.mark.realtime
+@needs_espeak
+async def test_beyond_loopback_without_a_token_the_start_warns_once_and_of_the_public_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    argv = ["--say", SECOND, "--host", "0.0.0.0", "--public-url", PUBLIC_URL]
+    async with PhoneServer.running(*argv) as server:
+        code, err = await server.stop(signal.SIGTERM)
+    assert (code, err) == (0, "")
+    warnings = [line for line in server.lines if line.startswith("warning:")]
+    assert len(warnings) == 2, server.lines
+    assert "accepting calls on 0.0.0.0 without TWILIO_AUTH_TOKEN" in warnings[0]
+    assert "--public-url has no effect without TWILIO_AUTH_TOKEN" in warnings[1]
+    assert sum("TWILIO_AUTH_TOKEN" in line for line in server.lines) == 2
 
 
 def test_without_the_phone_extra_the_command_says_what_to_install(
@@ -364,3 +409,4 @@ def test_help_names_every_option_within_80_columns(
                    "--public-url", "--voice", "TWILIO_AUTH_TOKEN"):  # fmt: skip
         assert option in out
     assert max(len(line) for line in out.splitlines()) <= 80
+    assert "2 for bad arguments" in " ".join(out.split())

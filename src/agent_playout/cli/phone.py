@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import errno
 import importlib.util
+import ipaddress
 import logging
 import os
 import signal
@@ -101,7 +102,8 @@ PublicUrlOption = Annotated[
 PHONE_EPILOG = (
     f"With {AUTH_TOKEN_VARIABLE} set, a connection without a valid X-Twilio-Signature is"
     " refused (HTTP 403). Runs until SIGINT or SIGTERM, then ends each live call: exit 0"
-    " after SIGTERM, 130 after Ctrl-C, 1 if the port is in use or the report cannot be written."
+    " after SIGTERM, 130 after Ctrl-C, 1 if the port is in use or the report cannot be"
+    " written, 2 for bad arguments."
 )
 
 
@@ -114,8 +116,8 @@ class Listener:
     auth_token: str | None
     public_url: str | None
     max_calls: int
-    access: str
-    """The start line that says who may connect."""
+    said_at_start: tuple[str, ...]
+    """The start lines on who may connect (none of the server's own warning's)."""
 
 
 def check_options(
@@ -154,17 +156,32 @@ def check_options(
                 param_hint="'--public-url'",
             )
     token = os.environ.get(AUTH_TOKEN_VARIABLE) or None
+    said: list[str] = []
     if token is not None:
         signed = public_url or "wss://<Host header><path>"
-        access = f"every connection must carry a valid X-Twilio-Signature (for {signed})"
+        said.append(f"every connection must carry a valid X-Twilio-Signature (for {signed})")
     elif host is None:
-        access = (
+        said.append(
             f"{AUTH_TOKEN_VARIABLE} is not set, so connections are not authenticated and the"
             " server listens on loopback only (--host to listen elsewhere)"
         )
-    else:
-        access = f"{AUTH_TOKEN_VARIABLE} is not set: anyone who reaches {host} may connect"
-    return Listener(host or LOOPBACK, port, token, public_url, max_calls, access)
+    elif _on_loopback(host):  # beyond loopback the server warns of it itself
+        said.append(f"{AUTH_TOKEN_VARIABLE} is not set: anyone who reaches {host} may connect")
+    if token is None and public_url is not None:
+        said.append(
+            f"warning: --public-url has no effect without {AUTH_TOKEN_VARIABLE}:"
+            " no X-Twilio-Signature is checked"
+        )
+    return Listener(host or LOOPBACK, port, token, public_url, max_calls, tuple(said))
+
+
+def _on_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConsoleLog(logging.Handler):
@@ -280,7 +297,8 @@ async def _serve(
             except OSError as error:
                 fail(_bind_error(listener, error))
             try:
-                answerer.log(listener.access)
+                for line in listener.said_at_start:
+                    answerer.log(line)
                 answerer.log(
                     f"listening on {server.url} (up to {listener.max_calls} calls at once;"
                     " Ctrl-C or SIGTERM stops)"
