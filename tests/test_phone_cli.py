@@ -287,13 +287,18 @@ def test_bad_arguments_exit_2_naming_the_option(
     assert out == ""
 
 
-@needs_espeak
-def test_a_port_in_use_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_port_in_use_is_one_line_and_exit_1_before_the_voice_loads(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_voice(*args: object) -> None:
+        raise AssertionError("the voice was loaded for a port in use")
+
+    monkeypatch.setattr("agent_playout.cli.phone.warm_voice", no_voice)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, _, err = run(capsys, "--port", str(port), "--say", "hi", "--voice", "espeak")
+        code, _, err = run(capsys, "--port", str(port), "--say", "hi")
     assert code == 1
     assert (
         err

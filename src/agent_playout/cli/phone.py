@@ -184,6 +184,30 @@ def _on_loopback(host: str) -> bool:
         return False
 
 
+def check_port(listener: Listener) -> None:
+    """Fail now (exit 1) if the port cannot be bound, rather than after the voice has loaded
+    and the turns are spoken: bind each address the server would, with the same
+    ``SO_REUSEADDR`` (and ``IPV6_V6ONLY``) as asyncio's ``create_server``, then let go."""
+    if listener.port == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(
+            listener.host, listener.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        for family, kind, protocol, _, address in addresses:
+            try:
+                probe = socket.socket(family, kind, protocol)
+            except OSError:
+                continue  # a family this host lacks, which asyncio skips too
+            with probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+    except OSError as error:
+        fail(_bind_error(listener, error))
+
+
 class ConsoleLog(logging.Handler):
     """The package's log records (the server's, the calls', the engine's) as lines of the
     command's log: one line each, with a traceback only for an error nobody expected.
@@ -350,6 +374,7 @@ def answer_calls(
     missing = [name for name in PHONE_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         fail(f"the phone command needs {' and '.join(missing)} (the 'phone' extra): {PHONE_EXTRA}")
+    check_port(listener)
     console = RunConsole()
     voice = warm_voice(console, voice_name)
     report_file = None if report is None else ReportFile(report)
