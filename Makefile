@@ -32,13 +32,14 @@ typecheck: $(VENV)/.dev-installed
 pytest: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q
 
-# The drop-in beside LiveKit Agents 0.12: its last release with the oldest rtc this package
-# supports, installed in one resolve in a second venv, where the LiveKit tests run again; the
-# phone tests run there too, on the oldest websockets and twilio the [phone] extra allows.
+# The floor: LiveKit Agents 0.12's last release with the oldest rtc this package supports, and
+# the oldest websockets and twilio the [phone] extra allows, installed in one resolve in a
+# second venv, where FLOOR_TESTS (the LiveKit tests and the phone tests) run again. The target
+# keeps its first name, test-livekit-floor, which CI calls.
 FLOOR_VENV := .venv-lk012
 FLOOR_INSTALL := -e '.[dev]' 'livekit-agents[codecs]==0.12.21' 'livekit==1.1.10' \
 	'websockets==15.0' 'twilio==9.0.2'
-LIVEKIT_TESTS := tests/test_livekit_sink.py tests/test_ticks.py tests/test_livekit_transcript.py \
+FLOOR_TESTS := tests/test_livekit_sink.py tests/test_ticks.py tests/test_livekit_transcript.py \
 	tests/test_multimodal_agent.py tests/test_frames.py tests/test_playout.py \
 	tests/test_livekit_scheduler.py tests/test_sinks_base.py tests/test_phone_*.py
 
@@ -50,7 +51,7 @@ $(FLOOR_VENV)/.installed: pyproject.toml
 
 test-livekit-floor: $(FLOOR_VENV)/.installed
 	$(FLOOR_VENV)/bin/pip check
-	$(FLOOR_VENV)/bin/python -m pytest -q $(LIVEKIT_TESTS)
+	$(FLOOR_VENV)/bin/python -m pytest -q $(FLOOR_TESTS)
 
 soak: $(VENV)/.dev-installed
 	SOAK_ITEMS=10000 $(BIN)/python -m pytest -q -s tests/test_soak.py
