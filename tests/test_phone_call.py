@@ -104,3 +104,12 @@ async def test_a_caller_that_never_starts_is_closed_with_1008(
         await asyncio.wait_for(caller.wait_closed(), 2.0)
         assert caller.close_code == 1008
         assert server.active_calls == 0
+
+
+async def test_a_hang_up_with_a_long_reason_in_any_script_still_closes_cleanly() -> None:
+    async def handler(call: PhoneCall) -> None:
+        await call.hang_up("é" * 200)  # 400 bytes: more than a close frame holds
+
+    async with serve_phone(handler) as server, SimulatedCaller(server.url) as caller:
+        await asyncio.wait_for(caller.wait_closed(), 2.0)
+    assert caller.close_code == 1000

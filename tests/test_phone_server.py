@@ -326,3 +326,65 @@ async def test_twenty_calls_at_once_each_cut_where_its_phone_was_then_play_a_tur
         assert caller.played - played_at_clear == round(0.3 * 8000), caller.call_sid
     clears = sorted(played for caller in callers for _, played in caller.cleared_at)
     assert len(set(clears)) == 20  # each call cut at its own place
+
+
+async def test_a_stop_before_start_closes_the_connection_at_once() -> None:
+    async with serve_phone(quiet_handler) as server:
+        connection = await connect(server.url)
+        stop = {"event": "stop", "streamSid": SID, "stop": {"accountSid": "AC1", "callSid": "CA1"}}
+        await connection.send(json.dumps(stop))
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(connection.recv(), 1.0)  # not the 10 s start timeout
+        assert connection.close_code == 1000
+
+
+async def test_junk_before_start_is_logged_a_few_times_then_the_connection_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "agent_playout")
+    async with serve_phone(quiet_handler) as server:
+        connection = await connect(server.url)
+        for _ in range(25):
+            await connection.send("{not json")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(connection.recv(), 1.0)
+        assert connection.close_code == 1008
+    assert len(lines_about(caplog, "before start")) == 5
+
+
+async def test_a_handler_that_outlives_its_call_frees_the_call_slot() -> None:
+    forever = asyncio.Event()
+
+    async def stuck(call: PhoneCall) -> None:
+        await forever.wait()  # user code that never notices the hang-up
+
+    async with serve_phone(stuck, max_calls=1) as server:
+        async with SimulatedCaller(server.url) as first:
+            await until(lambda: server.active_calls == 1)
+            await first.hang_up()
+        await until(lambda: server.active_calls == 0)
+        async with SimulatedCaller(server.url) as second:
+            await until(lambda: server.active_calls == 1)  # answered, not refused with 1013
+            assert not second.closed
+
+
+async def test_a_caller_that_stops_reading_ends_the_item_at_the_pong_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("agent_playout.sinks.twilio.call.PONG_TIMEOUT_S", 0.5)
+    handles: list[PlayoutHandle] = []
+
+    async def answer(call: PhoneCall) -> None:
+        handle = play_tone(AgentPlayout(audio_source=call.sink), "it_1", 10.0)
+        handles.append(handle)
+        await handle.wait_for_playout()
+
+    async with serve_phone(answer) as server:
+        connection = await raw_call(server.url)
+        await until(lambda: bool(handles))
+        connection.transport.pause_reading()  # no pong, no close frame read, a filling window
+        await asyncio.wait_for(handles[0].wait_for_playout(), 5.0)
+        assert "no pong" in str(handles[0].error)
+        assert handles[0].audio_samples < 2 * 24000
+        await until(lambda: server.active_calls == 0, timeout=5.0)
+        connection.transport.abort()

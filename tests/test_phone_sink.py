@@ -4,6 +4,7 @@ one-way delay of its own: deterministic tests of the shell's messages, pacing an
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -230,3 +231,14 @@ async def test_without_the_last_echo_wait_for_playout_ends_after_its_grace(
     assert handle.error is None
     assert clock.now_ns() < 3 * NS_PER_SECOND
     assert any("did not echo the last mark" in r.getMessage() for r in caplog.records)
+
+
+async def test_two_waits_for_playout_at_once_both_return(clock: VirtualClock) -> None:
+    sink, _ = phone(clock)
+
+    async def main() -> None:
+        await sink.capture_frame(frames_of(np.zeros(1600, np.int16), 1600, 8000)[0])
+        await asyncio.gather(sink.wait_for_playout(), sink.wait_for_playout())
+
+    await run(clock, main())
+    assert sink.samples_played == sink.samples_written == 1600
