@@ -339,7 +339,7 @@ def test_the_end_is_never_below_what_was_confirmed_or_reported() -> None:
     scheduler.on_round_trip(200 * MS)
     for index in range(10):
         scheduler.sent(CHUNK, index * CHUNK_NS)
-    reported = scheduler.position(400 * MS)
+    reported = scheduler.known(400 * MS)
     assert reported > 0
     assert scheduler.end(400 * MS) == reported
 
@@ -504,15 +504,15 @@ def test_a_link_that_backs_up_holds_the_position_at_the_first_unconfirmed_mark()
     # The model has the phone play from 40 ms and finish the first mark's audio at 140 ms;
     # its echo is due back at 180 ms, and overdue ECHO_SLACK_NS later. None comes.
     quiet, marks = streaming()
-    assert quiet.position(2 * NS_PER_SECOND) == 800
-    assert quiet.time_of(960, 2 * NS_PER_SECOND) is None  # only an echo moves it now
+    assert quiet.known(2 * NS_PER_SECOND) == 800
+    assert quiet.position(2 * NS_PER_SECOND) == 8000  # the sending is paced on regardless
     assert quiet.clear(2 * NS_PER_SECOND) == 800
     assert quiet.on_mark(marks[0], 2 * NS_PER_SECOND) is EchoVerdict.STALE
 
     read_before, _ = streaming()
-    assert read_before.position(230 * MS) == (230 - 40) * MS // SAMPLE_NS
-    limit = 800 + (40 * MS + ECHO_SLACK_NS) // SAMPLE_NS  # where the model was when overdue
-    assert read_before.position(2 * NS_PER_SECOND) <= limit
+    assert read_before.known(230 * MS) == (230 - 80) * MS // SAMPLE_NS
+    limit = 800 + ECHO_SLACK_NS // SAMPLE_NS  # the most known before the echo was overdue
+    assert read_before.known(2 * NS_PER_SECOND) <= limit
 
 
 def test_a_late_echo_releases_the_hold() -> None:
@@ -520,10 +520,10 @@ def test_a_late_echo_releases_the_hold() -> None:
     scheduler.on_round_trip(80 * MS)
     marks = [m for m in (scheduler.sent(CHUNK, index * CHUNK_NS) for index in range(50)) if m]
     late = 500 * MS  # the first mark's echo comes 320 ms late: the phone started late
-    assert scheduler.position(late) <= 800 + (ECHO_SLACK_NS + 40 * MS) // SAMPLE_NS
+    assert scheduler.known(late) == 800
     assert scheduler.on_mark(marks[0], late) is EchoVerdict.COUNTED
     # re-anchored: the phone finished sample 800 at 460 ms, and plays on from there
-    assert scheduler.position(late + 100 * MS) == 800 + (140 * MS) // SAMPLE_NS
+    assert scheduler.known(late + 100 * MS) == 800 + (100 * MS) // SAMPLE_NS
 
 
 @pytest.mark.parametrize(("by_us", "at_ms"), [(False, 460), (True, 540)])

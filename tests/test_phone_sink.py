@@ -242,3 +242,22 @@ async def test_two_waits_for_playout_at_once_both_return(clock: VirtualClock) ->
 
     await run(clock, main())
     assert sink.samples_played == sink.samples_written == 1600
+
+
+async def test_a_line_that_never_echoes_cannot_hold_the_sending_up(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink, line = phone(clock)
+    line.lost = True  # pings answered (the round trip is known), marks never echoed
+
+    async def main() -> PlayoutHandle:
+        handle = play(AgentPlayout(audio_source=sink, clock=clock), 2.0)
+        await handle.wait_for_playout()
+        return handle
+
+    caplog.set_level(logging.WARNING, "agent_playout")
+    handle = await run(clock, main())
+    assert handle.error is None
+    assert handle.audio_samples == handle.received_samples == 2 * 24000
+    assert clock.now_ns() < 4 * NS_PER_SECOND  # 2 s of audio, then the grace for the echo
+    assert any("did not echo the last mark" in r.getMessage() for r in caplog.records)

@@ -77,9 +77,11 @@ class PhoneScheduler:
     echoes are STALE by epoch and never counted.
 
     Audio written to a backed-up or dead link does not reach the phone when the model says.
-    So once the oldest pending mark's echo is ``ECHO_SLACK_NS`` late, the position holds at
-    that mark's audio end until an echo moves it: a stalled link over-counts by at most one
-    mark interval and the slack, never by the whole stall.
+    So once the oldest pending mark's echo is ``ECHO_SLACK_NS`` late, what is ``known`` (and
+    what a clear or an end freezes at) holds at that mark's audio end until an echo moves it:
+    a stalled link over-counts by at most the slack, never by the whole stall.
+    ``position()``, which paces the sending, follows the model on, so that a peer that never
+    echoes cannot hold the sending up for ever.
 
     Memory and time: chunk records are dropped once an echo passes them (a phone that never
     echoes would keep them, with its pending marks, until ``clear`` or ``end``); ``sent`` is O(1)
@@ -236,7 +238,7 @@ class PhoneScheduler:
             target = now_ns * self.rate
             started, off = self._walk(target)
             self._started, self._started_off = started, off
-            played = self._held(self._played(started, off, target), now_ns)
+            played = self._played(started, off, target)
         if played > self._reported:
             self._reported = played
         return self._reported
@@ -305,7 +307,7 @@ class PhoneScheduler:
             return None
         if target <= max(self._reported, self._anchor_count):
             return now_ns
-        if self.round_trip_ns is None or self._holding(now_ns):
+        if self.round_trip_ns is None:
             return None
         one_way = self._one_way * self.rate
         index, off = self._started, self._started_off
@@ -332,10 +334,6 @@ class PhoneScheduler:
         return count, length
 
     # -- the model ------------------------------------------------------------------------
-
-    def _holding(self, now_ns: int) -> bool:
-        """True while the oldest pending mark's echo is overdue."""
-        return self._due is not None and now_ns > self._due[1]
 
     def _held(self, played: int, now_ns: int) -> int:
         """``played``, held at the oldest pending mark while its echo is overdue."""
