@@ -388,3 +388,36 @@ async def test_a_caller_that_stops_reading_ends_the_item_at_the_pong_timeout(
         assert handles[0].audio_samples < 2 * 24000
         await until(lambda: server.active_calls == 0, timeout=5.0)
         connection.transport.abort()
+
+
+async def test_shutting_down_hangs_up_unanswering_callers_at_once() -> None:
+    server = await serve_phone(quiet_handler)
+    connections = [await raw_call(server.url) for _ in range(5)]
+    await until(lambda: server.active_calls == 5)
+    for connection in connections:
+        connection.transport.pause_reading()  # none will answer the close frame
+    started = asyncio.get_running_loop().time()
+    await server.aclose()
+    # each close waits CLOSE_TIMEOUT_S (2 s) for its answer, all of them at the same time
+    assert asyncio.get_running_loop().time() - started < 4.0
+    for connection in connections:
+        connection.transport.abort()
+
+
+async def test_shutting_down_cancels_a_handler_that_outlived_its_call() -> None:
+    cancelled = asyncio.Event()
+
+    async def post_call_work(call: PhoneCall) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    server = await serve_phone(post_call_work)
+    async with SimulatedCaller(server.url) as caller:
+        await until(lambda: server.active_calls == 1)
+        await caller.hang_up()
+    await until(lambda: server.active_calls == 0)
+    assert not cancelled.is_set()  # it runs on after its call
+    await server.aclose()
+    assert cancelled.is_set()

@@ -150,8 +150,9 @@ class PhoneCall(EventEmitter[CallEvents]):
         await self._ended.wait()
 
     async def inbound_audio(self) -> AsyncIterator[AudioFrame]:
-        """The caller's voice, 20 ms frames of 8 kHz int16, from the first call on, until the
-        call ends. One reader at a time; a reader that falls 10 s behind loses the oldest."""
+        """The caller's voice, 20 ms frames of 8 kHz int16, kept from the first time this is
+        called until the call ends. One reader at a time; one that falls 10 s behind loses the
+        oldest."""
         if self._inbound is None:
             self._inbound = deque()
         queue = self._inbound

@@ -11,7 +11,6 @@ a bad message or a dropped call is logged with its call sid and touches no other
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import ipaddress
 import logging
@@ -134,9 +133,10 @@ class PhoneServer:
     async def aclose(self) -> None:
         """Stop accepting, hang up every live call, and wait until all are done.
 
-        Each call is hung up first (its item stops at the phone's position, with
-        ``CallEndedError``), then its handler is cancelled; a handler that does not end within
-        ``HANDLER_EXIT_TIMEOUT_S`` is logged and left behind, so shutting down never wedges.
+        Every call is hung up at once (its item stops at the phone's position, with
+        ``CallEndedError``), then every handler is cancelled, those still running after their
+        call included; one that does not end within ``HANDLER_EXIT_TIMEOUT_S`` is logged and
+        left behind, so shutting down never wedges.
         """
         if self._closing:
             return
@@ -145,22 +145,22 @@ class PhoneServer:
         if server is not None:
             server.close(close_connections=False)
         calls = list(self._calls.items())
-        for call, _ in calls:
-            with contextlib.suppress(ConnectionClosed):
-                await call.hang_up("the server is shutting down", code=1001)
-        for _, task in calls:
+        await asyncio.gather(
+            *(call.hang_up("the server is shutting down", code=1001) for call, _ in calls),
+            return_exceptions=True,
+        )
+        handlers = {task: call.call_sid for call, task in calls}
+        handlers.update(self._lingering)
+        for task in handlers:
             task.cancel()
-        if calls:
-            _, stuck = await asyncio.wait(
-                [task for _, task in calls], timeout=HANDLER_EXIT_TIMEOUT_S
-            )
-            for call, task in calls:
-                if task in stuck:
-                    logger.error(
-                        "call %s: the call handler did not end within %g s of being cancelled",
-                        call.call_sid,
-                        HANDLER_EXIT_TIMEOUT_S,
-                    )
+        if handlers:
+            _, stuck = await asyncio.wait(list(handlers), timeout=HANDLER_EXIT_TIMEOUT_S)
+            for task in stuck:
+                logger.error(
+                    "call %s: the call handler did not end within %g s of being cancelled",
+                    handlers[task],
+                    HANDLER_EXIT_TIMEOUT_S,
+                )
         if server is not None:
             server.close()
             await server.wait_closed()
