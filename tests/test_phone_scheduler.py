@@ -366,7 +366,8 @@ def test_echo_verdicts_foreign_duplicate_and_out_of_order() -> None:
     assert scheduler.on_mark(marks[1], 200 * MS) is EchoVerdict.COUNTED
     late = scheduler.position(200 * MS)
     assert late == scheduler.confirmed == 1600
-    assert scheduler.on_mark(marks[0], 210 * MS) is EchoVerdict.COUNTED
+    # Twilio echoes in order, so the later echo confirmed the earlier mark too
+    assert scheduler.on_mark(marks[0], 210 * MS) is EchoVerdict.DUPLICATE
     assert scheduler.confirmed == 1600
     scheduler.sent(CHUNK, 220 * MS)
     assert scheduler.time_of(1760, 220 * MS) == 220 * MS + 20 * MS + CHUNK_NS
@@ -548,3 +549,14 @@ def test_what_is_known_lags_the_model_by_one_way_and_a_stop_ends_there() -> None
     assert scheduler.position(500 * MS) == 420 * MS // SAMPLE_NS
     assert scheduler.known(500 * MS) == 340 * MS // SAMPLE_NS  # where it was at 420 ms
     assert scheduler.end(500 * MS) == 340 * MS // SAMPLE_NS  # the stop left it then
+
+
+def test_a_lost_echo_is_confirmed_by_the_next_one() -> None:
+    scheduler = PhoneScheduler()
+    scheduler.on_round_trip(80 * MS)
+    sent = (scheduler.sent(CHUNK, index * CHUNK_NS) for index in range(20))
+    marks = [mark for mark in sent if mark is not None]  # at 800, 1600, 2400, 3200
+    assert scheduler.on_mark(marks[1], 240 * MS) is EchoVerdict.COUNTED  # marks[0]'s was lost
+    assert scheduler.on_mark(marks[0], 250 * MS) is EchoVerdict.DUPLICATE
+    # the model runs on from the echo: nothing holds at the lost mark
+    assert scheduler.known(400 * MS) == 1600 + (400 - 240 - 40) * MS // SAMPLE_NS

@@ -79,7 +79,8 @@ class PhoneScheduler:
     Audio written to a backed-up or dead link does not reach the phone when the model says.
     So once the oldest pending mark's echo is ``ECHO_SLACK_NS`` late, what is ``known`` (and
     what a clear or an end freezes at) holds at that mark's audio end until an echo moves it:
-    a stalled link over-counts by at most the slack, never by the whole stall.
+    a stalled link over-counts by at most one mark interval and the slack (160 ms by default),
+    never by the whole stall.
     ``position()``, which paces the sending, follows the model on, so that a peer that never
     echoes cannot hold the sending up for ever.
 
@@ -199,6 +200,10 @@ class PhoneScheduler:
         end = self._pending.pop(name, None)
         if end is not None:
             self._echoed.append(name)
+            # Twilio echoes in order: an earlier mark whose echo was lost is confirmed too
+            for earlier in [n for n, e in self._pending.items() if e <= end]:
+                del self._pending[earlier]
+                self._echoed.append(earlier)
             self.confirmed = max(self.confirmed, end)
             if end > self._anchor_count:
                 self._anchor(end, now_ns - self._one_way)
