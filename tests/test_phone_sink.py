@@ -261,3 +261,18 @@ async def test_a_line_that_never_echoes_cannot_hold_the_sending_up(
     assert handle.audio_samples == handle.received_samples == 2 * 24000
     assert clock.now_ns() < 4 * NS_PER_SECOND  # 2 s of audio, then the grace for the echo
     assert any("did not echo the last mark" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_queue_smaller_than_a_held_chunk_never_wedges_a_capture(
+    clock: VirtualClock,
+) -> None:
+    sink, _ = phone(clock, queue_size_ms=20)
+    frames = frames_of(np.zeros(100 * 30, np.int16), 100, 8000)  # 12.5 ms frames: some held
+
+    async def main() -> None:
+        for frame in frames:
+            await sink.capture_frame(frame)
+        await sink.wait_for_playout()
+
+    await run(clock, main())
+    assert sink.samples_played == sink.samples_written == 3000

@@ -86,8 +86,10 @@ class PhoneSink(SinkSurface):
     ends the item there, never below a count already reported. ``wait_for_playout`` returns
     once the phone confirmed the last mark.
 
-    When the call ends, the position freezes where the phone was when it ended (never below
-    the last confirmed mark), and every call waiting on the sink raises ``CallEndedError``.
+    When the call ends, the position freezes where the phone was when the caller's end left
+    it, or, for an end of ours (a hang-up), where our close will find it; never below the last
+    confirmed mark or a count already reported. Every call waiting on the sink then raises
+    ``CallEndedError``.
     """
 
     def __init__(
@@ -230,7 +232,8 @@ class PhoneSink(SinkSurface):
         if self._phone_now() < self._written - self._queue_limit:
             # wait until half the queue has played, so that the next captures go straight
             # out: one wake-up per half queue rather than one per capture
-            await self._wait_for_played(self._written - self._queue_limit // 2)
+            target = self._written - self._queue_limit // 2
+            await self._wait_for_played(min(target, self._scheduler.sent_total))
 
     def clear_queue(self) -> None:
         """Send ``clear`` now and freeze the position where the phone will be when it lands."""
