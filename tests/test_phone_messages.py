@@ -424,3 +424,12 @@ def test_what_is_built_parses_back_through_the_protocol() -> None:
     echoed = json.loads(mark_message(STREAM, "ap0-800"))
 
     assert send(protocol, echoed) == Mark(name="ap0-800")
+
+
+def test_a_start_with_an_overlong_sid_is_refused_naming_the_field() -> None:
+    protocol = CallProtocol()
+    message = start()
+    message["start"]["callSid"] = "CA" + "x" * 100
+    with pytest.raises(MediaStreamError, match=r"start\.callSid is 102 characters, over 64"):
+        protocol.receive(json.dumps(message))
+    assert protocol.start is None

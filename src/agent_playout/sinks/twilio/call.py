@@ -235,7 +235,8 @@ class PhoneCall(EventEmitter[CallEvents]):
             async for message in self._connection:
                 if self.ended:
                     continue
-                if self._flooding(len(message)):
+                size = len(message.encode()) if isinstance(message, str) else len(message)
+                if self._flooding(size):
                     self._close_soon(self._flood_reason(), 1008, by_us=True)
                     continue
                 try:

@@ -173,6 +173,10 @@ class _Fields:
         return _Fields(self._event, self._object[key], f"{self._prefix}{key}.")
 
 
+MAX_SID_CHARS = 64
+"""The longest sid a start may carry (Twilio's are 34 characters): they go in every log line."""
+
+
 def _is_counter(value: object) -> TypeGuard[str]:
     """A counter as Twilio sends it: a short string of ASCII digits."""
     return type(value) is str and len(value) <= _MAX_DIGITS and value.isascii() and value.isdigit()
@@ -278,6 +282,15 @@ class CallProtocol:
             channels=media_format.integer("channels"),
             custom_parameters=start.text_map("customParameters"),
         )
+        for field, sid in (
+            ("streamSid", parsed.stream_sid),
+            ("callSid", parsed.call_sid),
+            ("accountSid", parsed.account_sid),
+        ):
+            if len(sid) > MAX_SID_CHARS:
+                raise MediaStreamError(
+                    f"start event: start.{field} is {len(sid)} characters, over {MAX_SID_CHARS}"
+                )
         if (parsed.encoding, parsed.sample_rate, parsed.channels) != ("audio/x-mulaw", 8000, 1):
             raise MediaStreamError(
                 f"start event: start.mediaFormat is {_shown(parsed.encoding)} "

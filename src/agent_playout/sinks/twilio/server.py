@@ -207,7 +207,9 @@ class PhoneServer:
         self._connections += 1
         try:
             answered = await self._answer(connection)
-            if answered is not None:
+            if answered is not None and self._closing:
+                await _refuse(connection, 1001, "the server is shutting down")
+            elif answered is not None:
                 await self._play(
                     PhoneCall(
                         connection,
@@ -299,12 +301,14 @@ def serve_phone(
 async def _read_start(connection: ServerConnection, protocol: CallProtocol) -> Start | None:
     """Read messages until ``start``; bad ones are logged (the first few) and skipped, as in
     a call. None once ``MESSAGES_BEFORE_START`` came without it, or a ``stop``."""
-    for count in range(1, MESSAGES_BEFORE_START + 1):
+    refused = 0
+    for _ in range(MESSAGES_BEFORE_START):
         message = await connection.recv()
         try:
             protocol.receive(message)
         except MediaStreamError as error:
-            if count <= LOGGED_BAD_MESSAGES:
+            refused += 1
+            if refused <= LOGGED_BAD_MESSAGES:
                 logger.warning(
                     "refused a message before start from %s: %s", _peer(connection), error
                 )
