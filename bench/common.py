@@ -13,7 +13,6 @@ import itertools
 import logging
 import math
 import os
-import resource
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -398,18 +397,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(math.ceil(q / 100 * len(ordered)), 1)
     return ordered[rank - 1]
-
-
-def rss_mb() -> float:
-    """Resident memory now, in MB."""
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
 def live_objects() -> int:

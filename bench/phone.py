@@ -24,7 +24,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import pstats
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from typing import Any
 
 from .common import busy_cores, percentile
 from .phone_env import ensure_pipecat_env, ensure_scratch_env
-from .run import wait_for_quiet
+from .run import machine, wait_for_quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -604,16 +603,6 @@ def tables(results: dict[str, Any]) -> str:
             f" vs {speed['orjson_loads_us']:.2f} µs (orjson).",
         ]
     return "\n".join(out)
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

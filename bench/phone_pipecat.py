@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import socket
 import sys
 import time
@@ -46,7 +45,15 @@ from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
 
-from .phone_plan import PHONE_RATE, RATE, LagMonitor, Plan, paced_chunks, plan_for, speech_like
+from .phone_plan import (
+    PHONE_RATE,
+    RATE,
+    Plan,
+    ServerTally,
+    paced_chunks,
+    plan_for,
+    speech_like,
+)
 
 
 class CountingSerializer(TwilioFrameSerializer):
@@ -120,27 +127,17 @@ class FixedSpeech(FrameProcessor):
             await self.push_frame(TTSAudioRawFrame(chunk.tobytes(), RATE, 1))
 
 
-class Server:
+class Server(ServerTally):
     """One uvicorn server; a Pipecat pipeline per accepted call; the run's measurements."""
 
     def __init__(self, calls: int, turns: int, turn_s: float, min_cut_s: float) -> None:
-        self.expected = calls
-        self.turns = turns
-        self.turn_s = turn_s
-        self.min_cut_s = min_cut_s
-        self.records: list[dict[str, Any]] = []
-        self.all_ended = asyncio.Event()
-        self.lag = LagMonitor()
-        self.first_call: tuple[float, float] | None = None
-        self.rss_before_mb = _rss_mb()
+        super().__init__(calls, turns, turn_s, min_cut_s)
         self.app = FastAPI()
         self.app.add_api_websocket_route("/", self.answer)
 
     async def answer(self, websocket: WebSocket) -> None:
         await websocket.accept()
-        if self.first_call is None:
-            self.first_call = (time.process_time(), time.monotonic())
-            self.lag.start()
+        self.call_started()
         _, call_data = await parse_telephony_websocket(websocket)
         seed = int(call_data.body.get("seed", "0"))
         plan = plan_for(seed, turns=self.turns, turn_s=self.turn_s, min_cut_s=self.min_cut_s)
@@ -176,29 +173,7 @@ class Server:
         runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(worker)
         await runner.run()
-        self.records.append(
-            {"seed": seed, "turns": speech.turns, "messages_sent": serializer.messages}
-        )
-        if len(self.records) >= self.expected:
-            self.all_ended.set()
-
-    def result(self) -> dict[str, Any]:
-        cpu_0, wall_0 = self.first_call or (time.process_time(), time.monotonic())
-        return {
-            "engine": "pipecat",
-            "calls": len(self.records),
-            "cpu_s": round(time.process_time() - cpu_0, 3),
-            "wall_s": round(time.monotonic() - wall_0, 3),
-            "rss_before_mb": round(self.rss_before_mb, 1),
-            "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3, 1),
-            **self.lag.summary(),
-            "records": self.records,
-        }
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * 4096 / 1e6
+        self.call_ended({"seed": seed, "turns": speech.turns, "messages_sent": serializer.messages})
 
 
 async def serve(calls: int, turns: int, turn_s: float, min_cut_s: float) -> dict[str, Any]:
@@ -213,7 +188,7 @@ async def serve(calls: int, turns: int, turn_s: float, min_cut_s: float) -> dict
     print(json.dumps({"port": listener.getsockname()[1]}), flush=True)
     await server.all_ended.wait()
     server.lag.stop()
-    result = server.result()
+    result = server.result("pipecat")
     web.should_exit = True
     await task
     return result

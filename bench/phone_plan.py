@@ -13,8 +13,11 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from .process import peak_rss_mb, rss_mb
 
 RATE = 24000
 """The model's audio rate: what the servers are fed."""
@@ -117,4 +120,45 @@ class LagMonitor:
             "cpu_peak_cores": round(self.cpu_peak, 2),
             "gc_full_collections": len(self.gc_pauses_ms),
             "gc_full_pause_max_ms": round(max(self.gc_pauses_ms, default=0.0), 1),
+        }
+
+
+class ServerTally:
+    """What each benchmark server keeps, ours and Pipecat's alike: one record per call, and
+    the process's CPU, wall time, memory and loop lag from its first call on."""
+
+    def __init__(self, calls: int, turns: int, turn_s: float, min_cut_s: float) -> None:
+        self.expected = calls
+        self.turns = turns
+        self.turn_s = turn_s
+        self.min_cut_s = min_cut_s
+        self.records: list[dict[str, Any]] = []
+        self.all_ended = asyncio.Event()
+        self.lag = LagMonitor()
+        self.first_call: tuple[float, float] | None = None
+        self.rss_before_mb = rss_mb()
+
+    def call_started(self) -> None:
+        """A call came: the first one starts the measurement."""
+        if self.first_call is None:
+            self.first_call = (time.process_time(), time.monotonic())
+            self.lag.start()
+
+    def call_ended(self, record: dict[str, Any]) -> None:
+        """A call's record; once every expected call has one, ``all_ended`` is set."""
+        self.records.append(record)
+        if len(self.records) >= self.expected:
+            self.all_ended.set()
+
+    def result(self, engine: str) -> dict[str, Any]:
+        cpu_0, wall_0 = self.first_call or (time.process_time(), time.monotonic())
+        return {
+            "engine": engine,
+            "calls": len(self.records),
+            "cpu_s": round(time.process_time() - cpu_0, 3),
+            "wall_s": round(time.monotonic() - wall_0, 3),
+            "rss_before_mb": round(self.rss_before_mb, 1),
+            "rss_peak_mb": round(peak_rss_mb(), 1),
+            **self.lag.summary(),
+            "records": self.records,
         }

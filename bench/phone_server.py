@@ -15,7 +15,6 @@ import asyncio
 import cProfile
 import json
 import logging
-import resource
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -27,7 +26,7 @@ import numpy as np
 from agent_playout import AgentPlayout, AudioFrame
 from agent_playout.sinks.twilio import PhoneCall, serve_phone
 
-from .phone_plan import RATE, LagMonitor, paced_chunks, plan_for, speech_like
+from .phone_plan import RATE, ServerTally, paced_chunks, plan_for, speech_like
 
 TEXT = ("This", "is", "what", "the", "agent", "says", "on", "the", "phone.")
 
@@ -42,26 +41,16 @@ async def _words() -> AsyncIterator[str]:
         yield word + " "
 
 
-class Server:
+class Server(ServerTally):
     """Answers the calls, records each cut, and measures the process over the calls."""
 
     def __init__(self, calls: int, turns: int, turn_s: float, min_cut_s: float) -> None:
-        self.expected = calls
-        self.turns = turns
-        self.turn_s = turn_s
-        self.min_cut_s = min_cut_s
+        super().__init__(calls, turns, turn_s, min_cut_s)
         self.signal = speech_like(turn_s)
-        self.records: list[dict[str, Any]] = []
-        self.all_ended = asyncio.Event()
-        self.lag = LagMonitor()
-        self.first_call: tuple[float, float] | None = None
-        self.rss_before_mb = _rss_mb()
         self.errors = 0
 
     async def answer(self, call: PhoneCall) -> None:
-        if self.first_call is None:
-            self.first_call = (time.process_time(), time.monotonic())
-            self.lag.start()
+        self.call_started()
         seed = int(call.custom_parameters.get("seed", "0"))
         plan = plan_for(seed, turns=self.turns, turn_s=self.turn_s, min_cut_s=self.min_cut_s)
         sink = call.sink
@@ -99,7 +88,7 @@ class Server:
             await call.wait_ended()
         finally:
             await playout.aclose()
-            self.records.append(
+            self.call_ended(
                 {
                     "seed": seed,
                     "turns": turns,
@@ -109,30 +98,10 @@ class Server:
                     "end_reason": call.end_reason,
                 }
             )
-            if len(self.records) >= self.expected:
-                self.all_ended.set()
-
-    def result(self) -> dict[str, Any]:
-        cpu_0, wall_0 = self.first_call or (time.process_time(), time.monotonic())
-        return {
-            "engine": "ours",
-            "calls": len(self.records),
-            "cpu_s": round(time.process_time() - cpu_0, 3),
-            "wall_s": round(time.monotonic() - wall_0, 3),
-            "rss_before_mb": round(self.rss_before_mb, 1),
-            "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3, 1),
-            **self.lag.summary(),
-            "records": self.records,
-        }
 
 
 def _ms(ns: int | None) -> float | None:
     return None if ns is None else round(ns / 1e6, 2)
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * 4096 / 1e6
 
 
 async def serve(args: argparse.Namespace) -> dict[str, Any]:
@@ -150,7 +119,7 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
             profile.disable()
             profile.dump_stats(args.profile)
         server.lag.stop()
-        return server.result()
+        return server.result("ours")
 
 
 def main(argv: list[str] | None = None) -> int:

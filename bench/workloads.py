@@ -31,12 +31,11 @@ from .common import (
     frames_of,
     heard_through,
     live_objects,
-    peak_rss_mb,
     percentile,
     ramp,
-    rss_mb,
 )
 from .engines import Engine
+from .process import peak_rss_mb, rss_mb
 
 CHUNK = RATE // 20
 """Both engines hand 50 ms chunks to the sink."""
