@@ -8,14 +8,14 @@ import importlib
 import importlib.abc
 import os
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
-from agent_playout import AudioFrame, TranscriptForwarder, VirtualClock
+from agent_playout import AgentPlayout, AudioFrame, PlayoutHandle, TranscriptForwarder, VirtualClock
 
 RATE = 24000
 
@@ -67,6 +67,27 @@ async def stream(items: Iterable[Any], *, delay: float = 0.0) -> AsyncIterator[A
         else:
             await asyncio.sleep(0)
         yield item
+
+
+async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Wait, polling, for state there is no event for; the deadline only guards a hang."""
+    for _ in range(round(timeout / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"not reached within {timeout} s")
+
+
+def play_tone(playout: AgentPlayout, item_id: str, seconds: float) -> PlayoutHandle:
+    """Play ``seconds`` of a 440 Hz tone at 24 kHz in 20 ms frames, with no transcript."""
+    wave = 6000 * np.sin(2 * np.pi * 440 * np.arange(round(seconds * RATE)) / RATE)
+    return playout.play(
+        item_id=item_id,
+        content_index=0,
+        transcription_fwd=None,
+        text_stream=stream([]),
+        audio_stream=stream(frames_of(wave.astype(np.int16), RATE // 50)),
+    )
 
 
 async def failing_stream(items: Iterable[Any], error: Exception) -> AsyncIterator[Any]:

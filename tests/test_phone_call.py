@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from agent_playout.sinks.twilio import DelayedLink, PhoneCall, SimulatedCaller, serve_phone
 
+from .conftest import until
+
 pytestmark = pytest.mark.realtime
-
-
-async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait, polling, for state there is no event for; the deadline only guards a hang."""
-    for _ in range(round(timeout / 0.005)):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"not reached within {timeout} s")
 
 
 async def test_the_callers_audio_comes_as_8_khz_frames_of_20_ms() -> None:

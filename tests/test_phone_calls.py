@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import numpy as np
 import pytest
 
 from agent_playout import AgentPlayout, PlayoutHandle
@@ -20,7 +19,7 @@ from agent_playout.sinks.twilio import (
     serve_phone,
 )
 
-from .conftest import frames_of, stream
+from .conftest import play_tone, until
 
 pytestmark = pytest.mark.realtime
 
@@ -29,22 +28,6 @@ TOLERANCE_24K = MODEL_RATE * 30 // 1000
 """The issue's target: within 1.5 chunks (30 ms) of what the phone played."""
 
 Handler = Callable[[PhoneCall], Awaitable[None]]
-
-
-def tone(seconds: float) -> np.ndarray:
-    count = round(seconds * MODEL_RATE)
-    wave = 8000 * np.sin(2 * np.pi * 440 * np.arange(count) / MODEL_RATE)
-    return wave.astype(np.int16)
-
-
-def play_tone(playout: AgentPlayout, item_id: str, seconds: float) -> PlayoutHandle:
-    return playout.play(
-        item_id=item_id,
-        content_index=0,
-        transcription_fwd=None,
-        text_stream=stream([]),
-        audio_stream=stream(frames_of(tone(seconds), MODEL_RATE // 50)),
-    )
 
 
 @contextlib.asynccontextmanager
@@ -56,15 +39,6 @@ async def phone_line(handler: Handler, delay_ms: float = 0) -> AsyncIterator[str
             return
         async with DelayedLink("127.0.0.1", server.port, delay_ms=delay_ms) as link:
             yield link.url()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait, polling, for state there is no event for; the deadline only guards a hang."""
-    for _ in range(round(timeout / 0.005)):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"not reached within {timeout} s")
 
 
 async def round_trip_measured(call: PhoneCall) -> None:

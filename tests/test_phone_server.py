@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 
-import numpy as np
 import pytest
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
@@ -18,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from agent_playout import AgentPlayout, PlayoutHandle
 from agent_playout.sinks.twilio import PhoneCall, SimulatedCaller, serve_phone
 
-from .conftest import frames_of, stream
+from .conftest import play_tone, until
 
 pytestmark = pytest.mark.realtime
 
@@ -55,30 +53,6 @@ async def raw_call(url: str) -> ClientConnection:
 
 async def quiet_handler(call: PhoneCall) -> None:
     await call.wait_ended()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait, polling, for state there is no event for; the deadline only guards a hang."""
-    for _ in range(round(timeout / 0.005)):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"not reached within {timeout} s")
-
-
-def tone(seconds: float, hz: float = 440) -> np.ndarray:
-    length = round(seconds * 24000)
-    return (6000 * np.sin(2 * np.pi * hz * np.arange(length) / 24000)).astype(np.int16)
-
-
-def play_tone(playout: AgentPlayout, item_id: str, seconds: float) -> PlayoutHandle:
-    return playout.play(
-        item_id=item_id,
-        content_index=0,
-        transcription_fwd=None,
-        text_stream=stream([]),
-        audio_stream=stream(frames_of(tone(seconds), 480)),
-    )
 
 
 OTHER_TONE_S = 0.8
