@@ -92,6 +92,8 @@ def test_actions_are_frozen() -> None:
         ({"content_index": True}, "content_index"),
         ({"heard_samples": -1}, "heard_samples"),
         ({"sent_samples": 1.5}, "sent_samples"),
+        ({"sample_rate": 0}, "sample_rate"),
+        ({"sample_rate": 8000.0}, "sample_rate"),
     ],
 )
 def test_bad_arguments_are_named_in_the_error(overrides: dict[str, Any], named: str) -> None:
@@ -105,3 +107,22 @@ def test_bad_arguments_are_named_in_the_error(overrides: dict[str, Any], named: 
     arguments.update(overrides)
     with pytest.raises(ValueError, match=named):
         truncation_for(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("heard", "expected_ms"),
+    [(7, None), (8, 1), (15, 1), (16, 2), (8000, 1000)],
+)
+def test_g711_items_count_milliseconds_at_8_khz(heard: int, expected_ms: int | None) -> None:
+    action = truncation_for(
+        item_id="item_1",
+        content_index=0,
+        heard_samples=heard,
+        sent_samples=8000,
+        completed=False,
+        sample_rate=8000,
+    )
+    if expected_ms is None:
+        assert action == DeleteItem("item_1")
+    else:
+        assert action == TruncateItem("item_1", 0, expected_ms)

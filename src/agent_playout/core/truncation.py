@@ -59,20 +59,24 @@ def truncation_for(
     heard_samples: int,
     sent_samples: int,
     completed: bool,
+    sample_rate: int = REALTIME_SAMPLE_RATE,
 ) -> Truncation | None:
     """What to send for an item that stopped: None when it ``completed``.
 
-    ``heard_samples`` and ``sent_samples`` are counts at 24 kHz. A heard count above the
-    sent one (a fade tail, resampling rounding) is taken as all of it. ``audio_end_ms`` is
-    rounded down, so it never claims unheard audio and never exceeds what was sent.
+    ``heard_samples`` and ``sent_samples`` are counts at ``sample_rate``: 24 kHz for PCM16,
+    8 kHz for a session whose output is G.711. A heard count above the sent one (a fade
+    tail, resampling rounding) is taken as all of it. ``audio_end_ms`` is rounded down, so
+    it never claims unheard audio and never exceeds what was sent.
     """
     if not isinstance(item_id, str) or not item_id:
         raise ValueError(f"item_id must be a non-empty str, got {item_id!r}")
     _count("content_index", content_index)
     heard = min(_count("heard_samples", heard_samples), _count("sent_samples", sent_samples))
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be an int > 0, got {sample_rate!r}")
     if completed:
         return None
-    audio_end_ms = heard * 1000 // REALTIME_SAMPLE_RATE
+    audio_end_ms = heard * 1000 // sample_rate
     if audio_end_ms == 0:
         return DeleteItem(item_id)
     return TruncateItem(item_id, content_index, audio_end_ms)

@@ -22,10 +22,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from ...clock import Clock, MonotonicClock
+from ...core import mulaw
 from ...core.frames import AudioFrame
 from ...core.units import NS_PER_SECOND
 from ...events import EventEmitter
-from . import mulaw
 from .messages import CallProtocol, Dtmf, Mark, Media, MediaStreamError, Start, Stop
 from .sink import PHONE_RATE, CallEndedError, MediaChannel, PhoneSink
 

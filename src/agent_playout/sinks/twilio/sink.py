@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from ...clock import Clock, MonotonicClock, TimerHandle
+from ...core import mulaw
 from ...core.frames import Int16Array
 from ...core.positions import samples_in
 from ...core.units import NS_PER_SECOND
 from ...errors import OutputEndedError
 from ..base import NEVER, SinkSurface, Waiters, sink_samples
-from . import mulaw
 from .messages import clear_message, mark_message, media_message
 from .scheduler import EchoVerdict, PhoneScheduler
 

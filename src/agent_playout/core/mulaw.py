@@ -1,4 +1,4 @@
-"""G.711 mu-law for the phone leg: 8 kHz int16 <-> mu-law bytes by table look-up.
+"""G.711 mu-law (the phone's audio, a realtime model's ``g711_ulaw``): int16 <-> bytes.
 
 Both tables are built once at import from the G.711 algorithm (as CPython's ``audioop`` implements
 it), so encoding a chunk is one numpy gather and the result is bit-exact with
@@ -12,7 +12,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from ...core.frames import Int16Array
+from .frames import Int16Array
 
 SILENCE: Final[int] = 0xFF
 """The mu-law byte of a zero sample (what a phone plays as silence)."""

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from agent_playout.sinks.twilio import mulaw
+from agent_playout.core import mulaw
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
