@@ -56,6 +56,7 @@ ALLOWED = {
     "tts": {"tts", "core", "errors"},
     "sinks": {"sinks", "core", "transcript", *FOUNDATIONS},
     "engine": {"engine", "core", "transcript", "sinks.base", *FOUNDATIONS},
+    "bridges": {"bridges", "engine", "sinks", "core", "transcript", *FOUNDATIONS},
 }
 """What each layer may import from the package: data flows down, nothing flows back up."""
 
