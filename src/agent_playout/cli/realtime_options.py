@@ -1,0 +1,77 @@
+"""The options every command that talks to a realtime model shares: its URL and its headers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import typer
+
+from ..bridges.formats import Dialect
+
+REALTIME_EXTRA = "pip install 'agent-playout[realtime]'"
+
+RealtimeUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        metavar="URL",
+        help="The realtime endpoint, ws:// or wss:// (OpenAI's is"
+        " wss://api.openai.com/v1/realtime?model=gpt-realtime).",
+    ),
+]
+HeaderOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--header",
+        metavar='"NAME: VALUE"',
+        help='A header for the connection, e.g. "Authorization: Bearer $OPENAI_API_KEY";'
+        " give it once per header.",
+    ),
+]
+
+
+def check_realtime_url(url: str, option: str = "--url") -> str:
+    """``url`` if it is a ws:// or wss:// URL with a host; a ``typer.BadParameter`` naming
+    ``option`` otherwise."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (reading it checks the port)
+    except ValueError as error:
+        raise typer.BadParameter(f"{url!r} is not a URL ({error})", param_hint=option) from None
+    if parts.scheme not in ("ws", "wss") or not host:
+        raise typer.BadParameter(
+            f"{url!r} must be a ws:// or wss:// URL with a host", param_hint=option
+        )
+    return url
+
+
+def parse_headers(values: Sequence[str] | None, option: str = "--header") -> list[tuple[str, str]]:
+    """``"Name: value"`` strings as (name, value) pairs, in order; a ``typer.BadParameter``
+    naming ``option`` and the header for one without a name or a colon."""
+    headers: list[tuple[str, str]] = []
+    for value in values or ():
+        name, colon, text = value.partition(":")
+        name = name.strip()
+        if not colon or not name or any(c.isspace() for c in name):
+            raise typer.BadParameter(
+                f'{value!r} is not "NAME: VALUE" (a name without spaces, a colon, the value)',
+                param_hint=option,
+            )
+        if any(c in text for c in "\r\n"):
+            raise typer.BadParameter(
+                f"the value of header {name!r} has a line break", param_hint=option
+            )
+        headers.append((name, text.strip()))
+    return headers
+
+
+def dialect_for(headers: Sequence[tuple[str, str]]) -> Dialect:
+    """``"beta"`` when the headers ask for the beta API (``OpenAI-Beta: realtime=v1``), else
+    ``"ga"``: the two take ``session.update`` in different shapes."""
+    for name, value in headers:
+        if name.lower() == "openai-beta" and "realtime" in value.lower():
+            return "beta"
+    return "ga"
