@@ -1,0 +1,777 @@
+"""``RealtimeBridge``: a realtime model's server events in, playouts out, truncations back.
+
+Each audio content part of an assistant item, keyed by ``item_id`` and ``content_index``,
+becomes one ``AgentPlayout.play()``; parts play one after another in the order the server
+began them. On a barge-in (the server's ``input_audio_buffer.speech_started``, or
+``interrupt()``) the playing part is interrupted and its truncation is sent in the same
+event-loop turn, from the exact heard position: ``conversation.item.truncate`` floored to
+the whole millisecond and never past the audio received, ``conversation.item.delete``
+when nothing was heard, nothing when it had played to the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterable, Callable, Mapping
+from typing import Any, Literal
+
+from ..core.frames import AudioFrame
+from ..core.timeline import ItemState
+from ..core.truncation import DeleteItem, Truncation, truncation_for
+from ..core.units import NS_PER_SECOND
+from ..engine.handle import PlayoutHandle
+from ..engine.playout import CLEANUP_TIMEOUT_S, AgentPlayout
+from ..errors import PlayoutStateError
+from ..events import EventEmitter
+from ..transcript.forwarder import TranscriptForwarder
+from . import events as names
+from .events import BadEvent, index_field, object_field, optional_text, text_field
+from .formats import AudioFormat, UnsupportedFormatError, decode_audio, output_format_of
+from .heard import ItemHeard
+from .sender import OrderedSender, Send
+from .stream import ItemStream
+
+__all__ = ["BridgeEvents", "RealtimeBridge"]
+
+logger = logging.getLogger("agent_playout")
+
+BridgeEvents = Literal["item_started", "item_ended"]
+
+SEND_FLUSH_TIMEOUT_S = 2.0
+"""How long ``aclose()`` waits for client events still being sent."""
+
+_REMEMBERED = 1024
+"""How many ended items and responses the bridge remembers, to name why a late delta is
+dropped; older ones are dropped as unknown instead, so a long session stays bounded."""
+
+Key = tuple[str, int]
+
+
+class _Recent:
+    """A bounded set of recent keys with a note each: the oldest is forgotten first."""
+
+    def __init__(self) -> None:
+        self._notes: OrderedDict[Any, str] = OrderedDict()
+
+    def add(self, key: Any, note: str = "") -> None:
+        self._notes[key] = note
+        self._notes.move_to_end(key)
+        if len(self._notes) > _REMEMBERED:
+            self._notes.popitem(last=False)
+
+    def get(self, key: Any) -> str | None:
+        return self._notes.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._notes
+
+
+class _Part:
+    """One audio content part: its streams, its count of samples received, its handle."""
+
+    def __init__(
+        self, item_id: str, content_index: int, response_id: str | None, fmt: AudioFormat
+    ) -> None:
+        self.item_id = item_id
+        self.content_index = content_index
+        self.response_id = response_id
+        self.format = fmt
+        self.audio: ItemStream[AudioFrame] = ItemStream()
+        self.text: ItemStream[str] = ItemStream()
+        self.received = 0
+        self.text_chars = 0
+        self.handle: PlayoutHandle | None = None
+        self.heard: ItemHeard | None = None
+        self.cut_short = False
+        """Its audio ended early on our side (a bad delta): the server holds more than it."""
+
+    @property
+    def key(self) -> Key:
+        return (self.item_id, self.content_index)
+
+    @property
+    def open(self) -> bool:
+        return not (self.audio.closed and self.text.closed)
+
+    def close(self) -> None:
+        self.audio.close()
+        self.text.close()
+
+
+class _Suspicion:
+    """A barge-in held as a pause until the user's turn proves real or not."""
+
+    def __init__(self, part: _Part) -> None:
+        self.part = part
+        self.timer: Any = None
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+def _default_forwarder(item_id: str) -> TranscriptForwarder:
+    return TranscriptForwarder()
+
+
+class RealtimeBridge(EventEmitter[BridgeEvents]):
+    """Plays a realtime model's responses on ``playout`` and keeps the model's context true
+    to what was heard, by handing each truncation to ``send``.
+
+    ``send(event, heard)`` gets every client event the bridge makes: a truncation with the
+    ``ItemHeard`` of its item (which has the heard text), ``response.cancel`` with None. It
+    is called in the turn of the barge-in; an awaitable it returns is run in order.
+    ``item_started(handle, forwarder)`` is emitted as a part starts to play,
+    ``item_ended(heard)`` once it has ended, for every part received, played or not.
+
+    With ``false_interruption_timeout`` (seconds), ``speech_started`` pauses the output
+    instead; if no user transcript comes within that time after ``speech_stopped``, the
+    part resumes from the exact sample, otherwise it is interrupted (and truncated) where
+    it paused. The output must be able to pause; one that cannot is interrupted at once.
+    """
+
+    def __init__(
+        self,
+        playout: AgentPlayout,
+        send: Send,
+        *,
+        output_format: AudioFormat = AudioFormat.PCM16,
+        false_interruption_timeout: float | None = None,
+        transcript: Callable[[str], TranscriptForwarder | None] | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(playout, AgentPlayout):
+            raise TypeError(f"playout must be an AgentPlayout, got {type(playout).__name__}")
+        if not callable(send):
+            raise TypeError(f"send must be callable, got {type(send).__name__}")
+        if not isinstance(output_format, AudioFormat):
+            raise TypeError(f"output_format must be an AudioFormat, got {output_format!r}")
+        if false_interruption_timeout is not None and not (
+            isinstance(false_interruption_timeout, int | float)
+            and not isinstance(false_interruption_timeout, bool)
+            and math.isfinite(false_interruption_timeout)
+            and false_interruption_timeout > 0
+        ):
+            raise ValueError(
+                "false_interruption_timeout must be a number of seconds > 0 or None,"
+                f" got {false_interruption_timeout!r}"
+            )
+        self._playout = playout
+        self._sender = OrderedSender(send)
+        self._format = output_format
+        self._format_error: str | None = None
+        self._false_timeout_ns = (
+            None
+            if false_interruption_timeout is None
+            else round(false_interruption_timeout * NS_PER_SECOND)
+        )
+        self._forwarder_for = transcript or _default_forwarder
+        self._parts: dict[Key, _Part] = {}
+        self._queue: deque[_Part] = deque()
+        self._playing: _Part | None = None
+        self._announced = _Recent()
+        self._ended = _Recent()
+        self._dropped = _Recent()
+        self._cut = _Recent()
+        self._heard_items = _Recent()
+        self._deleted = _Recent()
+        self._deferred: dict[str, list[str]] = {}
+        self._response: str | None = None
+        self._suspicion: _Suspicion | None = None
+        self._cannot_pause_said = False
+        self._player: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stream_ended = False
+        self._closing = False
+
+    @property
+    def output_format(self) -> AudioFormat:
+        """The format new parts are decoded in: the last session event's, else the given one."""
+        return self._format
+
+    @property
+    def current(self) -> PlayoutHandle | None:
+        """The handle of the part playing now, if any."""
+        playing = self._playing
+        return None if playing is None else playing.handle
+
+    @property
+    def paused(self) -> bool:
+        """True while a barge-in is held as a possible false interruption."""
+        return self._suspicion is not None
+
+    def handle(self, event: Mapping[str, Any]) -> None:
+        """Act on one server event (a parsed JSON object). A malformed one is logged with
+        its type and the field at fault, and dropped; this never raises for the server's
+        input."""
+        if self._closing:
+            return
+        if not isinstance(event, Mapping):
+            logger.warning("dropped a server event that is not an object: %.80r", event)
+            return
+        kind = event.get("type")
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            return
+        try:
+            handler(self, event)
+        except BadEvent as error:
+            logger.warning("dropped a server event: %s", error)
+
+    async def run(self, events: AsyncIterable[Mapping[str, Any]]) -> None:
+        """Handle every event of ``events`` (a connection's), then, once it ends, let the
+        parts already received play out; returns when they have."""
+        try:
+            async for event in events:
+                self.handle(event)
+        finally:
+            self._end_of_stream()
+        await self.wait_idle()
+
+    def interrupt(self) -> ItemHeard | None:
+        """The application's barge-in: cancel the response in progress, interrupt the part
+        playing and send its truncation, all before this returns. Returns what was heard
+        of that part, or None when none was playing."""
+        response = self._response
+        if response is not None and response not in self._cut and not self._stream_ended:
+            self._sender.send({"type": "response.cancel"}, None)
+        return self._barge_in()
+
+    async def wait_idle(self) -> None:
+        """Return once every part received so far has ended."""
+        await self._idle.wait()
+
+    async def aclose(self) -> None:
+        """Interrupt what is playing (truncating it), end every part, and wait for the
+        client events still being sent; the playout stays the caller's to close."""
+        if self._closing:
+            return
+        try:
+            self.interrupt()
+        finally:
+            self._closing = True
+            for part in list(self._parts.values()):
+                part.close()
+            self._wake_player()
+            player = self._player
+            if player is not None and not player.done():
+                _, pending = await asyncio.wait([player], timeout=CLEANUP_TIMEOUT_S + 1.0)
+                for task in pending:
+                    task.cancel()
+            await self._sender.flush(SEND_FLUSH_TIMEOUT_S)
+
+    # -- server events -------------------------------------------------------------------
+
+    def _on_session(self, event: Mapping[str, Any]) -> None:
+        session = object_field(event, "session")
+        try:
+            found = output_format_of(session)
+        except UnsupportedFormatError as error:
+            self._format_error = str(error)
+            logger.error("the session's output cannot be played: %s; its audio is dropped", error)
+            return
+        if found is not None:
+            self._format = found
+            self._format_error = None
+
+    def _on_response_created(self, event: Mapping[str, Any]) -> None:
+        response = object_field(event, "response")
+        if self._suspicion is not None:
+            self._confirm("the model began a new response")
+        self._response = optional_text(response, "id")
+
+    def _on_output_item_added(self, event: Mapping[str, Any]) -> None:
+        item = object_field(event, "item")
+        if _is_assistant_message(item):
+            self._announce(text_field(item, "id"), optional_text(event, "response_id"))
+
+    def _on_item_added(self, event: Mapping[str, Any]) -> None:
+        item = object_field(event, "item")
+        if _is_assistant_message(item):
+            item_id = text_field(item, "id")
+            if item_id not in self._announced:
+                self._announce(item_id, self._response)
+
+    def _on_content_part_added(self, event: Mapping[str, Any]) -> None:
+        part = event.get("part")
+        if isinstance(part, Mapping) and part.get("type") in names.TEXT_PARTS:
+            return
+        item_id = text_field(event, "item_id")
+        if item_id not in self._announced:
+            self._announce(item_id, optional_text(event, "response_id") or self._response)
+        self._part_for(event)
+
+    def _on_audio_delta(self, event: Mapping[str, Any]) -> None:
+        part = self._part_for(event)
+        if part is None:
+            return
+        if part.audio.closed:
+            interrupted = part.heard is not None and part.heard.interrupted
+            self._drop(part.key, "it was interrupted" if interrupted else "its audio had ended")
+            return
+        if self._format_error is not None:
+            self._cut_short(part, f"the session's output cannot be played ({self._format_error})")
+            return
+        try:
+            samples = decode_audio(event.get("delta"), part.format)
+        except ValueError as error:
+            self._cut_short(part, f"{event.get('type')} field delta: {error}")
+            return
+        count = int(samples.size)
+        if count:
+            part.received += count
+            part.audio.put(AudioFrame(samples, part.format.sample_rate, 1, count))
+
+    def _on_audio_done(self, event: Mapping[str, Any]) -> None:
+        part = self._parts.get(_key_of(event))
+        if part is not None:
+            part.audio.close()
+
+    def _on_transcript_delta(self, event: Mapping[str, Any]) -> None:
+        delta = event.get("delta")
+        if not isinstance(delta, str):
+            raise BadEvent(f"{event.get('type')} has no delta text")
+        part = self._part_for(event)
+        if part is not None and delta:
+            part.text_chars += len(delta)
+            part.text.put(delta)
+
+    def _on_transcript_done(self, event: Mapping[str, Any]) -> None:
+        part = self._parts.get(_key_of(event))
+        if part is None:
+            return
+        transcript = event.get("transcript")
+        if part.text_chars == 0 and isinstance(transcript, str) and transcript:
+            part.text.put(transcript)  # a server that sends the transcript whole
+        part.text.close()
+
+    def _on_content_part_done(self, event: Mapping[str, Any]) -> None:
+        part = self._parts.get(_key_of(event))
+        if part is not None:
+            part.close()
+
+    def _on_output_item_done(self, event: Mapping[str, Any]) -> None:
+        item = object_field(event, "item")
+        item_id = optional_text(item, "id")
+        for part in list(self._parts.values()):
+            if part.item_id == item_id:
+                part.close()
+
+    def _on_response_done(self, event: Mapping[str, Any]) -> None:
+        response = object_field(event, "response")
+        response_id = optional_text(response, "id")
+        status = response.get("status")
+        for part in list(self._parts.values()):
+            if part.response_id == response_id and part.open:
+                if status not in (None, "completed"):
+                    logger.info(
+                        "item %s: response %s ended %s; the item ends with the %d ms received",
+                        part.item_id,
+                        response_id,
+                        status,
+                        part.received * 1000 // part.format.sample_rate,
+                        extra={"item_id": part.item_id},
+                    )
+                part.close()
+        if response_id == self._response:
+            self._response = None
+        for item_id in self._deferred.pop(response_id or "", []):
+            self._delete(item_id, None)
+
+    def _on_speech_started(self, event: Mapping[str, Any]) -> None:
+        suspicion = self._suspicion
+        if suspicion is not None:
+            suspicion.disarm()
+            return
+        playing = self._playing
+        if (
+            self._false_timeout_ns is None
+            or playing is None
+            or playing.handle is None
+            or playing.heard is not None
+            or playing.handle.state is not ItemState.PLAYING
+        ):
+            self._barge_in()
+            return
+        try:
+            self._playout.pause()
+        except PlayoutStateError as error:
+            if not self._cannot_pause_said:
+                self._cannot_pause_said = True
+                logger.warning("%s: a barge-in interrupts at once instead of pausing", error)
+            self._barge_in()
+            return
+        self._suspicion = _Suspicion(playing)
+        logger.info(
+            "item %s: paused at sample %d: the user may be speaking",
+            playing.item_id,
+            playing.handle.input_played_samples,
+            extra={"item_id": playing.item_id},
+        )
+
+    def _on_speech_stopped(self, event: Mapping[str, Any]) -> None:
+        suspicion = self._suspicion
+        if suspicion is None or self._false_timeout_ns is None:
+            return
+        suspicion.disarm()
+        clock = self._playout.clock
+        suspicion.timer = clock.call_at(clock.now_ns() + self._false_timeout_ns, self._false_alarm)
+
+    def _on_user_transcript(self, event: Mapping[str, Any]) -> None:
+        if self._suspicion is None:
+            return
+        text = event.get("delta", event.get("transcript"))
+        if isinstance(text, str) and text.strip():
+            self._confirm("the user's speech was transcribed")
+        elif event.get("type", "").endswith(".completed"):
+            self._false_alarm()
+
+    def _on_error(self, event: Mapping[str, Any]) -> None:
+        error = event.get("error")
+        details = error if isinstance(error, Mapping) else {}
+        logger.warning(
+            "the realtime server reported an error: %s: %s (in reply to %s)",
+            details.get("code") or details.get("type") or "error",
+            details.get("message", "no message"),
+            details.get("event_id") or "no client event",
+        )
+
+    # -- parts ---------------------------------------------------------------------------
+
+    def _announce(self, item_id: str, response_id: str | None) -> None:
+        self._announced.add(item_id, response_id or "")
+
+    def _part_for(self, event: Mapping[str, Any]) -> _Part | None:
+        """The part an event is about, begun if its item was announced; None (and one log
+        line for the part) when its deltas must be dropped."""
+        key = _key_of(event)
+        part = self._parts.get(key)
+        if part is not None:
+            return part
+        ended = self._ended.get(key)
+        if ended is not None:
+            self._drop(key, f"it was {ended}")
+            return None
+        response_id = self._announced.get(key[0])
+        if response_id is None:
+            self._drop(key, "no response.output_item.added announced its item")
+            return None
+        if response_id in self._cut:
+            self._drop(key, f"its response {response_id} was cut by a barge-in")
+            self._deferred.setdefault(response_id, [])
+            if key[0] not in self._deferred[response_id]:
+                self._deferred[response_id].append(key[0])
+            return None
+        return self._begin(key, response_id or None)
+
+    def _begin(self, key: Key, response_id: str | None) -> _Part:
+        for other in list(self._parts.values()):
+            if other.open and other.response_id == response_id and response_id is not None:
+                logger.warning(
+                    "item %s: item %s began before its done events; it ends with what came",
+                    other.item_id,
+                    key[0],
+                    extra={"item_id": other.item_id},
+                )
+                other.close()
+        part = _Part(key[0], key[1], response_id, self._format)
+        self._parts[key] = part
+        self._queue.append(part)
+        self._idle.clear()
+        self._start_player()
+        self._wake_player()
+        return part
+
+    def _drop(self, key: Key, why: str) -> None:
+        if key in self._dropped:
+            return
+        self._dropped.add(key)
+        logger.warning(
+            "item %s: dropped its deltas (content %d), never played: %s",
+            key[0],
+            key[1],
+            why,
+            extra={"item_id": key[0]},
+        )
+
+    def _cut_short(self, part: _Part, why: str) -> None:
+        logger.error(
+            "item %s: its audio stops here, after %d ms: %s",
+            part.item_id,
+            part.received * 1000 // part.format.sample_rate,
+            why,
+            extra={"item_id": part.item_id},
+        )
+        part.cut_short = True
+        part.audio.close()
+
+    # -- playing -------------------------------------------------------------------------
+
+    def _start_player(self) -> None:
+        if self._player is None or self._player.done():
+            self._player = asyncio.get_running_loop().create_task(self._play_parts())
+            self._player.add_done_callback(_log_player_failure)
+
+    def _wake_player(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _play_parts(self) -> None:
+        try:
+            while True:
+                while not self._queue:
+                    self._idle.set()
+                    if self._closing:
+                        return
+                    self._wake = asyncio.get_running_loop().create_future()
+                    await self._wake
+                part = self._queue.popleft()
+                if part.heard is None:
+                    await self._play(part)
+                else:
+                    self._end(part, completed=False)
+        finally:
+            self._finish_all()
+
+    async def _play(self, part: _Part) -> None:
+        forwarder = self._forwarder_for(part.item_id)
+        try:
+            handle = self._playout.play(
+                item_id=part.item_id,
+                content_index=part.content_index,
+                transcription_fwd=forwarder,
+                text_stream=part.text,
+                audio_stream=part.audio,
+            )
+        except Exception:
+            logger.exception(
+                "item %s: play() failed; the item is not played",
+                part.item_id,
+                extra={"item_id": part.item_id},
+            )
+            part.close()
+            self._end(part, completed=False)
+            return
+        part.handle = handle
+        self._playing = part
+        try:
+            self._emit("item_started", part, handle, forwarder)
+            await handle.wait_for_playout()
+        finally:
+            self._playing = None
+            self._end(part, completed=not handle.interrupted and not part.cut_short)
+
+    def _barge_in(self) -> ItemHeard | None:
+        """Interrupt the playing part and drop the queued ones, sending what each implies.
+        A held pause ends after the interrupt, so not a sample plays in between."""
+        suspicion, self._suspicion = self._suspicion, None
+        try:
+            return self._interrupt_parts()
+        finally:
+            if suspicion is not None:
+                suspicion.disarm()
+                self._playout.resume()
+
+    def _interrupt_parts(self) -> ItemHeard | None:
+        if self._response is not None:
+            self._cut.add(self._response)
+        heard: ItemHeard | None = None
+        playing = self._playing
+        if playing is not None and playing.handle is not None:
+            if playing.response_id is not None:
+                self._cut.add(playing.response_id)
+            if playing.heard is None:
+                playing.handle.interrupt()
+                completed = not playing.handle.interrupted and not playing.cut_short
+                heard = self._settle(playing, completed=completed)
+            playing.close()
+        for part in self._queue:  # the player ends them in order, after the playing one
+            part.close()
+            if part.response_id is not None:
+                self._cut.add(part.response_id)
+            self._settle(part, completed=False)
+        return heard
+
+    def _settle(self, part: _Part, *, completed: bool) -> ItemHeard:
+        """Fix what was heard of ``part`` and send its truncation; once per part."""
+        if part.heard is not None:
+            return part.heard
+        handle = part.handle
+        heard_samples = 0 if handle is None else min(handle.input_played_samples, part.received)
+        truncation: Truncation | None = None
+        if not completed:
+            truncation = truncation_for(
+                item_id=part.item_id,
+                content_index=part.content_index,
+                heard_samples=heard_samples,
+                sent_samples=part.received,
+                completed=False,
+                sample_rate=part.format.sample_rate,
+            )
+        if heard_samples:
+            self._heard_items.add(part.item_id)
+        if isinstance(truncation, DeleteItem) and not self._may_delete(part):
+            truncation = None
+        part.heard = ItemHeard(
+            item_id=part.item_id,
+            content_index=part.content_index,
+            response_id=part.response_id,
+            sample_rate=part.format.sample_rate,
+            received_samples=part.received,
+            heard_samples=heard_samples,
+            heard_text="" if handle is None else handle.played_text,
+            interrupted=not completed if handle is None else handle.interrupted,
+            truncation=truncation,
+        )
+        self._ended.add(part.key, "interrupted" if part.heard.interrupted else "ended")
+        if truncation is not None:
+            if isinstance(truncation, DeleteItem):
+                self._deleted.add(part.item_id)
+            if not self._stream_ended:
+                self._sender.send(truncation.to_event(), part.heard)
+        return part.heard
+
+    def _may_delete(self, part: _Part) -> bool:
+        """Whether deleting ``part``'s item is true to what was heard: not when it is
+        already deleted, nor when another of its parts was heard (a truncate to 0 ms would
+        be refused, so that part stays; it is logged)."""
+        if part.item_id in self._deleted:
+            return False
+        if part.item_id in self._heard_items:
+            logger.warning(
+                "item %s: content %d was never heard, but an earlier part was; it stays",
+                part.item_id,
+                part.content_index,
+                extra={"item_id": part.item_id},
+            )
+            return False
+        return True
+
+    def _delete(self, item_id: str, heard: ItemHeard | None) -> None:
+        if item_id in self._deleted or item_id in self._heard_items or self._stream_ended:
+            return
+        self._deleted.add(item_id)
+        self._sender.send(DeleteItem(item_id).to_event(), heard)
+
+    def _end(self, part: _Part, *, completed: bool) -> None:
+        heard = self._settle(part, completed=completed)
+        self._parts.pop(part.key, None)
+        self._emit("item_ended", part, heard)
+
+    def _finish_all(self) -> None:
+        """The player's last act, however it ended: no part is left waiting."""
+        self._playing = None
+        while self._queue:
+            part = self._queue.popleft()
+            part.close()
+            self._end(part, completed=False)
+        self._idle.set()
+
+    def _emit(self, event: BridgeEvents, part: _Part, *args: Any) -> None:
+        try:
+            self.emit(event, *args)
+        except Exception:
+            logger.exception(
+                "item %s: an %s listener failed",
+                part.item_id,
+                event,
+                extra={"item_id": part.item_id},
+            )
+
+    # -- false interruptions -------------------------------------------------------------
+
+    def _confirm(self, why: str) -> None:
+        """The held barge-in was real: interrupt where the output paused."""
+        suspicion = self._suspicion
+        if suspicion is None:
+            return
+        logger.info(
+            "item %s: the barge-in was real (%s)",
+            suspicion.part.item_id,
+            why,
+            extra={"item_id": suspicion.part.item_id},
+        )
+        self._barge_in()
+
+    def _false_alarm(self) -> None:
+        """No user turn came: play on from the sample where the output paused."""
+        suspicion = self._suspicion
+        if suspicion is None:
+            return
+        handle = suspicion.part.handle
+        logger.info(
+            "item %s: a false interruption; resumed at sample %d",
+            suspicion.part.item_id,
+            0 if handle is None else handle.input_played_samples,
+            extra={"item_id": suspicion.part.item_id},
+        )
+        self._end_suspicion()
+
+    def _end_suspicion(self) -> None:
+        """Leave the held state: the timer is disarmed and the output resumes (after an
+        interrupt, the next part then plays)."""
+        suspicion = self._suspicion
+        if suspicion is None:
+            return
+        self._suspicion = None
+        suspicion.disarm()
+        self._playout.resume()
+
+    def _end_of_stream(self) -> None:
+        """The server's events ended (the connection closed): open parts end with what was
+        received, and nothing more can be sent."""
+        self._stream_ended = True
+        self._end_suspicion()
+        for part in list(self._parts.values()):
+            if part.open:
+                logger.warning(
+                    "item %s: the connection closed mid-item; it ends with the %d ms received",
+                    part.item_id,
+                    part.received * 1000 // part.format.sample_rate,
+                    extra={"item_id": part.item_id},
+                )
+                part.close()
+
+
+def _key_of(event: Mapping[str, Any]) -> Key:
+    return (text_field(event, "item_id"), index_field(event))
+
+
+def _is_assistant_message(item: Mapping[str, Any]) -> bool:
+    return bool(
+        item.get("type", "message") == "message" and item.get("role") in (None, "assistant")
+    )
+
+
+def _log_player_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the bridge's player failed", exc_info=task.exception())
+
+
+_Handler = Callable[[RealtimeBridge, Mapping[str, Any]], None]
+
+_HANDLERS: dict[str, _Handler] = {
+    **dict.fromkeys(names.SESSION, RealtimeBridge._on_session),
+    "response.created": RealtimeBridge._on_response_created,
+    "response.output_item.added": RealtimeBridge._on_output_item_added,
+    **dict.fromkeys(names.ITEM_ADDED, RealtimeBridge._on_item_added),
+    "response.content_part.added": RealtimeBridge._on_content_part_added,
+    **dict.fromkeys(names.AUDIO_DELTA, RealtimeBridge._on_audio_delta),
+    **dict.fromkeys(names.AUDIO_DONE, RealtimeBridge._on_audio_done),
+    **dict.fromkeys(names.TRANSCRIPT_DELTA, RealtimeBridge._on_transcript_delta),
+    **dict.fromkeys(names.TRANSCRIPT_DONE, RealtimeBridge._on_transcript_done),
+    "response.content_part.done": RealtimeBridge._on_content_part_done,
+    "response.output_item.done": RealtimeBridge._on_output_item_done,
+    "response.done": RealtimeBridge._on_response_done,
+    "input_audio_buffer.speech_started": RealtimeBridge._on_speech_started,
+    "input_audio_buffer.speech_stopped": RealtimeBridge._on_speech_stopped,
+    **dict.fromkeys(names.USER_TRANSCRIPT, RealtimeBridge._on_user_transcript),
+    "error": RealtimeBridge._on_error,
+}
