@@ -11,19 +11,16 @@ when nothing was heard, nothing when it had played to the end.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-from collections import OrderedDict, deque
 from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any, Literal
 
 from ..core.frames import AudioFrame
 from ..core.timeline import ItemState
-from ..core.truncation import DeleteItem, Truncation, truncation_for
 from ..core.units import NS_PER_SECOND
 from ..engine.handle import PlayoutHandle
-from ..engine.playout import CLEANUP_TIMEOUT_S, AgentPlayout
+from ..engine.playout import AgentPlayout
 from ..errors import PlayoutStateError
 from ..events import EventEmitter
 from ..transcript.forwarder import TranscriptForwarder
@@ -31,8 +28,8 @@ from . import events as names
 from .events import BadEvent, index_field, object_field, optional_text, text_field
 from .formats import AudioFormat, UnsupportedFormatError, decode_audio, output_format_of
 from .heard import ItemHeard
+from .player import Key, Part, PartPlayer, Recent
 from .sender import OrderedSender, Send
-from .stream import ItemStream
 
 __all__ = ["BridgeEvents", "RealtimeBridge"]
 
@@ -43,68 +40,11 @@ BridgeEvents = Literal["item_started", "item_ended"]
 SEND_FLUSH_TIMEOUT_S = 2.0
 """How long ``aclose()`` waits for client events still being sent."""
 
-_REMEMBERED = 1024
-"""How many ended items and responses the bridge remembers, to name why a late delta is
-dropped; older ones are dropped as unknown instead, so a long session stays bounded."""
-
-Key = tuple[str, int]
-
-
-class _Recent:
-    """A bounded set of recent keys with a note each: the oldest is forgotten first."""
-
-    def __init__(self) -> None:
-        self._notes: OrderedDict[Any, str] = OrderedDict()
-
-    def add(self, key: Any, note: str = "") -> None:
-        self._notes[key] = note
-        self._notes.move_to_end(key)
-        if len(self._notes) > _REMEMBERED:
-            self._notes.popitem(last=False)
-
-    def get(self, key: Any) -> str | None:
-        return self._notes.get(key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._notes
-
-
-class _Part:
-    """One audio content part: its streams, its count of samples received, its handle."""
-
-    def __init__(
-        self, item_id: str, content_index: int, response_id: str | None, fmt: AudioFormat
-    ) -> None:
-        self.item_id = item_id
-        self.content_index = content_index
-        self.response_id = response_id
-        self.format = fmt
-        self.audio: ItemStream[AudioFrame] = ItemStream()
-        self.text: ItemStream[str] = ItemStream()
-        self.received = 0
-        self.text_chars = 0
-        self.handle: PlayoutHandle | None = None
-        self.heard: ItemHeard | None = None
-        self.cut_short = False
-        """Its audio ended early on our side (a bad delta): the server holds more than it."""
-
-    @property
-    def key(self) -> Key:
-        return (self.item_id, self.content_index)
-
-    @property
-    def open(self) -> bool:
-        return not (self.audio.closed and self.text.closed)
-
-    def close(self) -> None:
-        self.audio.close()
-        self.text.close()
-
 
 class _Suspicion:
     """A barge-in held as a pause until the user's turn proves real or not."""
 
-    def __init__(self, part: _Part) -> None:
+    def __init__(self, part: Part) -> None:
         self.part = part
         self.timer: Any = None
 
@@ -169,26 +109,16 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
             if false_interruption_timeout is None
             else round(false_interruption_timeout * NS_PER_SECOND)
         )
-        self._forwarder_for = transcript or _default_forwarder
-        self._parts: dict[Key, _Part] = {}
-        self._queue: deque[_Part] = deque()
-        self._playing: _Part | None = None
-        self._announced = _Recent()
-        self._ended = _Recent()
-        self._dropped = _Recent()
-        self._cut = _Recent()
-        self._heard_items = _Recent()
-        self._deleted = _Recent()
+        self._player = PartPlayer(
+            playout, self._sender, transcript or _default_forwarder, self._emit
+        )
+        self._announced = Recent()
+        self._dropped = Recent()
+        self._cut = Recent()
         self._deferred: dict[str, list[str]] = {}
         self._response: str | None = None
         self._suspicion: _Suspicion | None = None
         self._cannot_pause_said = False
-        self._player: asyncio.Task[None] | None = None
-        self._wake: asyncio.Future[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._stream_ended = False
-        self._closing = False
 
     @property
     def output_format(self) -> AudioFormat:
@@ -198,7 +128,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
     @property
     def current(self) -> PlayoutHandle | None:
         """The handle of the part playing now, if any."""
-        playing = self._playing
+        playing = self._player.playing
         return None if playing is None else playing.handle
 
     @property
@@ -210,7 +140,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         """Act on one server event (a parsed JSON object). A malformed one is logged with
         its type and the field at fault, and dropped; this never raises for the server's
         input."""
-        if self._closing:
+        if self._player.closing:
             return
         if not isinstance(event, Mapping):
             logger.warning("dropped a server event that is not an object: %.80r", event)
@@ -239,31 +169,23 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         playing and send its truncation, all before this returns. Returns what was heard
         of that part, or None when none was playing."""
         response = self._response
-        if response is not None and response not in self._cut and not self._stream_ended:
+        if response is not None and response not in self._cut and not self._player.silent:
             self._sender.send({"type": "response.cancel"}, None)
         return self._barge_in()
 
     async def wait_idle(self) -> None:
         """Return once every part received so far has ended."""
-        await self._idle.wait()
+        await self._player.idle.wait()
 
     async def aclose(self) -> None:
         """Interrupt what is playing (truncating it), end every part, and wait for the
         client events still being sent; the playout stays the caller's to close."""
-        if self._closing:
+        if self._player.closing:
             return
         try:
             self.interrupt()
         finally:
-            self._closing = True
-            for part in list(self._parts.values()):
-                part.close()
-            self._wake_player()
-            player = self._player
-            if player is not None and not player.done():
-                _, pending = await asyncio.wait([player], timeout=CLEANUP_TIMEOUT_S + 1.0)
-                for task in pending:
-                    task.cancel()
+            await self._player.close()
             await self._sender.flush(SEND_FLUSH_TIMEOUT_S)
 
     # -- server events -------------------------------------------------------------------
@@ -329,7 +251,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
             part.audio.put(AudioFrame(samples, part.format.sample_rate, 1, count))
 
     def _on_audio_done(self, event: Mapping[str, Any]) -> None:
-        part = self._parts.get(_key_of(event))
+        part = self._player.parts.get(_key_of(event))
         if part is not None:
             part.audio.close()
 
@@ -343,7 +265,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
             part.text.put(delta)
 
     def _on_transcript_done(self, event: Mapping[str, Any]) -> None:
-        part = self._parts.get(_key_of(event))
+        part = self._player.parts.get(_key_of(event))
         if part is None:
             return
         transcript = event.get("transcript")
@@ -352,14 +274,14 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         part.text.close()
 
     def _on_content_part_done(self, event: Mapping[str, Any]) -> None:
-        part = self._parts.get(_key_of(event))
+        part = self._player.parts.get(_key_of(event))
         if part is not None:
             part.close()
 
     def _on_output_item_done(self, event: Mapping[str, Any]) -> None:
         item = object_field(event, "item")
         item_id = optional_text(item, "id")
-        for part in list(self._parts.values()):
+        for part in list(self._player.parts.values()):
             if part.item_id == item_id:
                 part.close()
 
@@ -367,7 +289,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         response = object_field(event, "response")
         response_id = optional_text(response, "id")
         status = response.get("status")
-        for part in list(self._parts.values()):
+        for part in list(self._player.parts.values()):
             if part.response_id == response_id and part.open:
                 if status not in (None, "completed"):
                     logger.info(
@@ -382,14 +304,14 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         if response_id == self._response:
             self._response = None
         for item_id in self._deferred.pop(response_id or "", []):
-            self._delete(item_id, None)
+            self._player.delete(item_id, None)
 
     def _on_speech_started(self, event: Mapping[str, Any]) -> None:
         suspicion = self._suspicion
         if suspicion is not None:
             suspicion.disarm()
             return
-        playing = self._playing
+        playing = self._player.playing
         if (
             self._false_timeout_ns is None
             or playing is None
@@ -447,14 +369,14 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
     def _announce(self, item_id: str, response_id: str | None) -> None:
         self._announced.add(item_id, response_id or "")
 
-    def _part_for(self, event: Mapping[str, Any]) -> _Part | None:
+    def _part_for(self, event: Mapping[str, Any]) -> Part | None:
         """The part an event is about, begun if its item was announced; None (and one log
         line for the part) when its deltas must be dropped."""
         key = _key_of(event)
-        part = self._parts.get(key)
+        part = self._player.parts.get(key)
         if part is not None:
             return part
-        ended = self._ended.get(key)
+        ended = self._player.ended.get(key)
         if ended is not None:
             self._drop(key, f"it was {ended}")
             return None
@@ -470,8 +392,8 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
             return None
         return self._begin(key, response_id or None)
 
-    def _begin(self, key: Key, response_id: str | None) -> _Part:
-        for other in list(self._parts.values()):
+    def _begin(self, key: Key, response_id: str | None) -> Part:
+        for other in list(self._player.parts.values()):
             if other.open and other.response_id == response_id and response_id is not None:
                 logger.warning(
                     "item %s: item %s began before its done events; it ends with what came",
@@ -480,13 +402,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
                     extra={"item_id": other.item_id},
                 )
                 other.close()
-        part = _Part(key[0], key[1], response_id, self._format)
-        self._parts[key] = part
-        self._queue.append(part)
-        self._idle.clear()
-        self._start_player()
-        self._wake_player()
-        return part
+        return self._player.begin(key, response_id, self._format)
 
     def _drop(self, key: Key, why: str) -> None:
         if key in self._dropped:
@@ -500,7 +416,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
             extra={"item_id": key[0]},
         )
 
-    def _cut_short(self, part: _Part, why: str) -> None:
+    def _cut_short(self, part: Part, why: str) -> None:
         logger.error(
             "item %s: its audio stops here, after %d ms: %s",
             part.item_id,
@@ -511,170 +427,8 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         part.cut_short = True
         part.audio.close()
 
-    # -- playing -------------------------------------------------------------------------
-
-    def _start_player(self) -> None:
-        if self._player is None or self._player.done():
-            self._player = asyncio.get_running_loop().create_task(self._play_parts())
-            self._player.add_done_callback(_log_player_failure)
-
-    def _wake_player(self) -> None:
-        wake = self._wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
-
-    async def _play_parts(self) -> None:
-        try:
-            while True:
-                while not self._queue:
-                    self._idle.set()
-                    if self._closing:
-                        return
-                    self._wake = asyncio.get_running_loop().create_future()
-                    await self._wake
-                part = self._queue.popleft()
-                if part.heard is None:
-                    await self._play(part)
-                else:
-                    self._end(part, completed=False)
-        finally:
-            self._finish_all()
-
-    async def _play(self, part: _Part) -> None:
-        forwarder = self._forwarder_for(part.item_id)
-        try:
-            handle = self._playout.play(
-                item_id=part.item_id,
-                content_index=part.content_index,
-                transcription_fwd=forwarder,
-                text_stream=part.text,
-                audio_stream=part.audio,
-            )
-        except Exception:
-            logger.exception(
-                "item %s: play() failed; the item is not played",
-                part.item_id,
-                extra={"item_id": part.item_id},
-            )
-            part.close()
-            self._end(part, completed=False)
-            return
-        part.handle = handle
-        self._playing = part
-        try:
-            self._emit("item_started", part, handle, forwarder)
-            await handle.wait_for_playout()
-        finally:
-            self._playing = None
-            self._end(part, completed=not handle.interrupted and not part.cut_short)
-
-    def _barge_in(self) -> ItemHeard | None:
-        """Interrupt the playing part and drop the queued ones, sending what each implies.
-        A held pause ends after the interrupt, so not a sample plays in between."""
-        suspicion, self._suspicion = self._suspicion, None
-        try:
-            return self._interrupt_parts()
-        finally:
-            if suspicion is not None:
-                suspicion.disarm()
-                self._playout.resume()
-
-    def _interrupt_parts(self) -> ItemHeard | None:
-        if self._response is not None:
-            self._cut.add(self._response)
-        heard: ItemHeard | None = None
-        playing = self._playing
-        if playing is not None and playing.handle is not None:
-            if playing.response_id is not None:
-                self._cut.add(playing.response_id)
-            if playing.heard is None:
-                playing.handle.interrupt()
-                completed = not playing.handle.interrupted and not playing.cut_short
-                heard = self._settle(playing, completed=completed)
-            playing.close()
-        for part in self._queue:  # the player ends them in order, after the playing one
-            part.close()
-            if part.response_id is not None:
-                self._cut.add(part.response_id)
-            self._settle(part, completed=False)
-        return heard
-
-    def _settle(self, part: _Part, *, completed: bool) -> ItemHeard:
-        """Fix what was heard of ``part`` and send its truncation; once per part."""
-        if part.heard is not None:
-            return part.heard
-        handle = part.handle
-        heard_samples = 0 if handle is None else min(handle.input_played_samples, part.received)
-        truncation: Truncation | None = None
-        if not completed:
-            truncation = truncation_for(
-                item_id=part.item_id,
-                content_index=part.content_index,
-                heard_samples=heard_samples,
-                sent_samples=part.received,
-                completed=False,
-                sample_rate=part.format.sample_rate,
-            )
-        if heard_samples:
-            self._heard_items.add(part.item_id)
-        if isinstance(truncation, DeleteItem) and not self._may_delete(part):
-            truncation = None
-        part.heard = ItemHeard(
-            item_id=part.item_id,
-            content_index=part.content_index,
-            response_id=part.response_id,
-            sample_rate=part.format.sample_rate,
-            received_samples=part.received,
-            heard_samples=heard_samples,
-            heard_text="" if handle is None else handle.played_text,
-            interrupted=not completed if handle is None else handle.interrupted,
-            truncation=truncation,
-        )
-        self._ended.add(part.key, "interrupted" if part.heard.interrupted else "ended")
-        if truncation is not None:
-            if isinstance(truncation, DeleteItem):
-                self._deleted.add(part.item_id)
-            if not self._stream_ended:
-                self._sender.send(truncation.to_event(), part.heard)
-        return part.heard
-
-    def _may_delete(self, part: _Part) -> bool:
-        """Whether deleting ``part``'s item is true to what was heard: not when it is
-        already deleted, nor when another of its parts was heard (a truncate to 0 ms would
-        be refused, so that part stays; it is logged)."""
-        if part.item_id in self._deleted:
-            return False
-        if part.item_id in self._heard_items:
-            logger.warning(
-                "item %s: content %d was never heard, but an earlier part was; it stays",
-                part.item_id,
-                part.content_index,
-                extra={"item_id": part.item_id},
-            )
-            return False
-        return True
-
-    def _delete(self, item_id: str, heard: ItemHeard | None) -> None:
-        if item_id in self._deleted or item_id in self._heard_items or self._stream_ended:
-            return
-        self._deleted.add(item_id)
-        self._sender.send(DeleteItem(item_id).to_event(), heard)
-
-    def _end(self, part: _Part, *, completed: bool) -> None:
-        heard = self._settle(part, completed=completed)
-        self._parts.pop(part.key, None)
-        self._emit("item_ended", part, heard)
-
-    def _finish_all(self) -> None:
-        """The player's last act, however it ended: no part is left waiting."""
-        self._playing = None
-        while self._queue:
-            part = self._queue.popleft()
-            part.close()
-            self._end(part, completed=False)
-        self._idle.set()
-
-    def _emit(self, event: BridgeEvents, part: _Part, *args: Any) -> None:
+    def _emit(self, event: BridgeEvents, part: Part, *args: Any) -> None:
+        """Emit to the application's listeners; a listener's error is logged with the item."""
         try:
             self.emit(event, *args)
         except Exception:
@@ -684,6 +438,24 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
                 event,
                 extra={"item_id": part.item_id},
             )
+
+    # -- barge-in ------------------------------------------------------------------------
+
+    def _barge_in(self) -> ItemHeard | None:
+        """Interrupt the playing part and drop the queued ones, sending what each implies.
+        A held pause ends after the interrupt, so not a sample plays in between."""
+        suspicion, self._suspicion = self._suspicion, None
+        try:
+            heard, responses = self._player.interrupt()
+        finally:
+            if suspicion is not None:
+                suspicion.disarm()
+                self._playout.resume()
+        if self._response is not None:
+            responses.add(self._response)
+        for response_id in responses:
+            self._cut.add(response_id)
+        return heard
 
     # -- false interruptions -------------------------------------------------------------
 
@@ -727,9 +499,9 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
     def _end_of_stream(self) -> None:
         """The server's events ended (the connection closed): open parts end with what was
         received, and nothing more can be sent."""
-        self._stream_ended = True
+        self._player.silent = True
         self._end_suspicion()
-        for part in list(self._parts.values()):
+        for part in list(self._player.parts.values()):
             if part.open:
                 logger.warning(
                     "item %s: the connection closed mid-item; it ends with the %d ms received",
@@ -748,11 +520,6 @@ def _is_assistant_message(item: Mapping[str, Any]) -> bool:
     return bool(
         item.get("type", "message") == "message" and item.get("role") in (None, "assistant")
     )
-
-
-def _log_player_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("the bridge's player failed", exc_info=task.exception())
 
 
 _Handler = Callable[[RealtimeBridge, Mapping[str, Any]], None]
