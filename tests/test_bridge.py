@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from agent_playout import AgentPlayout, NullSink, VirtualClock
+from agent_playout import AgentPlayout, NullSink, TranscriptForwarder, VirtualClock
 from agent_playout.bridges import AudioFormat, ItemHeard, RealtimeBridge
 from agent_playout.core import mulaw
 from agent_playout.sinks.wav import WavSink
@@ -645,3 +645,60 @@ async def test_bad_options_are_refused_by_name(options: dict[str, Any], error: t
     with pytest.raises(TypeError, match="playout"):
         RealtimeBridge(object(), lambda event, heard: None)  # type: ignore[arg-type]
     await playout.aclose()
+
+
+async def test_a_send_that_never_returns_holds_the_next_one_back_for_a_bounded_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock()
+    playout = AgentPlayout(audio_source=NullSink(clock=clock))
+    written: list[str] = []
+
+    async def send(event: dict[str, Any], _heard: ItemHeard | None) -> None:
+        if event["type"] == "response.cancel":
+            await asyncio.get_running_loop().create_future()  # hangs for ever
+        written.append(event["type"])
+
+    bridge = RealtimeBridge(playout, send)
+    for event in response_events("resp_1", [("item_1", [(TEXT, ramp(RATE))])], done=False):
+        bridge.handle(event)
+    await clock.advance(0.2)
+    with caplog.at_level(logging.ERROR, logger="agent_playout"):
+        bridge.interrupt()
+        await clock.advance(4.9)
+        assert written == []
+        await clock.advance(0.2)
+        assert written == ["conversation.item.truncate"]
+        await clock.run(bridge.aclose())
+    assert any("sent conversation.item.truncate anyway" in r.getMessage() for r in caplog.records)
+    assert any(
+        "1 client event(s) still being sent after 2.0 s; cancelled" in r.getMessage()
+        for r in caplog.records
+    )
+    await playout.aclose()
+
+
+async def test_a_forwarder_factory_that_raises_skips_that_item_only(
+    wav: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+
+    def forwarder_for(item_id: str) -> TranscriptForwarder:
+        calls.append(item_id)
+        if item_id == "item_1":
+            raise RuntimeError("no forwarder today")
+        return TranscriptForwarder()
+
+    rig = Rig(wav, transcript=forwarder_for)
+    rig.feed(
+        response_events(
+            "resp_1", [("item_1", [("One.", ramp(2400))]), ("item_2", [("Two.", ramp(2400, 50))])]
+        )
+    )
+    with caplog.at_level(logging.ERROR, logger="agent_playout"):
+        played = await rig.finish()
+    np.testing.assert_array_equal(played, ramp(2400, 50))
+    assert calls == ["item_1", "item_2"]
+    assert [(h.item_id, h.heard_samples) for h in rig.ended] == [("item_1", 0), ("item_2", 2400)]
+    assert rig.events_sent == [{"type": "conversation.item.delete", "item_id": "item_1"}]
+    assert any("its forwarder or play() failed" in r.getMessage() for r in caplog.records)

@@ -101,7 +101,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
                 f" got {false_interruption_timeout!r}"
             )
         self._playout = playout
-        self._sender = OrderedSender(send)
+        self._sender = OrderedSender(send, playout.clock)
         self._format = output_format
         self._format_error: str | None = None
         self._false_timeout_ns = (

@@ -189,8 +189,8 @@ class PartPlayer:
             self._finish_all()
 
     async def _play(self, part: Part) -> None:
-        forwarder = self._forwarder_for(part.item_id)
         try:
+            forwarder = self._forwarder_for(part.item_id)
             handle = self._playout.play(
                 item_id=part.item_id,
                 content_index=part.content_index,
@@ -200,7 +200,7 @@ class PartPlayer:
             )
         except Exception:
             logger.exception(
-                "item %s: play() failed; the item is not played",
+                "item %s: its forwarder or play() failed; the item is not played",
                 part.item_id,
                 extra={"item_id": part.item_id},
             )
