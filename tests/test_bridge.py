@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from agent_playout import AgentPlayout, NullSink, TranscriptForwarder, VirtualClock
+from agent_playout import AgentPlayout, NullSink, PlayoutHandle, TranscriptForwarder, VirtualClock
 from agent_playout.bridges import AudioFormat, ItemHeard, RealtimeBridge
 from agent_playout.core import mulaw
 from agent_playout.sinks.wav import WavSink
@@ -120,11 +120,14 @@ class Rig:
         self.sent: list[tuple[dict[str, Any], ItemHeard | None]] = []
         self.ended: list[ItemHeard] = []
         self.started: list[str] = []
+        self.handles: list[PlayoutHandle] = []
         self.bridge = RealtimeBridge(self.playout, self.record, **options)
         self.bridge.on("item_ended", self.ended.append)
-        self.bridge.on(
-            "item_started", lambda handle, _forwarder: self.started.append(handle.item_id)
-        )
+        self.bridge.on("item_started", self.on_started)
+
+    def on_started(self, handle: PlayoutHandle, _forwarder: object) -> None:
+        self.started.append(handle.item_id)
+        self.handles.append(handle)
 
     def record(self, event: dict[str, Any], heard: ItemHeard | None) -> None:
         self.sent.append((event, heard))
@@ -186,6 +189,7 @@ async def test_a_barge_in_truncates_at_the_last_whole_millisecond_the_file_holds
     assert heard.heard_samples == played.size
     assert rig.ended == [heard]
     assert TEXT.startswith(heard.heard_text.strip())
+    assert rig.handles[0].played_text == heard.heard_text  # what was sent is what stayed
     np.testing.assert_array_equal(played[: played.size - 200], ramp(played.size - 200))
 
 
