@@ -350,6 +350,28 @@ async def test_a_client_cancel_is_client_cancelled_and_the_next_turn_follows_spe
     assert committed[1]["previous_item_id"] == committed[0]["item_id"]
 
 
+@pytest.mark.realtime
+async def test_turn_detection_can_leave_the_response_alone_and_create_none() -> None:
+    responses = [ScriptedResponse.spoken("Keep going.", ramp(RATE // 2))] * 2
+    settings = {"interrupt_response": False, "create_response": False}
+    update = {"type": "realtime", "audio": {"input": {"turn_detection": settings}}}
+    async with (
+        SimulatedRealtimeServer(responses, speed=4) as server,
+        await connect_realtime(server.url) as connection,
+    ):
+        await connection.send({"type": "session.update", "session": update})
+        updated = (await read_until(connection, "session.updated"))[-1]["session"]
+        assert updated["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+        await connection.send({"type": "response.create"})
+        await read_until(connection, GA_NAMES["audio"])
+        await server.speech_started()
+        await server.speech_stopped("and then?")
+        events = await read_until(connection, "response.done")
+    assert events[-1]["response"]["status"] == "completed"
+    assert [e["type"] for e in server.sent].count("response.created") == 1
+    assert of_type(events, "conversation.item.input_audio_transcription.completed")
+
+
 @pytest.mark.parametrize("input_format", [AudioFormat.PCM16, AudioFormat.G711_ULAW])
 async def test_server_vad_hears_a_tone_then_silence_in_the_input_format(
     input_format: AudioFormat,

@@ -604,6 +604,12 @@ class SimulatedRealtimeServer:
             return connection.session.get("turn_detection")
         return connection.session.get("audio", {}).get("input", {}).get("turn_detection")
 
+    def _turn_setting(self, connection: _Connection, name: str) -> bool:
+        """``create_response`` or ``interrupt_response`` of the session's turn detection
+        (true when unset, or with no turn detection, for the explicit controls)."""
+        detection = self._turn_detection(connection)
+        return not isinstance(detection, Mapping) or detection.get(name) is not False
+
     async def _on_response_create(self, connection: _Connection, event: dict[str, Any]) -> None:
         if connection.response is not None:
             await self._refuse(
@@ -765,7 +771,8 @@ class SimulatedRealtimeServer:
                 "item_id": turn.item_id,
             },
         )
-        await self._cancel(connection, "turn_detected")
+        if self._turn_setting(connection, "interrupt_response"):
+            await self._cancel(connection, "turn_detected")
 
     async def _speech_stopped(
         self, connection: _Connection, end_ms: int, transcript: str | None
@@ -784,7 +791,11 @@ class SimulatedRealtimeServer:
         )
         heard = self.user_transcript if transcript is None else transcript
         await self._commit(connection, heard)
-        if heard and connection.response is None:
+        if (
+            heard
+            and connection.response is None
+            and self._turn_setting(connection, "create_response")
+        ):
             await self._start_response(connection)
 
     async def _commit(self, connection: _Connection, transcript: str) -> None:
