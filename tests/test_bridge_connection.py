@@ -234,11 +234,12 @@ async def test_aclose_is_bounded_against_a_peer_that_never_answers_the_close() -
         await listener.wait_closed()
 
 
-def test_without_websockets_the_import_error_says_what_to_install() -> None:
+@pytest.mark.parametrize("module", ["connection", "simulator"])
+def test_without_websockets_the_import_error_says_what_to_install(module: str) -> None:
     script = (
         "import sys; sys.modules['websockets'] = None\n"
         "try:\n"
-        "    import agent_playout.bridges.connection\n"
+        f"    import agent_playout.bridges.{module}\n"
         "except ImportError as error:\n"
         "    print(error)\n"
     )

@@ -35,9 +35,16 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+
+try:
+    from websockets.asyncio.server import Server, ServerConnection, serve
+    from websockets.exceptions import ConnectionClosed
+    from websockets.http11 import Request, Response
+except ImportError as _missing:  # pragma: no cover - as in .connection, tested there
+    raise ImportError(
+        f"agent_playout.bridges.simulator needs the websockets package ({_missing}):"
+        " pip install 'agent-playout[realtime]'"
+    ) from _missing
 
 from ..core.frames import Int16Array
 from ..core.resample import FormatConverter
