@@ -224,6 +224,23 @@ async def test_phone_command_answers_a_call_and_reports_each_turn(tmp_path: Path
     assert (caller.played - cut) * 3 == second["audio_samples"]  # the whole second turn
 
 
+@pytest.mark.realtime
+def test_realtime_bridge_truncates_to_what_the_wav_file_holds(tmp_path: Path) -> None:
+    pytest.importorskip("websockets", reason="the [realtime] extra is not installed")
+    output = run_example("realtime_bridge.py", cwd=tmp_path)
+    heard = ast.literal_eval(printed(output, "heard"))
+    received = ast.literal_eval(printed(output, "server got"))
+    with wave.open(str(tmp_path / "answer.wav")) as wav:
+        played = wav.getnframes()
+    assert heard["heard_samples"] == played
+    assert received == heard["truncation"]
+    assert received["audio_end_ms"] == played * 1000 // RATE
+    assert 1.0 * RATE < played < 1.6 * RATE  # the barge-in came 1.2 s into the answer
+    answer = "The next train to Boston leaves at six forty from platform three."
+    assert heard["heard_text"]
+    assert answer.startswith(heard["heard_text"].strip())
+
+
 TESTED = {
     "usage.py",
     "virtual_clock.py",
@@ -235,6 +252,7 @@ TESTED = {
     "command_line.sh",
     "phone_server.py",
     "phone_command.sh",
+    "realtime_bridge.py",
 }
 
 

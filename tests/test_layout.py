@@ -78,6 +78,11 @@ def test_the_public_api_is_the_same_set_of_names() -> None:
             ["serve_phone", "PhoneCall", "PhoneSink", "CallEndedError", "SimulatedCaller"],
         ),
         ("agent_playout.sinks.twilio", ["DelayedLink", "PhoneServer", "MediaStreamError"]),
+        (
+            "agent_playout.bridges",
+            ["RealtimeBridge", "ItemHeard", "AudioFormat", "session_update", "connect_realtime"],
+        ),
+        ("agent_playout.bridges", ["SimulatedRealtimeServer", "ScriptedResponse"]),
         ("agent_playout.clock", ["VirtualClock", "MonotonicClock"]),
         ("agent_playout.tts", ["load_voice", "available_voices"]),
     ],
@@ -126,3 +131,10 @@ def test_each_layer_imports_only_the_layers_below_it(layer: str) -> None:
         and _layer_of(target).split(".")[0] not in ALLOWED[layer]
     ]
     assert not wrong
+
+
+def test_the_bridges_names_that_need_websockets_load_on_first_use_and_others_fail() -> None:
+    bridges = importlib.import_module("agent_playout.bridges")
+    assert set(bridges.__all__) >= {"connect_realtime", "SimulatedRealtimeServer"}
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = bridges.nothing
