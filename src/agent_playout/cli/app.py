@@ -1,4 +1,4 @@
-"""The ``agent-playout`` commands (typer): ``say``, ``play``, ``demo`` and ``phone``.
+"""The ``agent-playout`` commands (typer): ``say``, ``play``, ``demo``, ``phone`` and ``realtime``.
 
 Each one streams an answer through ``AgentPlayout`` into the chosen output (``output``),
 shows its captions, prints what was heard and the realtime API event it implies
@@ -30,6 +30,14 @@ from .phone import (
     TurnCutOption,
     answer_calls,
 )
+from .realtime import (
+    REALTIME_EPILOG,
+    FalseInterruptionOption,
+    InstructionsOption,
+    RealtimeReportOption,
+    talk_to_model,
+)
+from .realtime_options import HeaderOption, RealtimeUrlOption
 from .recording import read_audio
 from .session import RunConsole, play_item, run, warm_voice
 
@@ -337,4 +345,26 @@ def phone(
         port=port,
         max_calls=max_calls,
         public_url=public_url,
+    )
+
+
+@app.command(cls=_Command, epilog=REALTIME_EPILOG)
+def realtime(
+    url: RealtimeUrlOption,
+    header: HeaderOption = None,
+    instructions: InstructionsOption = None,
+    out: OutOption = "speakers",
+    report: RealtimeReportOption = None,
+    false_interruption_timeout: FalseInterruptionOption = None,
+    force: ForceOption = False,
+) -> None:
+    """Talk to a realtime model: its answers play with captions, cut to what was heard."""
+    talk_to_model(
+        url=url,
+        header=header,
+        instructions=instructions,
+        out=out,
+        report=report,
+        false_interruption_timeout=false_interruption_timeout,
+        force=force,
     )
