@@ -241,6 +241,49 @@ def test_realtime_bridge_truncates_to_what_the_wav_file_holds(tmp_path: Path) ->
     assert answer.startswith(heard["heard_text"].strip())
 
 
+@pytest.mark.realtime
+async def test_realtime_command_talks_to_the_model_with_the_key_and_reports_each_item(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("typer", reason="the [cli] extra is not installed")
+    pytest.importorskip("websockets", reason="the [realtime] extra is not installed")
+    import numpy as np
+
+    from agent_playout.bridges.simulator import ScriptedResponse, SimulatedRealtimeServer
+
+    answer = (np.sin(np.arange(RATE // 2) * 0.06) * 8000).astype(np.int16)  # half a second
+    env = {**os.environ, "OPENAI_API_KEY": "sk-example", "OUT": "wav:answer.wav"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    responses = [ScriptedResponse.spoken("Hello there.", answer)]
+    async with SimulatedRealtimeServer(responses, require_bearer="sk-example") as server:
+        command = await asyncio.create_subprocess_exec(
+            "sh",
+            str(EXAMPLES / "realtime_command.sh"),
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**env, "URL": server.url},
+        )
+        try:
+            await server.wait_sent("response.done", timeout=60)
+            await server.close()  # the command plays what arrived, then exits 0
+            out, err = await asyncio.wait_for(command.communicate(), 60)
+        finally:
+            if command.returncode is None:
+                command.kill()
+                await command.wait()
+    assert command.returncode == 0, err.decode()
+    assert server.received[0]["session"]["instructions"] == (
+        "Greet the caller in one short sentence."
+    )
+    (item,) = [json.loads(line) for line in (tmp_path / "realtime.jsonl").read_text().splitlines()]
+    assert item["interrupted"] is False
+    assert item["truncation"] is None
+    assert item["audio_samples"] == answer.size
+    assert item["heard_text"].strip() == "Hello there."
+    assert f"wrote answer.wav: {answer.size} samples at 24000 Hz" in out.decode()
+
+
 TESTED = {
     "usage.py",
     "virtual_clock.py",
@@ -253,6 +296,7 @@ TESTED = {
     "phone_server.py",
     "phone_command.sh",
     "realtime_bridge.py",
+    "realtime_command.sh",
 }
 
 
