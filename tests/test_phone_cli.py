@@ -263,7 +263,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--port", "8000"], "Missing option '--say'"),
+        (["--port", "8000"], "Invalid value for '--say': give at least one turn to speak, or"),
         (["--say", "hi"], "Missing option '--port'"),
         (["--port", "70000", "--say", "hi"], "Invalid value for '--port'"),
         (["--port", "-1", "--say", "hi"], "Invalid value for '--port'"),

@@ -26,6 +26,7 @@ from .phone import (
     MaxCallsOption,
     PortOption,
     PublicUrlOption,
+    RealtimeOption,
     SayOption,
     TurnCutOption,
     answer_calls,
@@ -33,11 +34,10 @@ from .phone import (
 from .realtime import (
     REALTIME_EPILOG,
     FalseInterruptionOption,
-    InstructionsOption,
     RealtimeReportOption,
     talk_to_model,
 )
-from .realtime_options import HeaderOption, RealtimeUrlOption
+from .realtime_options import HeaderOption, InstructionsOption, RealtimeUrlOption
 from .recording import read_audio
 from .session import RunConsole, play_item, run, warm_voice
 
@@ -327,24 +327,31 @@ def demo(
 @app.command(cls=_Command, epilog=PHONE_EPILOG)
 def phone(
     port: PortOption,
-    say: SayOption,
+    say: SayOption = None,
     interrupt_at: TurnCutOption = None,
     report: JsonLinesReportOption = None,
     host: HostOption = None,
     max_calls: MaxCallsOption = 100,
     public_url: PublicUrlOption = None,
     voice: VoiceOption = VoiceName.auto,
+    realtime: RealtimeOption = None,
+    header: HeaderOption = None,
+    instructions: InstructionsOption = None,
 ) -> None:
-    """Answer Twilio Media Streams calls at ws://HOST:PORT/, speaking the turns into each."""
+    """Answer Twilio Media Streams calls at ws://HOST:PORT/, speaking the turns into each,
+    or bridging each to a realtime model."""
     answer_calls(
         voice_name=voice.value,
-        say=say,
+        say=say or [],
         interrupt_at=interrupt_at or [],
         report=report,
         host=host,
         port=port,
         max_calls=max_calls,
         public_url=public_url,
+        realtime=realtime,
+        headers=header or [],
+        instructions=instructions,
     )
 
 

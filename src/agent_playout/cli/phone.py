@@ -1,4 +1,5 @@
-"""The ``agent-playout phone`` command: answers Twilio Media Streams calls with the offline voice.
+"""The ``agent-playout phone`` command: answers Twilio Media Streams calls with the offline voice,
+or, with ``--realtime URL``, bridges each call to a realtime model (``phone_realtime``).
 
 Every call hears the same turns, one after another, each played through its own
 ``AgentPlayout`` into the call's ``PhoneSink``. The texts are synthesized once at start (they
@@ -25,10 +26,10 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 from urllib.parse import urlsplit
 
 import typer
@@ -37,8 +38,13 @@ from rich.console import Console
 from ..errors import PlayoutError
 from .exits import BROKEN_PIPE_EXIT, fail, interrupted
 from .output import writable
-from .phone_calls import Answerer, ReportFile, Turn, prepare
+from .phone_calls import Answerer, ReportFile, prepare
+from .phone_realtime import RealtimeAnswerer
+from .realtime_options import check_realtime_url, parse_headers
 from .session import RunConsole, warm_voice
+
+if TYPE_CHECKING:
+    from ..sinks.twilio import PhoneCall
 
 PHONE_EXTRA = "pip install 'agent-playout[phone]'"
 PHONE_PACKAGES = ("websockets", "twilio")
@@ -55,10 +61,20 @@ PortOption = Annotated[
     ),
 ]
 SayOption = Annotated[
-    list[str],
+    list[str] | None,
     typer.Option(
         metavar="TEXT",
         help="What the agent says in one turn; give it once per turn, in order.",
+    ),
+]
+RealtimeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--realtime",
+        metavar="URL",
+        help="Bridge each call to the realtime model at this ws:// or wss:// URL (one"
+        " connection per call) instead of speaking --say turns; OpenAI's is"
+        " wss://api.openai.com/v1/realtime?model=gpt-realtime.",
     ),
 ]
 TurnCutOption = Annotated[
@@ -76,7 +92,9 @@ JsonLinesReportOption = Annotated[
         dir_okay=False,
         help="Append each turn's report to this file as one JSON line, written as soon as"
         " the turn ends: the report's fields (audio_samples at 24 kHz, interrupted,"
-        " heard_text...) plus call_sid, stream_sid and round_trip_ms.",
+        " heard_text...) plus call_sid, stream_sid and round_trip_ms. With --realtime, one"
+        " line per item the model spoke: item_id, audio_samples, audio_end_ms, interrupted,"
+        " heard_text and the truncation sent.",
     ),
 ]
 HostOption = Annotated[
@@ -100,7 +118,10 @@ PublicUrlOption = Annotated[
     ),
 ]
 PHONE_EPILOG = (
-    f"With {AUTH_TOKEN_VARIABLE} set, a connection without a valid X-Twilio-Signature is"
+    "With --realtime, the caller's audio goes up to the model and the model's down to the"
+    " phone, both G.711 mu-law; when the model hears the caller start, the phone gets"
+    " Twilio's clear and the model the truncation the phone confirmed."
+    f" With {AUTH_TOKEN_VARIABLE} set, a connection without a valid X-Twilio-Signature is"
     " refused (HTTP 403). Runs until SIGINT or SIGTERM, then ends each live call: exit 0"
     " after SIGTERM, 130 after Ctrl-C, 1 if the port is in use or the report cannot be"
     " written, 2 for bad arguments."
@@ -129,10 +150,21 @@ def check_options(
     port: int,
     max_calls: int,
     public_url: str | None,
+    realtime: str | None = None,
 ) -> Listener:
     """Refuse bad combinations (exit 2, naming the option) before anything is loaded."""
-    if not say:
-        raise typer.BadParameter("give at least one turn to speak", param_hint="'--say'")
+    if realtime is not None:
+        check_realtime_url(realtime, "'--realtime'")
+        if say or interrupt_at:
+            given = "--say" if say else "--interrupt-at"
+            raise typer.BadParameter(
+                f"the model speaks on a bridged call: give --realtime or {given}, not both",
+                param_hint=f"'--realtime' / '{given}'",
+            )
+    elif not say:
+        raise typer.BadParameter(
+            "give at least one turn to speak, or --realtime URL", param_hint="'--say'"
+        )
     for text in say:
         if not text.strip():
             raise typer.BadParameter("a turn has nothing to say", param_hint="'--say'")
@@ -293,19 +325,30 @@ class Stop:
         return "stdout was closed"
 
 
+class CallAnswerer(Protocol):
+    """What answers the calls: the turns (``Answerer``) or a realtime model's bridge."""
+
+    def log(self, line: str) -> None: ...
+
+    async def answer(self, call: PhoneCall) -> None: ...
+
+    def stop(self) -> int: ...
+
+    async def wait_idle(self) -> None: ...
+
+
 async def _serve(
     listener: Listener,
-    turns: list[Turn],
-    sample_rate: int,
     console: RunConsole,
-    report: ReportFile | None,
+    answerer_for: Callable[[Callable[[OSError], None]], CallAnswerer],
 ) -> Stop:
-    """Answer calls until stopped; then end the live ones and return what stopped it."""
+    """Answer calls until stopped; then end the live ones and return what stopped it.
+    ``answerer_for`` makes the answerer, given where it reports a report it cannot write."""
     from ..sinks.twilio import CallEndedError, serve_phone
 
     stop = Stop()
     console.stop_run_on_broken_pipe(stop.on_broken_pipe)
-    answerer = Answerer(turns, sample_rate, console, report, stop.on_report_error)
+    answerer = answerer_for(stop.on_report_error)
     server = serve_phone(
         answerer.answer,
         host=listener.host,
@@ -360,8 +403,12 @@ def answer_calls(
     port: int,
     max_calls: int,
     public_url: str | None,
+    realtime: str | None = None,
+    headers: Sequence[str] = (),
+    instructions: str | None = None,
 ) -> None:
-    """The ``phone`` command: check, load the voice, speak the turns once, then serve."""
+    """The ``phone`` command: check, then either load the voice and speak the turns once, or
+    bridge each call to the realtime model; then serve."""
     listener = check_options(
         say=say,
         interrupt_at=interrupt_at,
@@ -370,17 +417,36 @@ def answer_calls(
         port=port,
         max_calls=max_calls,
         public_url=public_url,
+        realtime=realtime,
     )
+    if realtime is None and (headers or instructions is not None):
+        named = "'--header'" if headers else "'--instructions'"
+        raise typer.BadParameter("goes with --realtime URL", param_hint=named)
+    parsed_headers = parse_headers(headers, "'--header'")
     missing = [name for name in PHONE_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         fail(f"the phone command needs {' and '.join(missing)} (the 'phone' extra): {PHONE_EXTRA}")
     check_port(listener)
     console = RunConsole()
-    voice = warm_voice(console, voice_name)
     report_file = None if report is None else ReportFile(report)
     try:
-        turns = asyncio.run(prepare(voice, say, interrupt_at))
-        stop = asyncio.run(_serve(listener, turns, voice.sample_rate, console, report_file))
+        if realtime is not None:
+            url = realtime
+
+            def bridging(on_report_error: Callable[[OSError], None]) -> CallAnswerer:
+                return RealtimeAnswerer(
+                    url, parsed_headers, instructions, console, report_file, on_report_error
+                )
+
+            stop = asyncio.run(_serve(listener, console, bridging))
+        else:
+            voice = warm_voice(console, voice_name)
+            turns = asyncio.run(prepare(voice, say, interrupt_at))
+
+            def speaking(on_report_error: Callable[[OSError], None]) -> CallAnswerer:
+                return Answerer(turns, voice.sample_rate, console, report_file, on_report_error)
+
+            stop = asyncio.run(_serve(listener, console, speaking))
     except KeyboardInterrupt:
         interrupted()
     if stop.report_error is not None:

@@ -30,13 +30,6 @@ REALTIME_FALLBACK_WAV = "realtime.wav"
 """Where the model's audio goes when there are no speakers."""
 OPENAI_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
 
-InstructionsOption = Annotated[
-    str | None,
-    typer.Option(
-        metavar="TEXT",
-        help="The model's instructions, sent in session.update; the server's own otherwise.",
-    ),
-]
 RealtimeReportOption = Annotated[
     Path | None,
     typer.Option(

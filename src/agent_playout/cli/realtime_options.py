@@ -30,6 +30,14 @@ HeaderOption = Annotated[
         " give it once per header.",
     ),
 ]
+InstructionsOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="TEXT",
+        help="The realtime model's instructions (its system prompt), sent in session.update;"
+        " the server's own otherwise.",
+    ),
+]
 
 
 def check_realtime_url(url: str, option: str = "--url") -> str:
