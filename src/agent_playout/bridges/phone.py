@@ -33,6 +33,9 @@ logger = logging.getLogger("agent_playout")
 
 PHONE_FORMAT = AudioFormat.G711_ULAW
 
+ABNORMAL_CLOSURE = 1006
+"""The close code of a WebSocket that closed without a close frame (a dropped connection)."""
+
 MAX_APPEND_SAMPLES = PHONE_FORMAT.sample_rate // 10
 """The most caller audio one ``input_audio_buffer.append`` carries (100 ms). Each 20 ms frame
 goes up as soon as it arrives; only frames that piled up while a send waited go together."""
@@ -56,6 +59,8 @@ async def bridge_phone_call(
     up with 1000, the reason naming the model). Everything is released on every path,
     cancellation included; a failure of either side is one log line, never raised.
     ``on_item_ended`` gets what the caller heard of each item the model spoke.
+    ``false_interruption_timeout`` is the bridge's; a ``PhoneSink`` cannot pause (Twilio
+    has no pause), so with it a barge-in still interrupts at once, as the bridge logs.
     """
     sid = call.call_sid
     playout = AgentPlayout(audio_source=call.sink)
@@ -162,6 +167,8 @@ def _model_gone(connection: RealtimeConnection) -> str:
     code, reason = connection.close_code, connection.close_reason
     if code is None:
         return "the realtime model's connection ended"
+    if code == ABNORMAL_CLOSURE:
+        return "the connection to the realtime model dropped (no close frame)"
     detail = f": {reason}" if reason else ""
     return f"the realtime model closed the connection (code {code}{detail})"
 
