@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import importlib.util
 import ipaddress
 import logging
@@ -151,8 +152,13 @@ def check_options(
     max_calls: int,
     public_url: str | None,
     realtime: str | None = None,
+    headers: Sequence[str] = (),
+    instructions: str | None = None,
 ) -> Listener:
     """Refuse bad combinations (exit 2, naming the option) before anything is loaded."""
+    if realtime is None and (headers or instructions is not None):
+        named = "'--header'" if headers else "'--instructions'"
+        raise typer.BadParameter("goes with --realtime URL", param_hint=named)
     if realtime is not None:
         check_realtime_url(realtime, "'--realtime'")
         if say or interrupt_at:
@@ -418,10 +424,9 @@ def answer_calls(
         max_calls=max_calls,
         public_url=public_url,
         realtime=realtime,
+        headers=headers,
+        instructions=instructions,
     )
-    if realtime is None and (headers or instructions is not None):
-        named = "'--header'" if headers else "'--instructions'"
-        raise typer.BadParameter("goes with --realtime URL", param_hint=named)
     parsed_headers = parse_headers(headers, "'--header'")
     missing = [name for name in PHONE_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
@@ -429,24 +434,19 @@ def answer_calls(
     check_port(listener)
     console = RunConsole()
     report_file = None if report is None else ReportFile(report)
+    answerer_for: Callable[[Callable[[OSError], None]], CallAnswerer]
     try:
         if realtime is not None:
-            url = realtime
-
-            def bridging(on_report_error: Callable[[OSError], None]) -> CallAnswerer:
-                return RealtimeAnswerer(
-                    url, parsed_headers, instructions, console, report_file, on_report_error
-                )
-
-            stop = asyncio.run(_serve(listener, console, bridging))
+            answerer_for = functools.partial(
+                RealtimeAnswerer, realtime, parsed_headers, instructions, console, report_file
+            )
         else:
             voice = warm_voice(console, voice_name)
             turns = asyncio.run(prepare(voice, say, interrupt_at))
-
-            def speaking(on_report_error: Callable[[OSError], None]) -> CallAnswerer:
-                return Answerer(turns, voice.sample_rate, console, report_file, on_report_error)
-
-            stop = asyncio.run(_serve(listener, console, speaking))
+            answerer_for = functools.partial(
+                Answerer, turns, voice.sample_rate, console, report_file
+            )
+        stop = asyncio.run(_serve(listener, console, answerer_for))
     except KeyboardInterrupt:
         interrupted()
     if stop.report_error is not None:
