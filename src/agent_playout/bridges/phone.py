@@ -72,13 +72,6 @@ async def bridge_phone_call(
     )
     if on_item_ended is not None:
         bridge.on("item_ended", on_item_ended)
-
-    def call_ended(reason: str) -> None:
-        # In the turn the call ended: the item stops where the phone froze, and the model
-        # is told what was heard, whichever task notices the end first.
-        bridge.interrupt()
-
-    call.on("ended", call_ended)
     tasks: list[asyncio.Task[None]] = []
     hang_up_reason = "the bridge to the realtime model was stopped"
     try:
@@ -109,7 +102,6 @@ async def bridge_phone_call(
         logger.error("call %s: the realtime bridge failed: %s", sid, _described(error))
         hang_up_reason = f"the realtime bridge failed: {_described(error)}"
     finally:
-        call.off("ended", call_ended)
         releasing = asyncio.ensure_future(
             _release_all(call, bridge, connection, playout, tasks, hang_up_reason)
         )
