@@ -1,0 +1,167 @@
+"""``agent-playout phone --realtime URL`` run for real in a child process: ``SimulatedCaller``
+dials it over 127.0.0.1, and it bridges each call to ``SimulatedRealtimeServer`` in this
+process. Argument errors run in-process and connect to nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("typer")
+pytest.importorskip("websockets")
+pytest.importorskip("twilio")
+
+from agent_playout.bridges.simulator import ScriptedResponse, SimulatedRealtimeServer
+from agent_playout.sinks.twilio import SimulatedCaller
+
+from .test_phone_cli import PhoneServer, report_lines, run
+
+ANSWER = "Your table for two is booked for eight tonight, by the window."
+KEY = "sk-test-not-a-real-key"
+REPORT_FIELDS = {
+    "call_sid",
+    "stream_sid",
+    "item_id",
+    "audio_samples",
+    "audio_end_ms",
+    "interrupted",
+    "heard_text",
+    "truncation",
+}
+HEARD_TOLERANCE_MS = 30
+"""The phone's position over a real socket is the sink's model of it: within 1.5 of the
+phone's 20 ms chunks, as the phone command's own tests allow."""
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages are not wrapped mid-phrase."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def answer(seconds: float) -> ScriptedResponse:
+    rate = 24000
+    wave = 6000 * np.sin(2 * np.pi * 440 * np.arange(round(seconds * rate)) / rate)
+    return ScriptedResponse.spoken(ANSWER, wave.astype(np.int16))
+
+
+def cut_ms(caller: SimulatedCaller) -> int:
+    """Milliseconds the caller's phone had played when the clear reached it."""
+    ((_, played),) = caller.cleared_at
+    return played * 1000 // 8000
+
+
+@pytest.mark.realtime
+async def test_a_bridged_call_sends_the_phones_truncation_and_reports_it(tmp_path: Path) -> None:
+    report = tmp_path / "calls.jsonl"
+    async with SimulatedRealtimeServer([answer(3.0)], require_bearer=KEY) as model:
+        argv = [
+            "--realtime", model.url, "--header", f"Authorization: Bearer {KEY}",
+            "--instructions", "Be brief.", "--report", str(report),
+        ]  # fmt: skip
+        async with PhoneServer.running(*argv) as server:
+            async with SimulatedCaller(server.url, call_sid="CAbridged") as caller:
+                await caller.wait_played(4800)
+                await model.speech_started()
+                truncate = await model.wait_for("conversation.item.truncate")
+                await server.wait_for(f"call CAbridged: {truncate['item_id']} interrupted")
+                await model.close(1000, "session over")
+                await asyncio.wait_for(caller.wait_closed(), 10)
+            await server.wait_for("the realtime model closed the connection (code 1000")
+            code, err = await server.stop(signal.SIGTERM)
+        update = await model.wait_for("session.update")
+    assert (code, err) == (0, "")
+    assert caller.close_code == 1000
+    assert update["session"]["instructions"] == "Be brief."
+    assert update["session"]["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+    assert abs(truncate["audio_end_ms"] - cut_ms(caller)) <= HEARD_TOLERANCE_MS
+    (line,) = report_lines(report, "CAbridged")
+    assert set(line) >= REPORT_FIELDS
+    assert line["stream_sid"] == caller.stream_sid
+    assert line["item_id"] == truncate["item_id"]
+    assert line["interrupted"] is True
+    assert line["truncation"] == {k: v for k, v in truncate.items() if k != "event_id"}
+    assert line["audio_end_ms"] == truncate["audio_end_ms"]
+    assert line["audio_samples"] == line["heard_samples"] * 3  # 8 kHz heard, 24 kHz unit
+    assert ANSWER.startswith(line["heard_text"].strip())
+    (logged,) = [
+        text for text in server.lines if text.startswith(f"call CAbridged: {line['item_id']}")
+    ]
+    assert f"interrupted after {line['heard_samples'] / 8000:.2f} s" in logged
+    assert f"audio_end_ms={truncate['audio_end_ms']} · sent conversation.item.truncate" in logged
+    assert KEY not in "\n".join(server.lines) + err
+
+
+@pytest.mark.realtime
+async def test_a_stop_hangs_up_the_live_call_and_reports_what_its_caller_heard(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "calls.jsonl"
+    async with (
+        SimulatedRealtimeServer([answer(5.0)]) as model,
+        PhoneServer.running("--realtime", model.url, "--report", str(report)) as server,
+        SimulatedCaller(server.url, call_sid="CAlive") as caller,
+    ):
+        await caller.wait_played(4000)
+        code, err = await server.stop(signal.SIGTERM)
+        await caller.wait_closed()
+    assert (code, err) == (0, "")
+    assert caller.close_code == 1000
+    assert "call CAlive: ended: the server is stopping" in server.lines
+    (line,) = report_lines(report, "CAlive")
+    assert line["interrupted"] is True
+    assert line["truncation"]["type"] == "conversation.item.truncate"
+    assert abs(line["audio_end_ms"] - caller.played * 1000 // 8000) <= HEARD_TOLERANCE_MS
+
+
+@pytest.mark.realtime
+async def test_a_model_that_cannot_be_reached_hangs_up_the_call_and_the_server_serves_on() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # closed again: nothing listens there
+    async with PhoneServer.running("--realtime", f"ws://127.0.0.1:{port}/v1/realtime") as server:
+        for sid in ("CAfirst", "CAsecond"):
+            async with SimulatedCaller(server.url, call_sid=sid) as caller:
+                await asyncio.wait_for(caller.wait_closed(), 15)
+            assert caller.close_code == 1000
+            assert caller.samples_received == 0
+            line = await server.wait_for(f"call {sid}: cannot connect to the realtime model")
+            assert line.startswith("warning: ")
+            assert f"127.0.0.1:{port}" in line
+        code, err = await server.stop(signal.SIGTERM)
+    assert (code, err) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "0"], "'--say': give at least one turn to speak, or --realtime URL"),
+        (
+            ["--port", "0", "--realtime", "ws://127.0.0.1:1/", "--say", "hi"],
+            "Invalid value for '--realtime' / '--say': the model speaks",
+        ),
+        (
+            ["--port", "0", "--realtime", "ws://127.0.0.1:1/", "--interrupt-at", "1"],
+            "Invalid value for '--realtime' / '--interrupt-at'",
+        ),
+        (["--port", "0", "--realtime", "http://example.com/"], "Invalid value for '--realtime'"),
+        (
+            ["--port", "0", "--realtime", "ws://127.0.0.1:1/", "--header", "no colon"],
+            "Invalid value for '--header'",
+        ),
+        (["--port", "0", "--say", "hi", "--header", "A: b"], "'--header': goes with --realtime"),
+        (["--port", "0", "--say", "hi", "--instructions", "x"], "'--instructions': goes with"),
+    ],
+)
+def test_bad_realtime_arguments_exit_2_naming_the_options(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err, err
+    assert out == ""
