@@ -173,6 +173,23 @@ def test_phone_server_reports_what_the_phone_played(tmp_path: Path) -> None:
     assert abs(heard - played) <= RATE * 30 // 1000  # within 1.5 chunks (30 ms)
 
 
+@pytest.mark.realtime
+def test_phone_realtime_truncates_the_model_where_the_callers_phone_was(tmp_path: Path) -> None:
+    pytest.importorskip("websockets", reason="the [realtime] extra is not installed")
+    output = run_example("phone_realtime.py", cwd=tmp_path)
+    heard = re.search(r"^CA_example: interrupted, heard (\d+) ms: '(.*)'$", output, re.MULTILINE)
+    played = re.search(r"^the phone played (\d+) ms$", output, re.MULTILINE)
+    assert heard, output
+    assert played, output
+    heard_ms, played_ms = int(heard[1]), int(played[1])
+    assert 800 < played_ms < 1000  # the model hears the caller 0.8 s in; the clear takes 80 ms
+    assert abs(heard_ms - played_ms) <= 30  # within 1.5 of the phone's 20 ms chunks
+    assert "Your table is booked for eight.".startswith(heard[2])
+    told = ast.literal_eval(printed(output, "the model was told"))
+    assert told["type"] == "conversation.item.truncate"
+    assert told["audio_end_ms"] == heard_ms
+
+
 async def listening_url(server: asyncio.subprocess.Process) -> str:
     """The URL the command's start line names; its stderr if it ended before listening."""
     assert server.stdout is not None
@@ -295,6 +312,7 @@ TESTED = {
     "command_line.sh",
     "phone_server.py",
     "phone_command.sh",
+    "phone_realtime.py",
     "realtime_bridge.py",
     "realtime_command.sh",
 }
