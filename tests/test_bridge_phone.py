@@ -5,7 +5,8 @@ is bridged to ``SimulatedRealtimeServer`` (the fake model).
 The exact cases run the phone's time on a ``VirtualClock`` shared by the caller and the
 server: the sockets are real, and no phone time passes while a message is on its way, so the
 phone-confirmed position is exact to the sample and the truncation must match the phone to
-the millisecond. One real-time case puts an 80 ms link between the caller and the server.
+the millisecond. The cases on the real clock (marked) check how either side's end reaches
+the other, and a barge-in with an 80 ms link between the caller and the server.
 """
 
 from __future__ import annotations
@@ -242,6 +243,7 @@ async def test_the_caller_hanging_up_closes_the_model_connection_and_reports_the
     assert truncate["audio_end_ms"] == 400  # the model's context ends where the caller left
 
 
+@pytest.mark.realtime
 async def test_the_model_closing_hangs_up_the_call_with_a_reason_naming_the_model() -> None:
     async with (
         SimulatedRealtimeServer([]) as model,
@@ -258,6 +260,7 @@ async def test_the_model_closing_hangs_up_the_call_with_a_reason_naming_the_mode
     assert bridged.heard == []
 
 
+@pytest.mark.realtime
 async def test_a_dropped_model_connection_hangs_up_the_call_with_one_line_saying_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -278,6 +281,7 @@ async def test_a_dropped_model_connection_hangs_up_the_call_with_one_line_saying
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+@pytest.mark.realtime
 async def test_a_cancelled_bridge_hangs_up_and_closes_the_model_connection() -> None:
     async with (
         SimulatedRealtimeServer([answer()]) as model,
