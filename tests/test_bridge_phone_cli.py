@@ -98,25 +98,37 @@ async def test_a_bridged_call_sends_the_phones_truncation_and_reports_it(tmp_pat
 
 
 @pytest.mark.realtime
-async def test_a_stop_hangs_up_the_live_call_and_reports_what_its_caller_heard(
+async def test_a_stop_hangs_up_each_live_call_and_reports_what_its_caller_heard(
     tmp_path: Path,
 ) -> None:
     report = tmp_path / "calls.jsonl"
     async with (
-        SimulatedRealtimeServer([answer(5.0)]) as model,
+        SimulatedRealtimeServer([answer(5.0), answer(5.0)]) as model,
         PhoneServer.running("--realtime", model.url, "--report", str(report)) as server,
-        SimulatedCaller(server.url, call_sid="CAlive") as caller,
+        SimulatedCaller(server.url, call_sid="CAone") as one,
+        SimulatedCaller(server.url, call_sid="CAtwo") as two,
     ):
-        await caller.wait_played(4000)
+        await one.wait_played(4000)
+        await two.wait_played(4000)
         code, err = await server.stop(signal.SIGTERM)
-        await caller.wait_closed()
+        await one.wait_closed()
+        await two.wait_closed()
+        await model.wait_for("conversation.item.truncate", count=2)
     assert (code, err) == (0, "")
-    assert caller.close_code == 1000
-    assert "call CAlive: ended: the server is stopping" in server.lines
-    (line,) = report_lines(report, "CAlive")
-    assert line["interrupted"] is True
-    assert line["truncation"]["type"] == "conversation.item.truncate"
-    assert abs(line["audio_end_ms"] - caller.played * 1000 // 8000) <= HEARD_TOLERANCE_MS
+    updates = [e for e in model.received if e["type"] == "session.update"]
+    assert len(updates) == 2  # one connection per call
+    truncates = {
+        e["item_id"]: e for e in model.received if e["type"] == "conversation.item.truncate"
+    }
+    for caller in (one, two):
+        assert caller.close_code == 1000
+        assert f"call {caller.call_sid}: ended: the server is stopping" in server.lines
+        (line,) = report_lines(report, caller.call_sid)
+        assert line["interrupted"] is True
+        assert line["truncation"] == {
+            k: v for k, v in truncates[line["item_id"]].items() if k != "event_id"
+        }
+        assert abs(line["audio_end_ms"] - caller.played * 1000 // 8000) <= HEARD_TOLERANCE_MS
 
 
 @pytest.mark.realtime
