@@ -17,10 +17,13 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from agent_playout.bridges import ItemHeard
-from agent_playout.bridges.connection import connect_realtime
+from agent_playout.bridges import (
+    ItemHeard,
+    ScriptedResponse,
+    SimulatedRealtimeServer,
+    connect_realtime,
+)
 from agent_playout.bridges.phone import bridge_phone_call
-from agent_playout.bridges.simulator import ScriptedResponse, SimulatedRealtimeServer
 from agent_playout.sinks.twilio import DelayedLink, PhoneCall, SimulatedCaller, serve_phone
 
 
