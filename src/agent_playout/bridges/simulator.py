@@ -10,6 +10,10 @@ after a cancel, a few audio deltas that were "in flight" still arrive. Tests dri
 ``speech_started()``/``speech_stopped()`` and read ``received`` (every client event) and
 ``sent``.
 
+This module is the server and its connections; the events it sends are built in
+``simulator_script`` (with the scripted responses) and the input audio's turns are heard in
+``simulator_vad``.
+
 It also serves as an offline endpoint for trying a client by hand::
 
     python -m agent_playout.bridges.simulator --port 8765 --text "Hello there." --text "Bye."
@@ -25,11 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
-import re
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
@@ -47,152 +47,31 @@ except ImportError as _missing:  # pragma: no cover - as in .connection, tested 
     ) from _missing
 
 from ..core.frames import Int16Array
-from ..core.resample import FormatConverter
 from ..core.units import REALTIME_SAMPLE_RATE
-from .formats import (
-    AudioFormat,
-    Dialect,
-    UnsupportedFormatError,
-    decode_audio,
-    encode_audio,
-    output_format_of,
+from .formats import AudioFormat, Dialect, UnsupportedFormatError, decode_audio, output_format_of
+from .simulator_script import (
+    NAMES,
+    OTHER_DIALECT_KEYS,
+    Event,
+    Item,
+    Part,
+    ScriptedItem,
+    ScriptedPart,
+    ScriptedResponse,
+    ServerEvents,
+    error_event,
+    initial_session,
+    merged,
+    new_id,
 )
+from .simulator_script import Response as ModelResponse
+from .simulator_vad import Turn, input_format, turn_detection, turn_setting
 
-logger = logging.getLogger(__name__)
+__all__ = ["ScriptedItem", "ScriptedPart", "ScriptedResponse", "SimulatedRealtimeServer", "main"]
+
+logger = logging.getLogger("agent_playout")
 
 _MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-_VAD_FRAME_MS = 20
-_MIN_COMMIT_MS = 100  # the real API refuses to commit less than this
-
-_NAMES: dict[Dialect, dict[str, str]] = {
-    "ga": {
-        "audio.delta": "response.output_audio.delta",
-        "audio.done": "response.output_audio.done",
-        "transcript.delta": "response.output_audio_transcript.delta",
-        "transcript.done": "response.output_audio_transcript.done",
-        "item.added": "conversation.item.added",
-        "content": "output_audio",
-    },
-    "beta": {
-        "audio.delta": "response.audio.delta",
-        "audio.done": "response.audio.done",
-        "transcript.delta": "response.audio_transcript.delta",
-        "transcript.done": "response.audio_transcript.done",
-        "item.added": "conversation.item.created",
-        "content": "audio",
-    },
-}
-"""The event names that differ between the dialects, and the assistant content's type."""
-
-_OTHER_DIALECT_KEYS: dict[Dialect, tuple[str, ...]] = {
-    "ga": ("output_audio_format", "input_audio_format", "turn_detection", "modalities", "voice"),
-    "beta": ("audio", "output_modalities"),
-}
-"""Session keys of the other dialect, which the real servers refuse as unknown parameters."""
-
-
-@dataclass(frozen=True)
-class ScriptedPart:
-    """One content part the model says: its transcript and its audio (24 kHz mono int16)."""
-
-    text: str
-    audio: Int16Array
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.audio, np.ndarray) or self.audio.dtype != np.int16:
-            raise TypeError("ScriptedPart.audio must be an int16 numpy array (24 kHz mono)")
-        if self.audio.ndim != 1:
-            raise ValueError(f"ScriptedPart.audio must be mono (1-D), got {self.audio.shape}")
-
-
-@dataclass(frozen=True)
-class ScriptedItem:
-    """One assistant message of a response, with its content parts in order."""
-
-    parts: tuple[ScriptedPart, ...]
-
-
-@dataclass(frozen=True)
-class ScriptedResponse:
-    """What the model answers to one ``response.create`` (or one user turn): its items."""
-
-    items: tuple[ScriptedItem, ...]
-
-    @classmethod
-    def spoken(cls, text: str, audio: Int16Array) -> ScriptedResponse:
-        """One item with one part: ``text`` said as ``audio`` (24 kHz mono)."""
-        return cls((ScriptedItem((ScriptedPart(text, audio),)),))
-
-
-@dataclass
-class _Item:
-    id: str
-    role: str
-    parts: list[_Part] = field(default_factory=list)
-    status: str = "in_progress"
-
-
-@dataclass
-class _Part:
-    """A content part being (or once) sent: its audio in the output format, and how much
-    of it and of its transcript went out."""
-
-    item: _Item
-    output_index: int
-    content_index: int
-    audio: Int16Array
-    audio_format: AudioFormat
-    pieces: list[str]
-    sent_samples: int = 0
-    sent_pieces: int = 0
-    done: bool = False
-
-    @classmethod
-    def of(
-        cls,
-        scripted: ScriptedPart,
-        audio_format: AudioFormat,
-        item: _Item,
-        output_index: int,
-        content_index: int,
-    ) -> _Part:
-        """``scripted`` in ``audio_format``: G.711 is resampled to 8 kHz (soxr) first."""
-        audio = scripted.audio
-        if audio_format is AudioFormat.G711_ULAW:
-            converter = FormatConverter(REALTIME_SAMPLE_RATE, 1, audio_format.sample_rate, 1)
-            audio = converter.process(audio, last=True)
-        pieces = _pieces(scripted.text)
-        return cls(item, output_index, content_index, audio, audio_format, pieces)
-
-    @property
-    def sent_text(self) -> str:
-        return "".join(self.pieces[: self.sent_pieces])
-
-
-@dataclass
-class _Response:
-    id: str
-    script: ScriptedResponse
-    output: list[_Item] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
-
-
-@dataclass
-class _Turn:
-    """The user's input audio: where it is, and what the VAD has heard of it."""
-
-    rate: int = REALTIME_SAMPLE_RATE
-    total_samples: int = 0
-    uncommitted_samples: int = 0
-    pending: Int16Array = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
-    speaking: bool = False
-    quiet_ms: int = 0
-    loud_end_ms: int = 0
-    item_id: str | None = None
-
-    @property
-    def now_ms(self) -> int:
-        return self.total_samples * 1000 // self.rate
 
 
 class _Connection:
@@ -202,43 +81,15 @@ class _Connection:
         self.websocket = websocket
         self.session = session
         self.lock = asyncio.Lock()  # each step's events go out together, never interleaved
-        self.items: dict[str, _Item] = {}
+        self.items: dict[str, Item] = {}
         self.last_item_id: str | None = None
-        self.response: _Response | None = None
-        self.turn = _Turn()
-
-
-Event = dict[str, Any]
+        self.response: ModelResponse | None = None
+        self.task: asyncio.Task[None] | None = None  # the stream of the latest response
+        self.turn = Turn()
 
 
 class _Cancelled(Exception):
     """The response a stream was sending is no longer the active one."""
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:22]}"
-
-
-def _pieces(text: str) -> list[str]:
-    """``text`` as transcript deltas the way the API sends them: a word with its leading
-    space each; they join back to ``text`` exactly."""
-    pieces = re.findall(r"\s*\S+", text)
-    rest = text[len("".join(pieces)) :]
-    if rest:
-        pieces = [*pieces[:-1], pieces[-1] + rest] if pieces else [rest]
-    return pieces
-
-
-def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``update`` merged in, nested objects key by key, as the API merges a
-    ``session.update``; a None, and a whole audio ``format`` object, replace."""
-    merged = dict(base)
-    for key, value in update.items():
-        if key != "format" and isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 class SimulatedRealtimeServer:
@@ -267,7 +118,7 @@ class SimulatedRealtimeServer:
         user_transcript: str = "hello",
         require_bearer: str | None = None,
     ) -> None:
-        if dialect not in _NAMES:
+        if dialect not in NAMES:
             raise ValueError(f"dialect must be 'ga' or 'beta', got {dialect!r}")
         if delta_ms <= 0 or speed <= 0:
             raise ValueError("delta_ms and speed must be positive")
@@ -289,9 +140,9 @@ class SimulatedRealtimeServer:
         self.sent: list[dict[str, Any]] = []
         """Every server event sent, in order, over all connections."""
         self._script = list(responses)
-        self._names = _NAMES[dialect]
+        self._events = ServerEvents(dialect, delta_ms)
         self._connections: list[_Connection] = []
-        self._items: dict[str, _Item] = {}
+        self._items: dict[str, Item] = {}
         self._server: Server | None = None
         self._grew = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -450,7 +301,10 @@ class SimulatedRealtimeServer:
         return websocket.respond(HTTPStatus.UNAUTHORIZED, json.dumps(body))
 
     async def _serve_connection(self, websocket: ServerConnection) -> None:
-        connection = _Connection(websocket, self._initial_session())
+        session = initial_session(
+            self.dialect, server_vad=self.server_vad, silence_ms=self.silence_ms
+        )
+        connection = _Connection(websocket, session)
         self._connections.append(connection)
         try:
             async with connection.lock:
@@ -463,56 +317,12 @@ class SimulatedRealtimeServer:
             pass
         finally:
             self._connections.remove(connection)
-            if connection.response is not None and connection.response.task is not None:
-                connection.response.task.cancel()
-
-    def _initial_session(self) -> dict[str, Any]:
-        turn_detection = (
-            {
-                "type": "server_vad",
-                "threshold": 0.5,
-                "prefix_padding_ms": 0,
-                "silence_duration_ms": self.silence_ms,
-                "create_response": True,
-                "interrupt_response": True,
-            }
-            if self.server_vad
-            else None
-        )
-        session_id = _new_id("sess")
-        if self.dialect == "beta":
-            return {
-                "id": session_id,
-                "object": "realtime.session",
-                "model": "gpt-4o-realtime-preview",
-                "modalities": ["audio", "text"],
-                "instructions": "",
-                "voice": "alloy",
-                "input_audio_format": "pcm16",
-                "output_audio_format": "pcm16",
-                "input_audio_transcription": None,
-                "turn_detection": turn_detection,
-            }
-        return {
-            "type": "realtime",
-            "object": "realtime.session",
-            "id": session_id,
-            "model": "gpt-realtime",
-            "output_modalities": ["audio"],
-            "instructions": "",
-            "audio": {
-                "input": {
-                    "format": AudioFormat.PCM16.ga_format(),
-                    "transcription": None,
-                    "turn_detection": turn_detection,
-                },
-                "output": {"format": AudioFormat.PCM16.ga_format(), "voice": "alloy"},
-            },
-        }
+            if connection.response is not None and connection.task is not None:
+                connection.task.cancel()
 
     async def _emit(self, connection: _Connection, event: dict[str, Any]) -> None:
         """Send one server event (the caller holds ``connection.lock``)."""
-        event = {"type": event["type"], "event_id": _new_id("event"), **event}
+        event = {"type": event["type"], "event_id": new_id("event"), **event}
         self._record(self.sent, event)
         await connection.websocket.send(json.dumps(event))
 
@@ -529,14 +339,7 @@ class SimulatedRealtimeServer:
         message: str,
         param: str | None = None,
     ) -> None:
-        error = {
-            "type": "invalid_request_error",
-            "code": code,
-            "message": message,
-            "param": param,
-            "event_id": client_event.get("event_id"),
-        }
-        await self._emit_all(connection, {"type": "error", "error": error})
+        await self._emit_all(connection, error_event(client_event, code, message, param))
 
     async def _handle_message(self, connection: _Connection, message: str | bytes) -> None:
         try:
@@ -574,7 +377,7 @@ class SimulatedRealtimeServer:
                 "session",
             )
             return
-        for key in _OTHER_DIALECT_KEYS[self.dialect]:
+        for key in OTHER_DIALECT_KEYS[self.dialect]:
             if key in update:
                 await self._refuse(
                     connection,
@@ -584,38 +387,17 @@ class SimulatedRealtimeServer:
                     f"session.{key}",
                 )
                 return
-        session = _merged(connection.session, update)
+        session = merged(connection.session, update)
         try:
             output_format_of(session)
-            rate = self._input_format(session).sample_rate
+            rate = input_format(self.dialect, session).sample_rate
         except UnsupportedFormatError as error:
             await self._refuse(connection, event, "invalid_value", str(error), "session")
             return
         connection.session = session
         if rate != connection.turn.rate:
-            connection.turn = _Turn(rate=rate)
+            connection.turn = Turn(rate=rate)
         await self._emit_all(connection, {"type": "session.updated", "session": session})
-
-    def _input_format(self, session: Mapping[str, Any]) -> AudioFormat:
-        """The session's input format; it is named as the output one is, under ``input``."""
-        if self.dialect == "beta":
-            named = {"output_audio_format": session.get("input_audio_format", "pcm16")}
-        else:
-            audio = session.get("audio")
-            form = audio.get("input", {}).get("format") if isinstance(audio, Mapping) else None
-            named = {"audio": {"output": {"format": form}}}
-        return output_format_of(named) or AudioFormat.PCM16
-
-    def _turn_detection(self, connection: _Connection) -> Any:
-        if self.dialect == "beta":
-            return connection.session.get("turn_detection")
-        return connection.session.get("audio", {}).get("input", {}).get("turn_detection")
-
-    def _turn_setting(self, connection: _Connection, name: str) -> bool:
-        """``create_response`` or ``interrupt_response`` of the session's turn detection
-        (true when unset, or with no turn detection, for the explicit controls)."""
-        detection = self._turn_detection(connection)
-        return not isinstance(detection, Mapping) or detection.get(name) is not False
 
     async def _on_response_create(self, connection: _Connection, event: dict[str, Any]) -> None:
         if connection.response is not None:
@@ -707,31 +489,23 @@ class SimulatedRealtimeServer:
 
     async def _on_append(self, connection: _Connection, event: dict[str, Any]) -> None:
         try:
-            samples = decode_audio(event.get("audio"), self._input_format(connection.session))
+            samples = decode_audio(
+                event.get("audio"), input_format(self.dialect, connection.session)
+            )
         except ValueError as error:
             await self._refuse(
                 connection, event, "invalid_value", f"Invalid 'audio': {error}.", "audio"
             )
             return
-        turn = connection.turn
-        if self._turn_detection(connection) is None:
-            turn.total_samples += samples.size
-            turn.uncommitted_samples += samples.size
+        if turn_detection(self.dialect, connection.session) is None:
+            connection.turn.skip(samples)
             return
         await self._listen(connection, samples)
 
     async def _on_commit(self, connection: _Connection, event: dict[str, Any]) -> None:
-        turn = connection.turn
-        if turn.uncommitted_samples * 1000 < _MIN_COMMIT_MS * turn.rate:
-            have = turn.uncommitted_samples * 1000 / turn.rate
-            await self._refuse(
-                connection,
-                event,
-                "input_audio_buffer_commit_empty",
-                f"Error committing input audio buffer: buffer too small. Expected"
-                f" at least {_MIN_COMMIT_MS}ms of audio, but buffer only has"
-                f" {have:g}ms of audio.",
-            )
+        refusal = connection.turn.commit_refusal()
+        if refusal is not None:
+            await self._refuse(connection, event, "input_audio_buffer_commit_empty", refusal)
             return
         await self._commit(connection, self.user_transcript)
 
@@ -742,58 +516,37 @@ class SimulatedRealtimeServer:
     # -- the user's turn -----------------------------------------------------------------
 
     async def _listen(self, connection: _Connection, samples: Int16Array) -> None:
-        """Server VAD over 20 ms frames: one over ``vad_threshold`` (RMS) starts speech,
-        ``silence_ms`` under it ends the turn."""
+        """Run the server VAD over appended audio, sending what each change calls for."""
         turn = connection.turn
-        frame = turn.rate * _VAD_FRAME_MS // 1000
-        audio = np.concatenate([turn.pending, samples])
-        whole = audio.size - audio.size % frame
-        turn.pending = audio[whole:]
-        for start in range(0, whole, frame):
-            chunk = audio[start : start + frame].astype(np.float64)
-            loud = math.sqrt(float(np.mean(chunk * chunk))) > self.vad_threshold
-            start_ms = turn.now_ms
-            turn.total_samples += frame
-            turn.uncommitted_samples += frame
-            if loud:
-                turn.quiet_ms = 0
-                turn.loud_end_ms = turn.now_ms
-                if not turn.speaking:
-                    await self._speech_started(connection, start_ms)
-            elif turn.speaking:
-                turn.quiet_ms += _VAD_FRAME_MS
-                if turn.quiet_ms >= self.silence_ms:
-                    await self._speech_stopped(connection, turn.loud_end_ms, None)
+        for change, ms in turn.hear(samples, self.vad_threshold, self.silence_ms):
+            if change == "started":
+                await self._speech_started(connection, ms)
+            else:
+                await self._speech_stopped(connection, ms, None)
 
     async def _speech_started(self, connection: _Connection, start_ms: int) -> None:
-        turn = connection.turn
-        turn.speaking = True
-        turn.quiet_ms = 0
-        turn.item_id = turn.item_id or _new_id("item")
+        item_id = connection.turn.start_speaking()
         await self._emit_all(
             connection,
             {
                 "type": "input_audio_buffer.speech_started",
                 "audio_start_ms": start_ms,
-                "item_id": turn.item_id,
+                "item_id": item_id,
             },
         )
-        if self._turn_setting(connection, "interrupt_response"):
+        if turn_setting(self.dialect, connection.session, "interrupt_response"):
             await self._cancel(connection, "turn_detected")
 
     async def _speech_stopped(
         self, connection: _Connection, end_ms: int, transcript: str | None
     ) -> None:
-        turn = connection.turn
-        turn.speaking = False
-        turn.quiet_ms = 0
-        turn.item_id = turn.item_id or _new_id("item")
+        item_id = connection.turn.stop_speaking()
         await self._emit_all(
             connection,
             {
                 "type": "input_audio_buffer.speech_stopped",
                 "audio_end_ms": end_ms,
-                "item_id": turn.item_id,
+                "item_id": item_id,
             },
         )
         heard = self.user_transcript if transcript is None else transcript
@@ -801,52 +554,16 @@ class SimulatedRealtimeServer:
         if (
             heard
             and connection.response is None
-            and self._turn_setting(connection, "create_response")
+            and turn_setting(self.dialect, connection.session, "create_response")
         ):
             await self._start_response(connection)
 
     async def _commit(self, connection: _Connection, transcript: str) -> None:
         """Commit the input audio as a user item and transcribe it as ``transcript``."""
-        turn = connection.turn
-        item = _Item(turn.item_id or _new_id("item"), "user", status="completed")
-        turn.item_id = None
-        turn.uncommitted_samples = 0
+        item = Item(connection.turn.commit(), "user", status="completed")
         previous, connection.last_item_id = connection.last_item_id, item.id
         connection.items[item.id] = item
-        user_item = {
-            "id": item.id,
-            "object": "realtime.item",
-            "type": "message",
-            "status": "completed",
-            "role": "user",
-            "content": [{"type": "input_audio", "transcript": None}],
-        }
-        events: list[dict[str, Any]] = [
-            {
-                "type": "input_audio_buffer.committed",
-                "item_id": item.id,
-                "previous_item_id": previous,
-            },
-            {"type": self._names["item.added"], "previous_item_id": previous, "item": user_item},
-        ]
-        if transcript:
-            events.append(
-                {
-                    "type": "conversation.item.input_audio_transcription.delta",
-                    "item_id": item.id,
-                    "content_index": 0,
-                    "delta": transcript,
-                }
-            )
-        events.append(
-            {
-                "type": "conversation.item.input_audio_transcription.completed",
-                "item_id": item.id,
-                "content_index": 0,
-                "transcript": transcript,
-            }
-        )
-        await self._emit_all(connection, *events)
+        await self._emit_all(connection, *self._events.user_turn(item.id, previous, transcript))
 
     # -- the model's response ------------------------------------------------------------
 
@@ -856,90 +573,18 @@ class SimulatedRealtimeServer:
         else:
             logger.info("simulated realtime server: no scripted response left; answering none")
             script = ScriptedResponse(())
-        response = _Response(_new_id("resp"), script)
+        response = ModelResponse(new_id("resp"), script)
         connection.response = response
-        created = {"type": "response.created", "response": self._response_object(response)}
+        created = {"type": "response.created", "response": self._events.response_object(response)}
         await self._emit_all(connection, created)
-        response.task = asyncio.create_task(self._stream(connection, response))
-        self._tasks.add(response.task)
-        response.task.add_done_callback(self._tasks.discard)
-
-    def _response_object(
-        self, response: _Response, status: str = "in_progress", reason: str | None = None
-    ) -> dict[str, Any]:
-        return {
-            "object": "realtime.response",
-            "id": response.id,
-            "status": status,
-            "status_details": None if reason is None else {"type": status, "reason": reason},
-            "output": [self._item_object(item) for item in response.output],
-        }
-
-    def _item_object(self, item: _Item) -> dict[str, Any]:
-        content = [
-            {"type": self._names["content"], "transcript": part.sent_text} for part in item.parts
-        ]
-        return {
-            "id": item.id,
-            "object": "realtime.item",
-            "type": "message",
-            "status": item.status,
-            "role": item.role,
-            "content": content,
-        }
-
-    def _part_event(self, kind: str, response: _Response, part: _Part) -> dict[str, Any]:
-        return {
-            "type": self._names.get(kind, kind),
-            "response_id": response.id,
-            "item_id": part.item.id,
-            "output_index": part.output_index,
-            "content_index": part.content_index,
-        }
-
-    def _audio_delta(self, response: _Response, part: _Part) -> dict[str, Any]:
-        """The part's next ``delta_ms`` of audio, counted as sent."""
-        step = part.audio_format.sample_rate * self.delta_ms // 1000
-        chunk = part.audio[part.sent_samples : part.sent_samples + step]
-        part.sent_samples += chunk.size
-        return {
-            **self._part_event("audio.delta", response, part),
-            "delta": encode_audio(chunk, part.audio_format),
-        }
-
-    def _transcript_deltas(self, response: _Response, part: _Part, due: int) -> list[Event]:
-        events = []
-        while part.sent_pieces < due:
-            delta = part.pieces[part.sent_pieces]
-            part.sent_pieces += 1
-            events.append({**self._part_event("transcript.delta", response, part), "delta": delta})
-        return events
-
-    def _part_done(self, response: _Response, part: _Part) -> list[Event]:
-        part.done = True
-        transcript = part.sent_text
-        return [
-            self._part_event("audio.done", response, part),
-            {**self._part_event("transcript.done", response, part), "transcript": transcript},
-            {
-                **self._part_event("response.content_part.done", response, part),
-                "part": {"type": "audio", "transcript": transcript},
-            },
-        ]
-
-    def _item_done(self, response: _Response, item: _Item, status: str) -> Event:
-        item.status = status
-        return {
-            "type": "response.output_item.done",
-            "response_id": response.id,
-            "output_index": response.output.index(item),
-            "item": self._item_object(item),
-        }
+        connection.task = asyncio.create_task(self._stream(connection, response))
+        self._tasks.add(connection.task)
+        connection.task.add_done_callback(self._tasks.discard)
 
     async def _step(
         self,
         connection: _Connection,
-        response: _Response,
+        response: ModelResponse,
         build: Callable[..., list[Event]],
         *args: Any,
     ) -> None:
@@ -951,72 +596,43 @@ class SimulatedRealtimeServer:
             for event in build(response, *args):
                 await self._emit(connection, event)
 
-    async def _stream(self, connection: _Connection, response: _Response) -> None:
+    async def _stream(self, connection: _Connection, response: ModelResponse) -> None:
         """Send the response's items, parts and deltas, up to ``response.done``."""
         pause = self.delta_ms / 1000 / self.speed
         audio_format = output_format_of(connection.session) or AudioFormat.PCM16
         step = audio_format.sample_rate * self.delta_ms // 1000
+        events = self._events
         with contextlib.suppress(_Cancelled, ConnectionClosed):
             for output_index, scripted_item in enumerate(response.script.items):
-                item = _Item(_new_id("item"), "assistant")
+                item = Item(new_id("item"), "assistant")
                 await self._step(connection, response, self._add_item, connection, item)
                 for content_index, scripted in enumerate(scripted_item.parts):
-                    part = _Part.of(scripted, audio_format, item, output_index, content_index)
-                    await self._step(connection, response, self._add_part, part)
+                    part = Part.of(scripted, audio_format, item, output_index, content_index)
+                    await self._step(connection, response, events.part_added, part)
                     chunks = -(-part.audio.size // step)
                     for chunk in range(chunks):
                         due = -(-(chunk + 1) * len(part.pieces) // chunks)
-                        await self._step(connection, response, self._chunk, part, due)
+                        await self._step(connection, response, events.chunk, part, due)
                         await asyncio.sleep(pause)
-                    await self._step(connection, response, self._end_part, part)
+                    await self._step(connection, response, events.end_part, part)
                 await self._step(connection, response, self._end_item, item)
             await self._step(connection, response, self._finish, connection)
 
-    def _chunk(self, response: _Response, part: _Part, due: int) -> list[Event]:
-        """The transcript due by the end of the next audio delta, then that delta (the
-        text runs ahead of the audio, as the real API's does)."""
-        return [*self._transcript_deltas(response, part, due), self._audio_delta(response, part)]
-
-    def _end_part(self, response: _Response, part: _Part) -> list[Event]:
-        return [
-            *self._transcript_deltas(response, part, len(part.pieces)),
-            *self._part_done(response, part),
-        ]
-
-    def _end_item(self, response: _Response, item: _Item) -> list[Event]:
-        return [self._item_done(response, item, "completed")]
-
-    def _add_item(self, response: _Response, connection: _Connection, item: _Item) -> list[Event]:
+    def _add_item(
+        self, response: ModelResponse, connection: _Connection, item: Item
+    ) -> list[Event]:
         response.output.append(item)
         previous, connection.last_item_id = connection.last_item_id, item.id
         connection.items[item.id] = item
         self._items[item.id] = item
-        return [
-            {
-                "type": "response.output_item.added",
-                "response_id": response.id,
-                "output_index": len(response.output) - 1,
-                "item": self._item_object(item),
-            },
-            {
-                "type": self._names["item.added"],
-                "previous_item_id": previous,
-                "item": self._item_object(item),
-            },
-        ]
+        return self._events.item_added(response, item, previous)
 
-    def _add_part(self, response: _Response, part: _Part) -> list[Event]:
-        part.item.parts.append(part)
-        return [
-            {
-                **self._part_event("response.content_part.added", response, part),
-                "part": {"type": "audio", "transcript": ""},
-            }
-        ]
+    def _end_item(self, response: ModelResponse, item: Item) -> list[Event]:
+        return [self._events.item_done(response, item, "completed")]
 
-    def _finish(self, response: _Response, connection: _Connection) -> list[Event]:
+    def _finish(self, response: ModelResponse, connection: _Connection) -> list[Event]:
         connection.response = None
-        return [{"type": "response.done", "response": self._response_object(response, "completed")}]
+        return [self._events.response_done(response, "completed")]
 
     async def _cancel(self, connection: _Connection, reason: str) -> bool:
         """Cancel the active response as the real server does: the open part and item end,
@@ -1027,20 +643,19 @@ class SimulatedRealtimeServer:
             if response is None:
                 return False
             connection.response = None
-            if response.task is not None:
-                response.task.cancel()
+            if connection.task is not None:
+                connection.task.cancel()
             events: list[Event] = []
             late: list[Event] = []
             item = response.output[-1] if response.output else None
             if item is not None and item.status == "in_progress":
                 part = item.parts[-1] if item.parts else None
                 if part is not None and not part.done:
-                    events += self._part_done(response, part)
+                    events += self._events.part_done(response, part)
                     while len(late) < self.late_deltas and part.sent_samples < part.audio.size:
-                        late.append(self._audio_delta(response, part))
-                events.append(self._item_done(response, item, "incomplete"))
-            response_done = self._response_object(response, "cancelled", reason)
-            events.append({"type": "response.done", "response": response_done})
+                        late.append(self._events.audio_delta(response, part))
+                events.append(self._events.item_done(response, item, "incomplete"))
+            events.append(self._events.response_done(response, "cancelled", reason))
             for event in [*events, *late]:
                 await self._emit(connection, event)
         return True
