@@ -117,7 +117,7 @@ async def test_a_refused_port_names_the_url() -> None:
     url = f"ws://127.0.0.1:{free_port()}/v1/realtime"
     with pytest.raises(RealtimeConnectionError) as raised:
         await connect_realtime(url)
-    assert str(raised.value).startswith(f"{url}: cannot connect")
+    assert str(raised.value) == f"{url}: cannot connect (connection refused)"
     assert raised.value.status is None
 
 
@@ -159,10 +159,10 @@ async def test_a_message_that_is_not_a_json_object_is_logged_and_skipped(
             await ws.send(message)
         await ws.send(json.dumps({"type": "response.done"}))
 
-    caplog.set_level(logging.WARNING, logger="agent_playout.bridges.connection")
+    caplog.set_level(logging.WARNING, logger="agent_playout")
     async with server(send_junk) as url, await connect_realtime(url) as connection:
         assert await events_of(connection) == [{"type": "response.done"}]
-    lines = [r.getMessage() for r in caplog.records if r.name.endswith("connection")]
+    lines = [r.getMessage() for r in caplog.records if r.name == "agent_playout"]
     assert len(lines) == len(junk)
     assert "not JSON" in lines[0]
     assert "x" * (80 - len("not json ")) in lines[0]

@@ -10,6 +10,7 @@ The ``RealtimeConnection`` yields each server event as a dict and sends client e
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,7 +26,7 @@ except ImportError as _missing:  # pragma: no cover - exercised in a subprocess 
         " pip install 'agent-playout[realtime]'"
     ) from _missing
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("agent_playout")
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """The largest server message accepted: an audio delta of a few seconds is over 1 MiB."""
@@ -35,6 +36,7 @@ CLOSE_TIMEOUT_S = 2.0
 
 _EXCERPT_CHARS = 80
 _BODY_CHARS = 200
+_REFUSED_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ENOTCONN})
 
 
 class RealtimeConnectionError(ConnectionError):
@@ -83,7 +85,7 @@ async def connect_realtime(
     except InvalidHandshake as error:
         raise RealtimeConnectionError(url, f"the WebSocket handshake failed ({error})") from error
     except OSError as error:
-        raise RealtimeConnectionError(url, f"cannot connect ({error.strerror or error})") from error
+        raise RealtimeConnectionError(url, f"cannot connect ({_os_cause(error)})") from error
     return RealtimeConnection(url, websocket)
 
 
@@ -152,6 +154,19 @@ class RealtimeConnection:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _os_cause(error: OSError) -> str:
+    """Why the socket failed, in words: "connection refused" when it (or its cause) was a
+    refusal, whose own text only names the address; else the error's text."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError) or (
+            isinstance(cause, OSError) and cause.errno in _REFUSED_ERRNOS
+        ):
+            return "connection refused"
+        cause = cause.__cause__
+    return str(error.strerror or error)
 
 
 def _parsed(message: str | bytes) -> dict[str, Any] | None:
