@@ -4,7 +4,7 @@ The scripted answers (``ScriptedResponse`` of ``ScriptedItem`` of ``ScriptedPart
 state of a response being sent (its items and parts and how much of each went out), and the
 builders of the events the real API sends for them: ids, item and response objects, the
 added/delta/done events in the GA or beta names, the session object and how an update merges.
-No I/O and no asyncio here: ``simulator`` sends what these build.
+No I/O and no asyncio here: ``simulator_conversation`` sends what these build.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The session's input format and turn detection (read from either dialect's shape), and
 ``Turn``: where the appended input audio is, what the server VAD hears in it (energy per
 20 ms frame over a threshold starts speech, enough quiet ends it) and what a commit takes.
-No I/O and no asyncio here: ``simulator`` sends the events these changes call for.
+No I/O and no asyncio here: ``simulator_conversation`` sends what these changes call for.
 """
 
 from __future__ import annotations
