@@ -17,11 +17,15 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from agent_playout.bridges.connection import connect_realtime
-from agent_playout.bridges.simulator import SimulatedRealtimeServer
-
 from agent_playout import AgentPlayout
-from agent_playout.bridges import AudioFormat, ItemHeard, RealtimeBridge, session_update
+from agent_playout.bridges import (
+    AudioFormat,
+    ItemHeard,
+    RealtimeBridge,
+    SimulatedRealtimeServer,
+    connect_realtime,
+    session_update,
+)
 from agent_playout.sinks.twilio import PhoneCall, serve_phone
 
 from .realtime_trial import WAIT_S, Cut, Script, TimedConnection, cut_now, finish, script_for

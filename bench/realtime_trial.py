@@ -20,11 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from agent_playout.bridges.connection import RealtimeConnection, connect_realtime
-from agent_playout.bridges.simulator import ScriptedResponse, SimulatedRealtimeServer
 
 from agent_playout import AgentPlayout
-from agent_playout.bridges import AudioFormat, ItemHeard, RealtimeBridge
+from agent_playout.bridges import (
+    AudioFormat,
+    ItemHeard,
+    RealtimeBridge,
+    RealtimeConnection,
+    ScriptedResponse,
+    SimulatedRealtimeServer,
+    connect_realtime,
+)
 
 from .common import TEXT, ramp
 
