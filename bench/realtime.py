@@ -95,8 +95,12 @@ def _spread(values: Sequence[float], digits: int) -> dict[str, float]:
     }
 
 
-def summarize(trials: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Errors (exact count, histogram, worst) and the two latencies' p50/p99/max."""
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Errors (exact count, histogram, worst) and the two latencies' p50/p99/max, over the
+    trials whose ground truth could be read; the others are counted as ``unreadable``."""
+    trials = [record for record in records if "failed" not in record]
+    if not trials:
+        return {"trials": 0, "unreadable": len(records)}
     errors = [trial["error_ms"] for trial in trials]
     cuts = [trial["cut_s"] for trial in trials]
     histogram: dict[str, int] = {}
@@ -104,6 +108,7 @@ def summarize(trials: Sequence[dict[str, Any]]) -> dict[str, Any]:
         histogram[str(error)] = histogram.get(str(error), 0) + 1
     summary: dict[str, Any] = {
         "trials": len(trials),
+        "unreadable": len(records) - len(trials),
         "exact": sum(error == 0 for error in errors),
         "max_abs_error_ms": max(abs(error) for error in errors),
         "error_ms_histogram": histogram,
@@ -131,16 +136,21 @@ def summarize(trials: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def table(results: dict[str, Any]) -> str:
     """The Markdown table for the README, and a line on the 0.12 contrast."""
     lines = [
-        "| output | trials | error 0 ms | max abs error (ms) | speech_started → truncate sent,"
-        " in the client: p50 / p99 (µs) | server round trip: p50 / p99 (ms) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| output | trials | ground truth unreadable | error 0 ms | max abs error (ms)"
+        " | speech_started → truncate sent, in the client: p50 / p99 (µs)"
+        " | server round trip: p50 / p99 (ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     contrast = []
     for name, result in results.items():
         summary = result["summary"]
+        if not summary["trials"]:
+            lines.append(f"| {name} | 0 | {summary['unreadable']} | | | | |")
+            continue
         client, trip = summary["client_us"], summary["round_trip_ms"]
         lines.append(
-            f"| {name} | {summary['trials']} | {summary['exact']}/{summary['trials']}"
+            f"| {name} | {summary['trials']} | {summary['unreadable']}"
+            f" | {summary['exact']}/{summary['trials']}"
             f" | {summary['max_abs_error_ms']} | {client['p50']:.0f} / {client['p99']:.0f}"
             f" | {trip['p50']:.2f} / {trip['p99']:.2f} |"
         )

@@ -24,7 +24,7 @@ from agent_playout import AgentPlayout
 from agent_playout.sinks.wav import WavSink
 
 from .common import heard_through
-from .realtime_trial import RATE, Script, bridged_cut, script_for
+from .realtime_trial import RATE, Script, TruthError, bridged_cut, judged, outcome, script_for
 
 WAV_FADE_MS = 5.0
 """The WAV sink's fade after a cut; only the audio before it must equal the script's."""
@@ -41,14 +41,17 @@ async def wav_trials(trials: int, rng: random.Random, log: Log) -> list[dict[str
     with tempfile.TemporaryDirectory() as folder:
         for index in range(trials):
             script = script_for(rng)
-            path = Path(folder) / f"{index}.wav"
-            with WavSink(path, RATE, 1, fade_ms=WAV_FADE_MS) as sink:
-                playout = AgentPlayout(audio_source=sink)
-                cut = await bridged_cut(playout, script)
-                await playout.aclose()
-            records.append(cut.record(_wav_truth(path, script), RATE))
-            log(f"    wav {index + 1}/{trials}: error {records[-1]['error_ms']} ms")
+            records.append(await judged(script, _wav_trial(Path(folder) / f"{index}.wav", script)))
+            log(f"    wav {index + 1}/{trials}: {outcome(records[-1])}")
     return records
+
+
+async def _wav_trial(path: Path, script: Script) -> dict[str, Any]:
+    with WavSink(path, RATE, 1, fade_ms=WAV_FADE_MS) as sink:
+        playout = AgentPlayout(audio_source=sink)
+        cut = await bridged_cut(playout, script)
+        await playout.aclose()
+    return cut.record(_wav_truth(path, script), RATE)
 
 
 def _wav_truth(path: Path, script: Script) -> int:
@@ -59,7 +62,7 @@ def _wav_truth(path: Path, script: Script) -> int:
     if samples.size > script.audio.size or not np.array_equal(
         samples[:exact], script.audio[:exact]
     ):
-        raise AssertionError(f"{path.name}: the file does not hold the item's audio")
+        raise TruthError(f"{path.name} holds {samples.size} samples, not the item's audio")
     return int(samples.size)
 
 
@@ -136,7 +139,7 @@ class LiveKitOutput:
         out = np.concatenate(self.heard[before:]) if len(self.heard) > before else np.zeros(0)
         went_out = heard_through(out.astype(np.int16), script.audio, self.sink.fade_samples)
         if went_out is None or went_out[1] != out.size:
-            raise AssertionError("what came out of the track is not the item's audio")
+            raise TruthError(_not_the_item(out, script.audio, went_out))
         record = cut.record(went_out[0], RATE)
         record["livekit_012_ms"] = estimate[0]
         record["livekit_012_error_ms"] = estimate[0] - record["truth_ms"]
@@ -147,6 +150,19 @@ async def livekit_trials(trials: int, rng: random.Random, log: Log) -> list[dict
     records = []
     async with LiveKitOutput() as output:
         for index in range(trials):
-            records.append(await output.trial(script_for(rng)))
-            log(f"    livekit {index + 1}/{trials}: error {records[-1]['error_ms']} ms")
+            script = script_for(rng)
+            records.append(await judged(script, output.trial(script)))
+            log(f"    livekit {index + 1}/{trials}: {outcome(records[-1])}")
     return records
+
+
+def _not_the_item(out: np.ndarray, audio: np.ndarray, went_out: tuple[int, int] | None) -> str:
+    """Where the track's audio parts from the item's, for the record of a failed trial."""
+    size = min(out.size, audio.size)
+    mismatch = np.flatnonzero(out[:size] != audio[:size])
+    first = int(mismatch[0]) if mismatch.size else size
+    return (
+        f"the track carried {out.size} non-zero samples, not the item's audio: they match the"
+        f" item's first {first} (then {out[first : first + 4].tolist()} instead of"
+        f" {audio[first : first + 4].tolist()}); judged {went_out}"
+    )

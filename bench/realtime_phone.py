@@ -28,7 +28,18 @@ from agent_playout.bridges import (
 )
 from agent_playout.sinks.twilio import PhoneCall, serve_phone
 
-from .realtime_trial import WAIT_S, Cut, Script, TimedConnection, cut_now, finish, script_for
+from .realtime_trial import (
+    WAIT_S,
+    Cut,
+    Script,
+    TimedConnection,
+    TruthError,
+    cut_now,
+    finish,
+    judged,
+    outcome,
+    script_for,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PHONE_RATE = 8000
@@ -142,8 +153,9 @@ async def phone_trials(
         url = f"ws://127.0.0.1:{server.port}/"
         fake_phone = await stack.enter_async_context(PhoneProcess(url, delay_ms))
         for index in range(trials):
-            records.append(await _phone_trial(handler, fake_phone, script_for(rng)))
-            log(f"    phone {delay_ms} ms {index + 1}/{trials}: error {records[-1]['error_ms']} ms")
+            script = script_for(rng)
+            records.append(await judged(script, _phone_trial(handler, fake_phone, script)))
+            log(f"    phone {delay_ms} ms {index + 1}/{trials}: {outcome(records[-1])}")
     return records
 
 
@@ -160,6 +172,6 @@ async def _phone_trial(
         phone = await fake_phone.result()
         await asyncio.wait_for(bridged.item_ended.wait(), WAIT_S)
     if phone["played"] is None:
-        raise RuntimeError(f"the fake phone was never cleared: {phone}")
+        raise TruthError(f"the fake phone was never cleared: {phone}")
     cut = Cut(script, truncation, round_trip, bridged.timed, bridged.ended[0])
     return cut.record(phone["played"], PHONE_RATE)

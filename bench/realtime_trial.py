@@ -39,7 +39,29 @@ SPEECH_STARTED = "input_audio_buffer.speech_started"
 TRUNCATE = "conversation.item.truncate"
 TRUNCATIONS = (TRUNCATE, "conversation.item.delete")
 WAIT_S = 10.0
-"""The longest any step of a trial may take before the trial is reported as failed."""
+"""The longest any step of a trial may take; past it the bench stops with the error."""
+
+
+class TruthError(Exception):
+    """The output's ground truth of a trial could not be read: what came out is not the
+    item's audio (or never stopped). Such a trial is counted apart, never as an error."""
+
+
+async def judged(script: Script, trial: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """``trial``'s record; a record that says why, when its ground truth was unreadable."""
+    try:
+        return await trial
+    except TruthError as error:
+        return {"audio_s": round(script.audio_s, 3), "cut_s": round(script.cut_s, 3)} | {
+            "failed": str(error)
+        }
+
+
+def outcome(record: dict[str, Any]) -> str:
+    """One trial's result, for the progress lines."""
+    if "failed" in record:
+        return f"ground truth unreadable: {record['failed']}"
+    return f"error {record['error_ms']} ms"
 
 
 @dataclass(frozen=True)

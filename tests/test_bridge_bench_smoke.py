@@ -77,4 +77,12 @@ def test_summary_and_table_count_the_exact_trials_and_rank_the_latencies() -> No
     assert summary["client_us"] == {"p50": 20.0, "p99": 30.0, "max": 30.0}
     assert summary["round_trip_ms"]["p50"] == 2.0
     text = realtime.table({"WAV": {"summary": summary}})
-    assert "| WAV | 3 | 2/3 | 2 | 20 / 30 | 2.00 / 3.00 |" in text
+    assert "| WAV | 3 | 0 | 2/3 | 2 | 20 / 30 | 2.00 / 3.00 |" in text
+
+
+def test_a_trial_whose_ground_truth_is_unreadable_is_counted_apart_never_as_exact() -> None:
+    measured = {"error_ms": 0, "client_us": 5.0, "client_written_us": 6.0, "round_trip_ms": 1.0}
+    summary = realtime.summarize([measured | {"cut_s": 0.4}, {"cut_s": 0.3, "failed": "gap"}])
+    assert (summary["trials"], summary["unreadable"], summary["exact"]) == (1, 1, 1)
+    nothing = realtime.summarize([{"cut_s": 0.3, "failed": "gap"}])
+    assert "| LiveKit | 0 | 1 |" in realtime.table({"LiveKit": {"summary": nothing}})
