@@ -77,7 +77,8 @@ def test_summary_and_table_count_the_exact_trials_and_rank_the_latencies() -> No
     assert summary["client_us"] == {"p50": 20.0, "p99": 30.0, "max": 30.0}
     assert summary["round_trip_ms"]["p50"] == 2.0
     text = realtime.table({"WAV": {"summary": summary}})
-    assert "| WAV | 3 | 0 | 2/3 | 2 | 20 / 30 | 2.00 / 3.00 |" in text
+    assert summary["median_error_ms"] == 0
+    assert "| WAV | 3 | 0 | 2/3 | 0 | 2 | 20 / 30 | 2.00 / 3.00 |" in text
 
 
 def test_a_trial_whose_ground_truth_is_unreadable_is_counted_apart_never_as_exact() -> None:
