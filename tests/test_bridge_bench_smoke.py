@@ -6,13 +6,15 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("websockets", reason="the realtime bench needs the [realtime] extra")
 pytest.importorskip("livekit.rtc", reason="the realtime bench drives rtc; needs [livekit]")
 
 from bench import realtime, realtime_outputs, realtime_phone
-from bench.realtime_trial import RATE
+from bench.common import heard_through
+from bench.realtime_trial import RATE, traceable
 
 
 def _quiet(line: str) -> None:
@@ -87,3 +89,13 @@ def test_a_trial_whose_ground_truth_is_unreadable_is_counted_apart_never_as_exac
     assert (summary["trials"], summary["unreadable"], summary["exact"]) == (1, 1, 1)
     nothing = realtime.summarize([{"cut_s": 0.3, "failed": "gap"}])
     assert "| LiveKit | 0 | 1 |" in realtime.table({"LiveKit": {"summary": nothing}})
+
+
+def test_a_fade_of_the_script_is_never_mistaken_for_the_script_itself() -> None:
+    audio = traceable(2 * RATE)
+    fade = 240
+    ramp = np.linspace(0.0, 1.0, fade + 1, dtype=np.float32)[::-1][1:]
+    for cut in (0, 29_000, 29_999, 30_000, 30_001):
+        faded = (audio[cut : cut + fade] * ramp).astype(np.int16)
+        heard = np.concatenate([audio[:cut], faded])
+        assert heard_through(heard[heard != 0], audio, fade) == (cut + fade, (heard != 0).sum())
