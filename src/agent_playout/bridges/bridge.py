@@ -64,7 +64,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
 
     ``send(event, heard)`` gets every client event the bridge makes: a truncation with the
     ``ItemHeard`` of its item (which has the heard text), ``response.cancel`` with None. It
-    is called in the turn of the barge-in; an awaitable it returns is run in order.
+    is called in the turn of the barge-in, in order; an awaitable it returns is started then.
     ``item_started(handle, forwarder)`` is emitted as a part starts to play,
     ``item_ended(heard)`` once it has ended, for every part received, played or not.
 

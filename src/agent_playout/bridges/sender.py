@@ -1,4 +1,4 @@
-"""Client events handed to the application's ``send``, in order, each started at once."""
+"""Client events handed to the application's ``send``, each started in the caller's turn."""
 
 from __future__ import annotations
 
@@ -15,107 +15,79 @@ from .heard import ItemHeard
 
 logger = logging.getLogger("agent_playout")
 
-SEND_WAIT_S = 5.0
-"""How long a client event waits for the one before it to be sent; past it, it goes anyway
-(logged), so a ``send`` that never returns cannot hold back every later one."""
-
 Send = Callable[[dict[str, Any], ItemHeard | None], Awaitable[object] | object]
 """The application's sender: a client event, and what was heard of the item it is about
 (None for events about no one item, such as ``response.cancel``)."""
 
 
 class OrderedSender:
-    """Calls ``send`` in the caller's turn; an awaitable result runs eagerly, up to its first
-    wait, so a WebSocket write happens in that same turn. A send made while an earlier one
-    still waits runs after it (for up to ``SEND_WAIT_S`` on ``clock``), never before. A
-    send that fails is logged, not raised."""
+    """Calls ``send`` in the caller's turn, in call order; an awaitable result runs eagerly,
+    up to its first wait, so a WebSocket write happens in that same turn even while an
+    earlier send still waits on the socket (websockets writes a message before it waits).
+    A send that fails is logged, never raised; ``flush`` bounds the wait for the rest."""
 
     def __init__(self, send: Send, clock: Clock) -> None:
         self._send = send
         self._clock = clock
-        self._last: asyncio.Future[Any] | None = None
         self._running: set[asyncio.Future[Any]] = set()
+        self._abandoned: set[asyncio.Future[Any]] = set()
 
     def send(self, event: dict[str, Any], heard: ItemHeard | None) -> None:
-        previous = self._last
-        if previous is not None and not previous.done():
-            self._last = self._track(asyncio.ensure_future(self._after(previous, event, heard)))
-            return
-        self._last = self._start(event, heard)
-
-    def _start(self, event: dict[str, Any], heard: ItemHeard | None) -> asyncio.Future[Any] | None:
         try:
             result = self._send(event, heard)
             if not inspect.isawaitable(result):
-                return None
+                return
             running = start_eagerly(result)
         except Exception:
-            _log_failure(event)
-            return None
+            logger.exception("sending %s failed", event.get("type"), extra=_item_extra(event))
+            return
         if running is not None:
             running.add_done_callback(lambda done: _log_if_failed(done, event))
-            self._track(running)
-        return running
-
-    def _track(self, future: asyncio.Future[Any]) -> asyncio.Future[Any]:
-        self._running.add(future)
-        future.add_done_callback(self._running.discard)
-        return future
-
-    async def _after(
-        self, previous: asyncio.Future[Any], event: dict[str, Any], heard: ItemHeard | None
-    ) -> None:
-        if not await self._within(previous, SEND_WAIT_S):
-            logger.error(
-                "the client event before %s was still being sent after %s s; sent %s anyway",
-                event.get("type"),
-                SEND_WAIT_S,
-                event.get("type"),
-                extra=_item_extra(event),
-            )
-        running = self._start(event, heard)
-        if running is not None:
-            await asyncio.wait([running])
+            self._running.add(running)
+            running.add_done_callback(self._running.discard)
 
     async def flush(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the sends still running, then cancel those
-        that did not end (logged), so no send outlives the bridge."""
-        last = self._last
-        if last is not None:
-            await self._within(last, timeout)
-        stragglers = list(self._running)
-        if stragglers:
-            logger.error(
-                "%d client event(s) still being sent after %s s; cancelled",
-                len(stragglers),
-                timeout,
-            )
-            for future in stragglers:
-                future.cancel()
-            await asyncio.wait(stragglers)
+        """Wait up to ``timeout`` seconds on the clock for the sends still running, then
+        cancel those that did not end (logged). One that ignores its cancellation is kept
+        referenced until it ends, never waited for, so no close can hang on it."""
+        pending = list(self._running)
+        if not pending or await _all_within(self._clock, pending, timeout):
+            return
+        late = [future for future in pending if not future.done()]
+        logger.error(
+            "%d client event(s) still being sent after %s s; cancelled", len(late), timeout
+        )
+        for future in late:
+            future.cancel()
+        await asyncio.sleep(0)  # a send that takes its cancellation ends in this turn
+        for future in late:
+            if not future.done():
+                self._abandoned.add(future)
+                future.add_done_callback(self._abandoned.discard)
 
-    async def _within(self, future: asyncio.Future[Any], timeout: float) -> bool:
-        """Whether ``future`` is done within ``timeout`` seconds of the clock's time."""
-        if future.done():
-            return True
-        gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
-        def settle(result: bool) -> None:
-            if not gate.done():
-                gate.set_result(result)
+async def _all_within(clock: Clock, futures: list[asyncio.Future[Any]], timeout: float) -> bool:
+    """Whether every one of ``futures`` is done within ``timeout`` seconds of ``clock``."""
+    gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
-        def done(_: object) -> None:
+    def settle(result: bool) -> None:
+        if not gate.done():
+            gate.set_result(result)
+
+    def one_done(_: object) -> None:
+        if all(future.done() for future in futures):
             settle(True)
 
-        future.add_done_callback(done)
-        timer = self._clock.call_at(
-            self._clock.now_ns() + round(timeout * NS_PER_SECOND), lambda: settle(False)
-        )
-        try:
-            return await gate
-        finally:
-            timer.cancel()
-            future.remove_done_callback(done)
+    for future in futures:
+        future.add_done_callback(one_done)
+    one_done(None)
+    timer = clock.call_at(clock.now_ns() + round(timeout * NS_PER_SECOND), lambda: settle(False))
+    try:
+        return await gate
+    finally:
+        timer.cancel()
+        for future in futures:
+            future.remove_done_callback(one_done)
 
 
 def _log_if_failed(done: asyncio.Future[Any], event: dict[str, Any]) -> None:
@@ -130,10 +102,6 @@ def _log_if_failed(done: asyncio.Future[Any], event: dict[str, Any]) -> None:
             error,
             extra=_item_extra(event),
         )
-
-
-def _log_failure(event: dict[str, Any]) -> None:
-    logger.exception("sending %s failed", event.get("type"), extra=_item_extra(event))
 
 
 def _item_extra(event: dict[str, Any]) -> dict[str, Any]:
