@@ -705,3 +705,173 @@ async def test_a_forwarder_factory_that_raises_skips_that_item_only(
     assert [(h.item_id, h.heard_samples) for h in rig.ended] == [("item_1", 0), ("item_2", 2400)]
     assert rig.events_sent == [{"type": "conversation.item.delete", "item_id": "item_1"}]
     assert any("its forwarder or play() failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_audio_after_a_part_was_ended_early_truncates_it_to_what_played(wav: Path) -> None:
+    rig = Rig(wav)
+    first = response_events("resp_1", [("item_1", [("One two three four.", ramp(4 * 2400))])])
+    second = response_events("resp_1", [("item_2", [("Five.", ramp(2400, 9000))])])
+    deltas = [i for i, e in enumerate(first) if e["type"] == GA["audio"]]
+    rig.feed(first[: deltas[1] + 1])  # two deltas of item_1
+    rig.feed(second[1:5])  # item_2 begins before item_1's done events: item_1 ends there
+    rig.feed([e for e in first[deltas[1] + 1 :] if e["type"] == GA["audio"]])  # then the rest
+    rig.feed(second[5:])
+    played = await rig.finish()
+    np.testing.assert_array_equal(played, np.concatenate([ramp(4800), ramp(2400, 9000)]))
+    assert rig.events_sent == [
+        {
+            "type": "conversation.item.truncate",
+            "item_id": "item_1",
+            "content_index": 0,
+            "audio_end_ms": 200,
+        }
+    ]
+
+
+async def test_audio_after_a_part_played_out_truncates_it_late(wav: Path) -> None:
+    rig = Rig(wav)
+    rig.feed(response_events("resp_1", [("item_1", [(TEXT, ramp(2400))])]))
+    await rig.clock.run(rig.bridge.wait_idle())
+    assert rig.sent == []
+    late = {"type": GA["audio"], "item_id": "item_1", "content_index": 0}
+    rig.feed([{**late, "delta": b64(ramp(2400))}] * 2)
+    played = await rig.finish()
+    assert played.size == 2400
+    assert rig.events_sent == [
+        {
+            "type": "conversation.item.truncate",
+            "item_id": "item_1",
+            "content_index": 0,
+            "audio_end_ms": 100,
+        }
+    ]
+
+
+async def test_a_part_announced_after_its_response_was_done_cannot_wedge_the_next(
+    wav: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = Rig(wav)
+    rig.feed(response_events("resp_1", [("item_1", [("One.", ramp(2400))])]))
+    stray = {
+        "type": "response.content_part.added",
+        "response_id": "resp_1",
+        "item_id": "item_1",
+        "content_index": 1,
+        "part": {"type": "audio"},
+    }
+    with caplog.at_level(logging.WARNING, logger="agent_playout"):
+        rig.feed([stray])
+        rig.feed(response_events("resp_2", [("item_2", [("Two.", ramp(2400, 500))])]))
+    played = await rig.finish()
+    np.testing.assert_array_equal(played, np.concatenate([ramp(2400), ramp(2400, 500)]))
+    assert rig.sent == []
+    assert any("already done" in r.getMessage() for r in caplog.records)
+
+
+class Boom(BaseException):
+    """A BaseException that is not an Exception, as a listener might raise."""
+
+
+@pytest.mark.parametrize("event", ["item_started", "item_ended"])
+async def test_a_listener_raising_a_base_exception_is_logged_and_nothing_wedges(
+    wav: Path, caplog: pytest.LogCaptureFixture, event: str
+) -> None:
+    rig = Rig(wav)
+
+    def broken(*_: object) -> None:
+        raise Boom
+
+    rig.bridge.on(event, broken)  # type: ignore[arg-type]
+    rig.feed(
+        response_events(
+            "resp_1", [("item_1", [("One.", ramp(2400))]), ("item_2", [("Two.", ramp(2400, 50))])]
+        )
+    )
+    with caplog.at_level(logging.ERROR, logger="agent_playout"):
+        played = await rig.finish()
+    np.testing.assert_array_equal(played, np.concatenate([ramp(2400), ramp(2400, 50)]))
+    assert [h.interrupted for h in rig.ended] == [False, False]
+    assert sum(f"{event} listener failed" in r.getMessage() for r in caplog.records) == 2
+
+
+async def test_a_transcript_of_an_earlier_user_turn_decides_nothing_while_paused(
+    wav: Path,
+) -> None:
+    rig = Rig(wav, false_interruption_timeout=1.0)
+    rig.feed(response_events("resp_1", [("item_1", [(TEXT, ramp(RATE))])]))
+    await rig.clock.advance(0.3)
+    rig.bridge.handle({**SPEECH_STARTED, "item_id": "user_2"})
+    late = "conversation.item.input_audio_transcription.completed"
+    rig.bridge.handle({"type": late, "item_id": "user_1", "transcript": "What time is it?"})
+    rig.bridge.handle({"type": late, "item_id": "user_1", "transcript": ""})
+    assert rig.bridge.paused  # neither the late words nor the late silence decide
+    rig.bridge.handle({"type": late, "item_id": "user_2", "transcript": ""})
+    assert rig.bridge.paused  # an empty transcript before speech_stopped decides nothing
+    rig.bridge.handle({**SPEECH_STOPPED, "item_id": "user_2"})
+    rig.bridge.handle({"type": late, "item_id": "user_2", "transcript": ""})
+    assert not rig.bridge.paused
+    played = await rig.finish()
+    assert played.size == RATE
+    assert rig.sent == []
+
+
+async def test_a_cancelled_aclose_goes_on_and_the_next_one_waits_for_it() -> None:
+    clock = VirtualClock()
+    playout = AgentPlayout(audio_source=NullSink(clock=clock))
+    cancelled: list[str] = []
+
+    async def send(event: dict[str, Any], _heard: ItemHeard | None) -> None:
+        try:
+            await asyncio.get_running_loop().create_future()  # a socket that never drains
+        except asyncio.CancelledError:
+            cancelled.append(event["type"])
+            raise
+
+    bridge = RealtimeBridge(playout, send)
+    for event in response_events("resp_1", [("item_1", [(TEXT, ramp(RATE))])]):
+        bridge.handle(event)
+    await clock.advance(0.2)
+    closing = asyncio.ensure_future(bridge.aclose())
+    await asyncio.sleep(0)
+    closing.cancel()
+    await asyncio.gather(closing, return_exceptions=True)
+    await clock.run(bridge.aclose())  # waits for the first close: its sends were flushed
+    assert cancelled == ["conversation.item.truncate"]
+    await playout.aclose()
+
+
+async def test_a_cancelled_run_keeps_sending_and_a_closed_one_claims_no_truncation(
+    wav: Path,
+) -> None:
+    rig = Rig(wav)
+    events = response_events("resp_1", [("item_1", [(TEXT, ramp(RATE))])], done=False)
+    gate = asyncio.Event()
+
+    async def connection() -> AsyncIterator[dict[str, Any]]:
+        for event in events:
+            yield event
+        await gate.wait()
+
+    running = asyncio.ensure_future(rig.bridge.run(connection()))
+    await rig.clock.advance(0.3)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    heard = rig.bridge.interrupt()  # the connection is still open: the truncation goes
+    assert heard is not None
+    assert heard.truncation is not None
+    assert [event["type"] for event in rig.events_sent] == [
+        "response.cancel",
+        "conversation.item.truncate",
+    ]
+    await rig.finish()
+
+    closed = Rig(wav.with_name("closed.wav"))
+
+    async def closes_mid_item() -> AsyncIterator[dict[str, Any]]:
+        for event in events[:8]:
+            yield event
+
+    await closed.clock.run(closed.bridge.run(closes_mid_item()))
+    await closed.finish()
+    assert closed.sent == []
+    assert [h.truncation for h in closed.ended] == [None]

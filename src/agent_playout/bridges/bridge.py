@@ -11,11 +11,13 @@ when nothing was heard, nothing when it had played to the end.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any, Literal
 
+from ..clock import TimerHandle
 from ..core.frames import AudioFrame
 from ..core.timeline import ItemState
 from ..core.units import NS_PER_SECOND
@@ -44,11 +46,21 @@ SEND_FLUSH_TIMEOUT_S = 2.0
 class _Suspicion:
     """A barge-in held as a pause until the user's turn proves real or not."""
 
-    def __init__(self, part: Part) -> None:
+    def __init__(self, part: Part, user_item: str | None) -> None:
         self.part = part
-        self.timer: Any = None
+        self.user_item = user_item
+        """The user item ``speech_started`` named: only its transcript decides."""
+        self.stopped = False
+        """Whether ``speech_stopped`` came: before it, the user may still be speaking."""
+        self.timer: TimerHandle | None = None
+
+    def concerns(self, event: Mapping[str, Any]) -> bool:
+        """Whether a user-transcript event is about this turn (not a late earlier one)."""
+        item_id = event.get("item_id")
+        return self.user_item is None or not isinstance(item_id, str) or item_id == self.user_item
 
     def disarm(self) -> None:
+        """Cancel the timer that would resume the output."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -112,10 +124,16 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         self._player = PartPlayer(
             playout, self._sender, transcript or _default_forwarder, self._emit
         )
-        self._announced = Recent()
-        self._dropped = Recent()
-        self._cut = Recent()
-        self._deferred: dict[str, list[str]] = {}
+        self._announced: Recent[str] = Recent()
+        """Assistant items the server announced, with their response ("" for none)."""
+        self._dropped: Recent[bool] = Recent()
+        self._cut: Recent[bool] = Recent()
+        """Responses a barge-in cut: their parts still to come are dropped."""
+        self._finished: Recent[bool] = Recent()
+        """Responses and items whose done event came: ("response", id), ("item", id)."""
+        self._deferred: Recent[list[str]] = Recent()
+        """Items of a cut response that came after the cut, deleted at its response.done."""
+        self._closed: asyncio.Future[None] | None = None
         self._response: str | None = None
         self._suspicion: _Suspicion | None = None
         self._cannot_pause_said = False
@@ -160,8 +178,12 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         try:
             async for event in events:
                 self.handle(event)
-        finally:
+        except asyncio.CancelledError:
+            raise  # the caller stopped reading: the connection may still be open
+        except BaseException:
             self._end_of_stream()
+            raise
+        self._end_of_stream()
         await self.wait_idle()
 
     def interrupt(self) -> ItemHeard | None:
@@ -179,9 +201,13 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
 
     async def aclose(self) -> None:
         """Interrupt what is playing (truncating it), end every part, and wait for the
-        client events still being sent; the playout stays the caller's to close."""
-        if self._player.closing:
-            return
+        client events still being sent; the playout stays the caller's to close. A
+        cancelled ``aclose()`` goes on closing; another call waits for it."""
+        if self._closed is None:
+            self._closed = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closed)
+
+    async def _close(self) -> None:
         try:
             self.interrupt()
         finally:
@@ -222,7 +248,8 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
 
     def _on_content_part_added(self, event: Mapping[str, Any]) -> None:
         part = event.get("part")
-        if isinstance(part, Mapping) and part.get("type") in names.TEXT_PARTS:
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if isinstance(kind, str) and kind in names.TEXT_PARTS:
             return
         item_id = text_field(event, "item_id")
         if item_id not in self._announced:
@@ -230,12 +257,15 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         self._part_for(event)
 
     def _on_audio_delta(self, event: Mapping[str, Any]) -> None:
-        part = self._part_for(event)
+        part = self._part_for(event, audio=True)
         if part is None:
             return
         if part.audio.closed:
-            interrupted = part.heard is not None and part.heard.interrupted
-            self._drop(part.key, "it was interrupted" if interrupted else "its audio had ended")
+            if part.heard is not None and part.heard.interrupted:
+                self._drop(part.key, "it was interrupted")
+            else:  # the server holds more of it than will play: truncate it at its end
+                part.cut_short = True
+                self._drop(part.key, "its audio had ended; it is truncated to what played")
             return
         if self._format_error is not None:
             self._cut_short(part, f"the session's output cannot be played ({self._format_error})")
@@ -281,6 +311,8 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
     def _on_output_item_done(self, event: Mapping[str, Any]) -> None:
         item = object_field(event, "item")
         item_id = optional_text(item, "id")
+        if item_id is not None:
+            self._finished.add(("item", item_id), True)
         for part in list(self._player.parts.values()):
             if part.item_id == item_id:
                 part.close()
@@ -301,10 +333,12 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
                         extra={"item_id": part.item_id},
                     )
                 part.close()
+        if response_id is not None:
+            self._finished.add(("response", response_id), True)
         if response_id == self._response:
             self._response = None
-        for item_id in self._deferred.pop(response_id or "", []):
-            self._player.delete(item_id, None)
+        for item_id in self._deferred.pop(response_id) or ():
+            self._player.delete(item_id)
 
     def _on_speech_started(self, event: Mapping[str, Any]) -> None:
         suspicion = self._suspicion
@@ -329,7 +363,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
                 logger.warning("%s: a barge-in interrupts at once instead of pausing", error)
             self._barge_in()
             return
-        self._suspicion = _Suspicion(playing)
+        self._suspicion = _Suspicion(playing, optional_text(event, "item_id"))
         logger.info(
             "item %s: paused at sample %d: the user may be speaking",
             playing.item_id,
@@ -342,16 +376,18 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         if suspicion is None or self._false_timeout_ns is None:
             return
         suspicion.disarm()
+        suspicion.stopped = True
         clock = self._playout.clock
         suspicion.timer = clock.call_at(clock.now_ns() + self._false_timeout_ns, self._false_alarm)
 
     def _on_user_transcript(self, event: Mapping[str, Any]) -> None:
-        if self._suspicion is None:
+        suspicion = self._suspicion
+        if suspicion is None or not suspicion.concerns(event):
             return
         text = event.get("delta", event.get("transcript"))
         if isinstance(text, str) and text.strip():
             self._confirm("the user's speech was transcribed")
-        elif event.get("type", "").endswith(".completed"):
+        elif suspicion.stopped and str(event.get("type")).endswith(".completed"):
             self._false_alarm()
 
     def _on_error(self, event: Mapping[str, Any]) -> None:
@@ -369,32 +405,43 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
     def _announce(self, item_id: str, response_id: str | None) -> None:
         self._announced.add(item_id, response_id or "")
 
-    def _part_for(self, event: Mapping[str, Any]) -> Part | None:
+    def _part_for(self, event: Mapping[str, Any], *, audio: bool = False) -> Part | None:
         """The part an event is about, begun if its item was announced; None (and one log
-        line for the part) when its deltas must be dropped."""
+        line for the part) when its deltas must be dropped. Audio for a part that played
+        out means the server holds more than was heard: that part is truncated."""
         key = _key_of(event)
         part = self._player.parts.get(key)
         if part is not None:
             return part
         ended = self._player.ended.get(key)
         if ended is not None:
-            self._drop(key, f"it was {ended}")
+            if audio and key not in self._dropped:
+                self._player.truncate_late(ended)
+            self._drop(key, "it was interrupted" if ended.interrupted else "it had ended")
             return None
         response_id = self._announced.get(key[0])
         if response_id is None:
             self._drop(key, "no response.output_item.added announced its item")
             return None
+        if ("item", key[0]) in self._finished or ("response", response_id) in self._finished:
+            self._drop(key, "its item or response was already done")
+            return None
         if response_id in self._cut:
             self._drop(key, f"its response {response_id} was cut by a barge-in")
-            self._deferred.setdefault(response_id, [])
-            if key[0] not in self._deferred[response_id]:
-                self._deferred[response_id].append(key[0])
+            later = self._deferred.get(response_id)
+            if later is None:
+                later = []
+                self._deferred.add(response_id, later)
+            if key[0] not in later:
+                later.append(key[0])
             return None
         return self._begin(key, response_id or None)
 
     def _begin(self, key: Key, response_id: str | None) -> Part:
+        """Queue a new part; one still open is ended first (the server sends parts one
+        after another, so it will get no more)."""
         for other in list(self._player.parts.values()):
-            if other.open and other.response_id == response_id and response_id is not None:
+            if other.open:
                 logger.warning(
                     "item %s: item %s began before its done events; it ends with what came",
                     other.item_id,
@@ -407,7 +454,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
     def _drop(self, key: Key, why: str) -> None:
         if key in self._dropped:
             return
-        self._dropped.add(key)
+        self._dropped.add(key, True)
         logger.warning(
             "item %s: dropped its deltas (content %d), never played: %s",
             key[0],
@@ -428,10 +475,14 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         part.audio.close()
 
     def _emit(self, event: BridgeEvents, part: Part, *args: Any) -> None:
-        """Emit to the application's listeners; a listener's error is logged with the item."""
+        """Emit to the application's listeners from the player's task, where no caller can
+        take an error: any a listener raises is logged with the item (only an interrupt
+        of the process or a cancellation goes on), and the parts play on."""
         try:
             self.emit(event, *args)
-        except Exception:
+        except (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
+            raise
+        except BaseException:
             logger.exception(
                 "item %s: an %s listener failed",
                 part.item_id,
@@ -454,7 +505,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
         if self._response is not None:
             responses.add(self._response)
         for response_id in responses:
-            self._cut.add(response_id)
+            self._cut.add(response_id, True)
         return heard
 
     # -- false interruptions -------------------------------------------------------------

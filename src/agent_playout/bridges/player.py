@@ -8,13 +8,15 @@ played or not, in the order the parts began.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..core.frames import AudioFrame
 from ..core.truncation import DeleteItem, Truncation, truncation_for
+from ..core.units import NS_PER_SECOND
 from ..engine.handle import PlayoutHandle
 from ..engine.playout import CLEANUP_TIMEOUT_S, AgentPlayout
 from ..transcript.forwarder import TranscriptForwarder
@@ -36,20 +38,29 @@ Emit = Callable[..., None]
 """``emit(event, part, *args)``: the bridge's listeners, guarded."""
 
 
-class Recent:
-    """A bounded set of recent keys with a note each: the oldest is forgotten first."""
+V = TypeVar("V")
+
+
+class Recent(Generic[V]):
+    """A bounded map of recent keys to a value each: the oldest is forgotten first."""
 
     def __init__(self) -> None:
-        self._notes: OrderedDict[Any, str] = OrderedDict()
+        self._notes: OrderedDict[Any, V] = OrderedDict()
 
-    def add(self, key: Any, note: str = "") -> None:
-        self._notes[key] = note
+    def add(self, key: Any, value: V) -> None:
+        """Remember ``key`` (again, as the newest) with ``value``."""
+        self._notes[key] = value
         self._notes.move_to_end(key)
         if len(self._notes) > _REMEMBERED:
             self._notes.popitem(last=False)
 
-    def get(self, key: Any) -> str | None:
+    def get(self, key: Any) -> V | None:
+        """The value of ``key``, or None once forgotten or never seen."""
         return self._notes.get(key)
+
+    def pop(self, key: Any) -> V | None:
+        """Forget ``key``; its value, if it was remembered."""
+        return self._notes.pop(key, None)
 
     def __contains__(self, key: object) -> bool:
         return key in self._notes
@@ -72,17 +83,21 @@ class Part:
         self.handle: PlayoutHandle | None = None
         self.heard: ItemHeard | None = None
         self.cut_short = False
-        """Its audio ended early on our side (a bad delta): the server holds more than it."""
+        """Its audio ended early on our side (a bad delta, audio after its end): the server
+        holds more of it than was played, so it is truncated even when it plays out."""
 
     @property
     def key(self) -> Key:
+        """Its ``(item_id, content_index)``."""
         return (self.item_id, self.content_index)
 
     @property
     def open(self) -> bool:
+        """Whether more audio or text may still come."""
         return not (self.audio.closed and self.text.closed)
 
     def close(self) -> None:
+        """End both streams after what they hold: nothing more is taken."""
         self.audio.close()
         self.text.close()
 
@@ -105,12 +120,13 @@ class PartPlayer:
         """The parts begun and not yet ended: queued, playing or winding down."""
         self.queue: deque[Part] = deque()
         self.playing: Part | None = None
-        self.ended = Recent()
+        self.ended: Recent[ItemHeard] = Recent()
+        """What was heard of the parts that ended, by key."""
         self.silent = False
         """True once nothing more can be sent (the server's events ended)."""
         self.closing = False
-        self._heard_items = Recent()
-        self._deleted = Recent()
+        self._heard_items: Recent[bool] = Recent()
+        self._deleted: Recent[bool] = Recent()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
         self.idle = asyncio.Event()
@@ -149,16 +165,27 @@ class PartPlayer:
         return heard, responses
 
     async def close(self) -> None:
-        """End every part and wait for the player, bounded by the engine's own bound."""
+        """End every part and wait for the player, for at most the engine's own bound (and
+        a second) on the playout's clock; a player still waiting then is cancelled."""
         self.closing = True
         for part in list(self.parts.values()):
             part.close()
         self.wake()
         task = self._task
-        if task is not None and not task.done():
-            _, pending = await asyncio.wait([task], timeout=CLEANUP_TIMEOUT_S + 1.0)
-            for late in pending:
-                late.cancel()
+        if task is None or task.done():
+            return
+        clock = self._playout.clock
+        deadline = clock.now_ns() + round((CLEANUP_TIMEOUT_S + 1.0) * NS_PER_SECOND)
+
+        def give_up() -> None:
+            logger.error("the bridge's player did not end after its parts were closed")
+            task.cancel()
+
+        timer = clock.call_at(deadline, give_up)
+        try:
+            await asyncio.wait([task])
+        finally:
+            timer.cancel()
 
     def _start(self) -> None:
         if self._task is None or self._task.done():
@@ -214,7 +241,11 @@ class PartPlayer:
             await handle.wait_for_playout()
         finally:
             self.playing = None
-            self.end(part, completed=not handle.interrupted and not part.cut_short)
+            try:
+                if not handle.done():  # a listener's BaseException left it playing
+                    handle.interrupt()
+            finally:
+                self.end(part, completed=not handle.interrupted and not part.cut_short)
 
     def settle(self, part: Part, *, completed: bool) -> ItemHeard:
         """Fix what was heard of ``part`` and send its truncation; once per part."""
@@ -232,10 +263,13 @@ class PartPlayer:
                 completed=False,
                 sample_rate=part.format.sample_rate,
             )
-        if heard_samples:
-            self._heard_items.add(part.item_id)
-        if isinstance(truncation, DeleteItem) and not self._may_delete(part):
-            truncation = None
+        if isinstance(truncation, DeleteItem):
+            if not self._may_delete(part):
+                truncation = None
+        elif heard_samples:
+            self._heard_items.add(part.item_id, True)
+        if self.silent:
+            truncation = None  # nothing can be sent: ItemHeard says what was
         part.heard = ItemHeard(
             item_id=part.item_id,
             content_index=part.content_index,
@@ -247,13 +281,33 @@ class PartPlayer:
             interrupted=not completed if handle is None else handle.interrupted,
             truncation=truncation,
         )
-        self.ended.add(part.key, "interrupted" if part.heard.interrupted else "ended")
+        self.ended.add(part.key, part.heard)
         if truncation is not None:
             if isinstance(truncation, DeleteItem):
-                self._deleted.add(part.item_id)
-            if not self.silent:
-                self._sender.send(truncation.to_event(), part.heard)
+                self._deleted.add(part.item_id, True)
+            self._sender.send(truncation.to_event(), part.heard)
         return part.heard
+
+    def truncate_late(self, heard: ItemHeard) -> None:
+        """Audio came for a part that had already played out: the server holds more than
+        was heard, so cut it to what was (once per part)."""
+        if heard.interrupted or heard.truncation is not None or self.silent:
+            return
+        truncation = truncation_for(
+            item_id=heard.item_id,
+            content_index=heard.content_index,
+            heard_samples=heard.heard_samples,
+            sent_samples=heard.received_samples,
+            completed=False,
+            sample_rate=heard.sample_rate,
+        )
+        if truncation is None or (
+            isinstance(truncation, DeleteItem) and heard.item_id in self._deleted
+        ):
+            return
+        late = dataclasses.replace(heard, truncation=truncation)
+        self.ended.add((heard.item_id, heard.content_index), late)
+        self._sender.send(truncation.to_event(), late)
 
     def _may_delete(self, part: Part) -> bool:
         """Whether deleting ``part``'s item is true to what was heard: not when it is
@@ -271,25 +325,36 @@ class PartPlayer:
             return False
         return True
 
-    def delete(self, item_id: str, heard: ItemHeard | None) -> None:
+    def delete(self, item_id: str) -> None:
+        """Delete an item none of whose parts played (one that came after a barge-in)."""
         if item_id in self._deleted or item_id in self._heard_items or self.silent:
             return
-        self._deleted.add(item_id)
-        self._sender.send(DeleteItem(item_id).to_event(), heard)
+        self._deleted.add(item_id, True)
+        self._sender.send(DeleteItem(item_id).to_event(), None)
 
     def end(self, part: Part, *, completed: bool) -> None:
+        """Settle ``part``, forget it and tell the listeners it ended."""
         heard = self.settle(part, completed=completed)
         self.parts.pop(part.key, None)
         self._emit("item_ended", part, heard)
 
     def _finish_all(self) -> None:
-        """The player's last act, however it ended: no part is left waiting."""
+        """The player's last act, however it ended: no part is left waiting, even when a
+        listener raises a ``BaseException`` (raised once all have ended)."""
         self.playing = None
-        while self.queue:
-            part = self.queue.popleft()
-            part.close()
-            self.end(part, completed=False)
-        self.idle.set()
+        escaped: BaseException | None = None
+        try:
+            while self.queue:
+                part = self.queue.popleft()
+                part.close()
+                try:
+                    self.end(part, completed=False)
+                except BaseException as error:
+                    escaped = escaped or error
+        finally:
+            self.idle.set()
+        if escaped is not None:
+            raise escaped
 
 
 def _log_player_failure(task: asyncio.Task[None]) -> None:
