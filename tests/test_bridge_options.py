@@ -32,7 +32,10 @@ def test_headers_keep_their_order_and_lose_the_spaces_around_the_value() -> None
     assert parse_headers(None) == []
 
 
-@pytest.mark.parametrize("value", ["Authorization Bearer x", ": x", "Bad Name: x", "A: b\r\nC: d"])
+@pytest.mark.parametrize(
+    "value",
+    ["Authorization Bearer x", ": x", "Bad Name: x", "A: b\r\nC: d", "Bad(name): v", "A: b\x00"],
+)
 def test_a_malformed_header_is_refused_and_named(value: str) -> None:
     with pytest.raises(typer.BadParameter) as caught:
         parse_headers([value])

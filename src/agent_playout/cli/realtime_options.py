@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -11,6 +12,9 @@ import typer
 from ..bridges.formats import Dialect
 
 REALTIME_EXTRA = "pip install 'agent-playout[realtime]'"
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP header name (RFC 9110's token)."""
 
 RealtimeUrlOption = Annotated[
     str,
@@ -63,14 +67,16 @@ def parse_headers(values: Sequence[str] | None, option: str = "--header") -> lis
     for value in values or ():
         name, colon, text = value.partition(":")
         name = name.strip()
-        if not colon or not name or any(c.isspace() for c in name):
+        if not colon or not _TOKEN.fullmatch(name):
             raise typer.BadParameter(
-                f'{value!r} is not "NAME: VALUE" (a name without spaces, a colon, the value)',
+                f'{value!r} is not "NAME: VALUE" (a name of letters, digits and'
+                " !#$%&'*+-.^_`|~, a colon, the value)",
                 param_hint=option,
             )
-        if any(c in text for c in "\r\n"):
+        if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text):
             raise typer.BadParameter(
-                f"the value of header {name!r} has a line break", param_hint=option
+                f"the value of header {name!r} has a control character (a line break?)",
+                param_hint=option,
             )
         headers.append((name, text.strip()))
     return headers
