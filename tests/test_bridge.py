@@ -401,6 +401,7 @@ async def test_a_connection_closing_mid_item_plays_what_came_and_returns(
     assert any("connection closed mid-item" in r.getMessage() for r in caplog.records)
     [heard] = rig.ended
     assert not heard.interrupted
+    assert heard.ended_early
 
 
 async def test_a_bad_delta_ends_the_audio_there_and_truncates_to_what_played(
@@ -875,3 +876,24 @@ async def test_a_cancelled_run_keeps_sending_and_a_closed_one_claims_no_truncati
     await closed.finish()
     assert closed.sent == []
     assert [h.truncation for h in closed.ended] == [None]
+
+
+async def test_a_real_turn_while_the_response_runs_cancels_it_then_truncates(wav: Path) -> None:
+    rig = Rig(wav, false_interruption_timeout=1.0)
+    rig.feed(response_events("resp_1", [("item_1", [(TEXT, ramp(RATE))])], done=False))
+    await rig.clock.advance(0.3)
+    rig.bridge.handle(SPEECH_STARTED)  # a session with interrupt_response off: it runs on
+    rig.bridge.handle(
+        {
+            "type": "conversation.item.input_audio_transcription.delta",
+            "item_id": "u1",
+            "delta": "Stop",
+        }
+    )
+    assert [event["type"] for event in rig.events_sent] == [
+        "response.cancel",
+        "conversation.item.truncate",
+    ]
+    played = await rig.finish()
+    assert rig.events_sent[1]["audio_end_ms"] == played.size * 1000 // RATE
+    assert not rig.ended[0].ended_early

@@ -124,7 +124,7 @@ async def test_a_barge_in_truncates_at_what_the_wav_file_holds_and_a_whole_item_
     assert update["type"] == "session.update"
     assert update["session"]["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": RATE}
     assert update["session"]["instructions"] == "Be brief."
-    assert create == {"type": "response.create"}
+    assert create == {"type": "response.create", "event_id": "agent_playout_response_create"}
     cut, whole = report_lines(tmp_path / "items.jsonl")
     # The file holds the heard part of the first answer, then all of the second one.
     first_in_file = wav_samples(tmp_path / "answer.wav") - second.size

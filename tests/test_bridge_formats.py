@@ -109,3 +109,17 @@ def test_session_update_in_the_beta_shape() -> None:
 def test_an_unknown_dialect_is_refused() -> None:
     with pytest.raises(ValueError, match="dialect"):
         session_update(dialect="v2")  # type: ignore[arg-type]
+
+
+def test_a_session_that_keeps_the_response_on_speech_asks_for_it_in_either_shape() -> None:
+    ga = session_update(interrupt_response=False, input_format=AudioFormat.G711_ULAW)
+    assert ga["session"]["audio"]["input"] == {
+        "format": {"type": "audio/pcmu"},
+        "turn_detection": {"type": "server_vad", "interrupt_response": False},
+    }
+    beta = session_update(dialect="beta", interrupt_response=False)
+    assert beta["session"]["turn_detection"] == {
+        "type": "server_vad",
+        "interrupt_response": False,
+    }
+    assert "input" not in session_update()["session"]["audio"]

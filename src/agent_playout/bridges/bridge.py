@@ -472,6 +472,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
             extra={"item_id": part.item_id},
         )
         part.cut_short = True
+        part.ended_early = True
         part.audio.close()
 
     def _emit(self, event: BridgeEvents, part: Part, *args: Any) -> None:
@@ -521,7 +522,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
             why,
             extra={"item_id": suspicion.part.item_id},
         )
-        self._barge_in()
+        self.interrupt()  # a session that keeps responses on speech needs the cancel
 
     def _false_alarm(self) -> None:
         """No user turn came: play on from the sample where the output paused."""
@@ -560,6 +561,7 @@ class RealtimeBridge(EventEmitter[BridgeEvents]):
                     part.received * 1000 // part.format.sample_rate,
                     extra={"item_id": part.item_id},
                 )
+                part.ended_early = True
                 part.close()
 
 

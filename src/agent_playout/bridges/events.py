@@ -50,6 +50,7 @@ def index_field(event: Mapping[str, Any], field: str = "content_index") -> int:
 
 
 def object_field(event: Mapping[str, Any], field: str) -> Mapping[str, Any]:
+    """``event[field]`` as a JSON object."""
     value = event.get(field)
     if not isinstance(value, Mapping):
         raise BadEvent(f"{event.get('type')} has no {field} object (got {_shown(value)})")
@@ -57,6 +58,7 @@ def object_field(event: Mapping[str, Any], field: str) -> Mapping[str, Any]:
 
 
 def optional_text(event: Mapping[str, Any], field: str) -> str | None:
+    """``event[field]`` if it is a non-empty string, else None."""
     value = event.get(field)
     return value if isinstance(value, str) and value else None
 

@@ -23,8 +23,6 @@ from ..core.units import REALTIME_SAMPLE_RATE
 Dialect = Literal["ga", "beta"]
 """Which event shapes a server speaks: the GA API's or the older beta one's."""
 
-DIALECTS: tuple[Dialect, ...] = ("ga", "beta")
-
 
 class AudioFormat(Enum):
     """A format this package can play: PCM16 at 24 kHz or G.711 mu-law at 8 kHz, mono."""
@@ -124,20 +122,34 @@ def session_update(
     output_format: AudioFormat = AudioFormat.PCM16,
     input_format: AudioFormat | None = None,
     instructions: str | None = None,
+    interrupt_response: bool | None = None,
 ) -> dict[str, Any]:
     """A ``session.update`` asking for ``output_format`` (and ``input_format``, if given) in
     the ``dialect``'s shape, with the ``instructions`` if any; other settings stay the
-    server's."""
+    server's. ``interrupt_response=False`` asks for server VAD that does not cancel the
+    response when the user starts speaking, which a false interruption needs to resume
+    the whole answer (the bridge cancels it once the turn proves real)."""
     session: dict[str, Any]
+    turns = (
+        None
+        if interrupt_response is None
+        else {"type": "server_vad", "interrupt_response": interrupt_response}
+    )
     if dialect == "ga":
         audio: dict[str, Any] = {"output": {"format": output_format.ga_format()}}
+        if input_format is not None or turns is not None:
+            audio["input"] = {}
         if input_format is not None:
-            audio["input"] = {"format": input_format.ga_format()}
+            audio["input"]["format"] = input_format.ga_format()
+        if turns is not None:
+            audio["input"]["turn_detection"] = turns
         session = {"type": "realtime", "audio": audio}
     elif dialect == "beta":
         session = {"output_audio_format": output_format.value}
         if input_format is not None:
             session["input_audio_format"] = input_format.value
+        if turns is not None:
+            session["turn_detection"] = turns
     else:
         raise ValueError(f"dialect must be 'ga' or 'beta', got {dialect!r}")
     if instructions is not None:

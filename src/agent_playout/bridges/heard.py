@@ -13,7 +13,7 @@ from ..core.units import REALTIME_SAMPLE_RATE
 @dataclass(frozen=True)
 class ItemHeard:
     """One item (one content part) once it stopped: exact counts, the heard text, and the
-    client event the bridge sent for it (None when it played to the end)."""
+    client event the bridge sent for it."""
 
     item_id: str
     content_index: int
@@ -27,6 +27,10 @@ class ItemHeard:
     heard_text: str
     interrupted: bool
     truncation: Truncation | None
+    """The event the bridge sent for the item; None when it sent none."""
+    ended_early: bool = False
+    """The item's audio ended before the server's done events (the connection closed, or a
+    delta could not be played): played out, but not all the model said."""
 
     @property
     def audio_samples(self) -> int:
@@ -37,10 +41,6 @@ class ItemHeard:
     def audio_end_ms(self) -> int:
         """The whole milliseconds heard: what a truncation of this item says."""
         return self.heard_samples * 1000 // self.sample_rate
-
-    @property
-    def received_ms(self) -> int:
-        return self.received_samples * 1000 // self.sample_rate
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record: the fields, the two derived counts, and the event sent."""
@@ -55,5 +55,6 @@ class ItemHeard:
             "audio_end_ms": self.audio_end_ms,
             "heard_text": self.heard_text,
             "interrupted": self.interrupted,
+            "ended_early": self.ended_early,
             "truncation": None if self.truncation is None else self.truncation.to_event(),
         }

@@ -82,6 +82,9 @@ class Part:
         self.text_chars = 0
         self.handle: PlayoutHandle | None = None
         self.heard: ItemHeard | None = None
+        self.ended_early = False
+        """Its audio ended before the server said it was done: the connection closed, or a
+        delta could not be played."""
         self.cut_short = False
         """Its audio ended early on our side (a bad delta, audio after its end): the server
         holds more of it than was played, so it is truncated even when it plays out."""
@@ -280,6 +283,7 @@ class PartPlayer:
             heard_text="" if handle is None else handle.played_text,
             interrupted=not completed if handle is None else handle.interrupted,
             truncation=truncation,
+            ended_early=part.ended_early,
         )
         self.ended.add(part.key, part.heard)
         if truncation is not None:

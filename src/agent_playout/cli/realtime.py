@@ -45,7 +45,9 @@ FalseInterruptionOption = Annotated[
     typer.Option(
         metavar="SECONDS",
         help="On speech_started, pause instead of interrupting; if the user's turn brings"
-        " no words within this many seconds, play on from the exact sample.",
+        " no words within this many seconds after speech_stopped, play on from the exact"
+        " sample. Asks for server VAD that keeps the response on speech"
+        " (interrupt_response false); a real turn then cancels it.",
     ),
 ]
 REALTIME_EPILOG = (
@@ -54,7 +56,8 @@ REALTIME_EPILOG = (
     " realtime=v1\" selects the beta API's event shapes). Runs until the server closes the"
     " connection (exit 0, once what was received has played); Ctrl-C (exit 130) or SIGTERM"
     " (exit 0) first interrupts the item playing, truncates and reports it. Exit 1 if it"
-    " cannot connect, 2 for bad arguments."
+    " cannot connect, the connection ends abnormally or the report cannot be written; 2 for"
+    " bad arguments; 141 when the output pipe closed."
 )
 
 

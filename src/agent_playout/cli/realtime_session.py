@@ -40,6 +40,10 @@ T = TypeVar("T")
 NORMAL_CLOSES = (1000, 1001, 1005)
 """Close codes of a connection that ended as intended: normal, going away, no status."""
 
+SESSION_UPDATE_ID = "agent_playout_session_update"
+RESPONSE_CREATE_ID = "agent_playout_response_create"
+"""The command's own client events carry ids, so a server error about one names it."""
+
 
 @dataclass(frozen=True)
 class RealtimeSettings:
@@ -116,9 +120,15 @@ def result_line(heard: ItemHeard) -> str:
     """One item's outcome: heard of received, the exact count, what was sent, the heard text."""
     rate = heard.sample_rate
     name = heard.item_id if heard.content_index == 0 else f"{heard.item_id}[{heard.content_index}]"
-    state = "interrupted" if heard.interrupted else "completed"
+    if heard.interrupted:
+        state = "interrupted"
+    elif heard.ended_early:
+        state = "ended early (the connection closed, or its audio could not be played)"
+    else:
+        state = "completed"
     if heard.truncation is None:
-        sent = "no truncation (heard to the end)" if not heard.interrupted else "nothing sent"
+        whole = not heard.interrupted and not heard.ended_early
+        sent = "no truncation (heard to the end)" if whole else "nothing sent"
     else:
         sent = f"sent {json.dumps(heard.truncation.to_event())}"
     return (
@@ -232,13 +242,19 @@ async def _ask_for_a_response(
 
     try:
         await connection.send(
-            session_update(
-                dialect=settings.dialect,
-                output_format=AudioFormat.PCM16,
-                instructions=settings.instructions,
-            )
+            {
+                **session_update(
+                    dialect=settings.dialect,
+                    output_format=AudioFormat.PCM16,
+                    instructions=settings.instructions,
+                    interrupt_response=(
+                        None if settings.false_interruption_timeout is None else False
+                    ),
+                ),
+                "event_id": SESSION_UPDATE_ID,  # named by a server error about it
+            }
         )
-        await connection.send({"type": "response.create"})
+        await connection.send({"type": "response.create", "event_id": RESPONSE_CREATE_ID})
     except RealtimeConnectionError as error:
         items.log(f"could not ask for a response: {error}")
         return
