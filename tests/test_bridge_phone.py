@@ -244,6 +244,27 @@ async def test_the_caller_hanging_up_closes_the_model_connection_and_reports_the
 
 
 @pytest.mark.realtime
+async def test_a_call_already_ended_is_not_bridged_and_its_connection_is_closed() -> None:
+    async with SimulatedRealtimeServer([answer()]) as model:
+        connection = await connect_realtime(model.url)
+        returned = asyncio.Event()
+
+        async def handler(call: PhoneCall) -> None:
+            await call.wait_ended()
+            await bridge_phone_call(call, connection)
+            returned.set()
+
+        async with serve_phone(handler) as server:
+            async with SimulatedCaller(server.url) as caller:
+                await caller.hang_up()
+            await asyncio.wait_for(returned.wait(), 5.0)
+        assert connection.close_code is not None
+        with pytest.raises(TimeoutError):  # a response nobody would hear costs all the same
+            await model.wait_for("session.update", timeout=0.5)
+    assert model.received == []
+
+
+@pytest.mark.realtime
 async def test_the_model_closing_hangs_up_the_call_with_a_reason_naming_the_model() -> None:
     async with (
         SimulatedRealtimeServer([]) as model,

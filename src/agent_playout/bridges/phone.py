@@ -63,6 +63,9 @@ async def bridge_phone_call(
     has no pause), so with it a barge-in still interrupts at once, as the bridge logs.
     """
     sid = call.call_sid
+    if call.ended:  # nobody would hear a response: ask for none
+        await _release(sid, "the realtime connection", connection.aclose())
+        return
     playout = AgentPlayout(audio_source=call.sink)
     bridge = RealtimeBridge(
         playout,
