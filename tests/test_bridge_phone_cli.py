@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -17,7 +20,7 @@ pytest.importorskip("websockets")
 pytest.importorskip("twilio")
 
 from agent_playout.bridges.simulator import ScriptedResponse, SimulatedRealtimeServer
-from agent_playout.sinks.twilio import SimulatedCaller
+from agent_playout.sinks.twilio import DelayedLink, SimulatedCaller
 
 from .test_phone_cli import PhoneServer, report_lines, run
 
@@ -136,7 +139,8 @@ async def test_a_model_that_cannot_be_reached_hangs_up_the_call_and_the_server_s
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]  # closed again: nothing listens there
-    async with PhoneServer.running("--realtime", f"ws://127.0.0.1:{port}/v1/realtime") as server:
+    url = f"ws://user:{KEY}@127.0.0.1:{port}/v1/realtime?api-key={KEY}"
+    async with PhoneServer.running("--realtime", url) as server:
         for sid in ("CAfirst", "CAsecond"):
             async with SimulatedCaller(server.url, call_sid=sid) as caller:
                 await asyncio.wait_for(caller.wait_closed(), 15)
@@ -144,9 +148,60 @@ async def test_a_model_that_cannot_be_reached_hangs_up_the_call_and_the_server_s
             assert caller.samples_received == 0
             line = await server.wait_for(f"call {sid}: cannot connect to the realtime model")
             assert line.startswith("warning: ")
-            assert f"127.0.0.1:{port}" in line
+            assert f"ws://127.0.0.1:{port}/v1/realtime: cannot connect" in line
         code, err = await server.stop(signal.SIGTERM)
     assert (code, err) == (0, "")
+    assert KEY not in "\n".join(server.lines)  # nor in the reasons the callers were given
+
+
+@asynccontextmanager
+async def unanswered_handshakes() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A ws:// URL whose server takes the connection and never answers the handshake, and an
+    event set when a connection arrives."""
+    arrived = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        arrived.set()
+        await reader.read()  # until the client gives up
+        writer.close()
+
+    listener = await asyncio.start_server(hold, "127.0.0.1", 0)
+    async with listener:
+        yield f"ws://127.0.0.1:{listener.sockets[0].getsockname()[1]}/v1/realtime", arrived
+
+
+@pytest.mark.realtime
+async def test_a_call_that_ends_while_the_model_connects_is_not_bridged() -> None:
+    async with (
+        SimulatedRealtimeServer([answer(3.0)]) as model,
+        DelayedLink("127.0.0.1", urlsplit(model.url).port or 0, delay_ms=500) as link,
+        PhoneServer.running("--realtime", link.url("/v1/realtime")) as server,
+    ):  # the handshake takes a second: the caller is gone before the model answers it
+        async with SimulatedCaller(server.url, call_sid="CAgone") as caller:
+            await caller.hang_up()
+        await server.wait_for("call CAgone: ended: the caller hung up")
+        code, err = await server.stop(signal.SIGTERM)
+        with pytest.raises(TimeoutError):  # a response nobody would hear costs all the same
+            await model.wait_for("session.update", timeout=2.0)
+    assert (code, err) == (0, "")
+    assert "call CAgone: bridged to the realtime model" not in server.lines
+    assert model.received == []
+
+
+@pytest.mark.realtime
+async def test_a_stop_cancels_a_pending_model_connection_and_the_command_exits() -> None:
+    async with (
+        unanswered_handshakes() as (url, arrived),
+        PhoneServer.running("--realtime", url) as server,
+        SimulatedCaller(server.url, call_sid="CAwaiting") as caller,
+    ):
+        await asyncio.wait_for(arrived.wait(), 10)
+        code, err = await server.stop(signal.SIGTERM)
+        await caller.wait_closed()
+    assert (code, err) == (0, "")
+    assert caller.close_code == 1000
+    assert "call CAwaiting: ended: the server is stopping" in server.lines
+    assert not [line for line in server.lines if "cannot connect" in line]  # no 10 s timeout
 
 
 @pytest.mark.parametrize(

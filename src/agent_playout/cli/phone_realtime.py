@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from .phone_calls import ReportFile
-from .realtime_options import dialect_for
+from .realtime_options import dialect_for, shown_error
 
 if TYPE_CHECKING:
+    from ..bridges.connection import RealtimeConnection
     from ..bridges.heard import ItemHeard
     from ..sinks.twilio import PhoneCall
 
@@ -47,6 +48,7 @@ class RealtimeAnswerer:
         self._on_report_error = on_report_error
         self._live: dict[str, PhoneCall] = {}
         self._hang_ups: set[asyncio.Future[None]] = set()
+        self._connecting: set[asyncio.Future[RealtimeConnection]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self.stopping = False
@@ -56,7 +58,6 @@ class RealtimeAnswerer:
 
     async def answer(self, call: PhoneCall) -> None:
         """``serve_phone``'s handler: connect, bridge until either side ends, hang up."""
-        from ..bridges.connection import RealtimeConnectionError, connect_realtime
         from ..bridges.phone import bridge_phone_call
 
         if self.stopping:
@@ -65,13 +66,8 @@ class RealtimeAnswerer:
         self._live[call.call_sid] = call
         self._idle.clear()
         try:
-            try:
-                connection = await connect_realtime(self._url, headers=self._headers)
-            except RealtimeConnectionError as error:
-                logger.warning(
-                    "call %s: cannot connect to the realtime model: %s", call.call_sid, error
-                )
-                await call.hang_up(f"the realtime model could not be reached: {error}")
+            connection = await self._connect(call)
+            if connection is None:
                 return
             self.log(f"call {call.call_sid}: bridged to the realtime model")
             await bridge_phone_call(
@@ -85,6 +81,32 @@ class RealtimeAnswerer:
             del self._live[call.call_sid]
             if not self._live:
                 self._idle.set()
+
+    async def _connect(self, call: PhoneCall) -> RealtimeConnection | None:
+        """The model's connection; None if the call ended first or a stop cancelled the
+        connect (a connection that opened all the same is closed: nobody would hear its
+        responses), or if the model cannot be reached (the call is hung up, saying why)."""
+        from ..bridges.connection import RealtimeConnectionError, connect_realtime
+
+        connecting = asyncio.ensure_future(connect_realtime(self._url, headers=self._headers))
+        self._connecting.add(connecting)
+        ended = asyncio.ensure_future(call.wait_ended())
+        try:
+            await asyncio.wait([connecting, ended], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            self._connecting.discard(connecting)
+            if call.ended or not connecting.done():
+                await _abandon(connecting)
+        if call.ended or connecting.cancelled():
+            return None
+        try:
+            return connecting.result()
+        except RealtimeConnectionError as error:
+            said = shown_error(error)
+            logger.warning("call %s: cannot connect to the realtime model: %s", call.call_sid, said)
+            await call.hang_up(f"the realtime model could not be reached: {said}")
+            return None
 
     def _result(self, call: PhoneCall, heard: ItemHeard) -> None:
         """The item's line in the report file, then its line in the log: an item that is
@@ -106,15 +128,25 @@ class RealtimeAnswerer:
         )
 
     def stop(self) -> int:
-        """Take no new calls and hang up each live one (its item stops where the caller is,
-        and is reported); returns how many calls were live."""
+        """Take no new calls, hang up each live one (its item stops where the caller is, and
+        is reported) and cancel each pending connect; returns how many calls were live."""
         self.stopping = True
         for call in self._live.values():
             hang_up = asyncio.ensure_future(call.hang_up("the server is stopping"))
             self._hang_ups.add(hang_up)
             hang_up.add_done_callback(self._hang_ups.discard)
+        for connecting in self._connecting:
+            connecting.cancel()
         return len(self._live)
 
     async def wait_idle(self) -> None:
         """Until every live call has been reported and hung up."""
         await self._idle.wait()
+
+
+async def _abandon(connecting: asyncio.Future[RealtimeConnection]) -> None:
+    """Cancel a connect nobody waits for any more; close its connection if it opened."""
+    connecting.cancel()
+    (outcome,) = await asyncio.gather(connecting, return_exceptions=True)
+    if not isinstance(outcome, BaseException):
+        await outcome.aclose()

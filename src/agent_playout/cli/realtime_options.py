@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Annotated
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
 from ..bridges.formats import Dialect
+
+if TYPE_CHECKING:
+    from ..bridges.connection import RealtimeConnectionError
 
 REALTIME_EXTRA = "pip install 'agent-playout[realtime]'"
 
@@ -58,6 +61,18 @@ def check_realtime_url(url: str, option: str = "--url") -> str:
             f"{url!r} must be a ws:// or wss:// URL with a host", param_hint=option
         )
     return url
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed: without its query (which may carry a key, as Azure's
+    ``api-key=`` does), its fragment, or a user and password before the host."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def shown_error(error: RealtimeConnectionError) -> str:
+    """The error's message, which names its URL, with the URL as ``shown_url`` shows it."""
+    return str(error).replace(error.url, shown_url(error.url))
 
 
 def parse_headers(values: Sequence[str] | None, option: str = "--header") -> list[tuple[str, str]]:
