@@ -29,6 +29,7 @@ from .exits import fail
 from .output import Output, open_sink
 from .phone import ConsoleLog, Stop
 from .phone_calls import ReportFile
+from .realtime_options import shown_error, shown_url
 from .session import RunConsole
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ async def _connect(settings: RealtimeSettings, stop: Stop) -> RealtimeConnection
     try:
         return connecting.result()
     except RealtimeConnectionError as error:
-        fail(str(error))  # it names the URL and the cause
+        fail(shown_error(error))  # it names the URL and the cause
 
 
 async def run_session(
@@ -175,7 +176,7 @@ async def run_session(
     items = ItemLog(console, report, stop)
     try:
         with ConsoleLog(console).installed():
-            items.log(f"connecting to {settings.url}…")
+            items.log(f"connecting to {shown_url(settings.url)}…")
             connection = await _connect(settings, stop)
             if connection is None:
                 items.log(f"stopped ({stop.cause}) before the connection was made")
@@ -256,7 +257,7 @@ async def _ask_for_a_response(
         )
         await connection.send({"type": "response.create", "event_id": RESPONSE_CREATE_ID})
     except RealtimeConnectionError as error:
-        items.log(f"could not ask for a response: {error}")
+        items.log(f"could not ask for a response: {shown_error(error)}")
         return
     items.log(
         f"connected ({settings.dialect} API): asked for 24 kHz PCM16 audio and a response;"
@@ -271,4 +272,5 @@ def _say_closed(connection: RealtimeConnection, items: ItemLog, url: str) -> Non
     if code in NORMAL_CLOSES:
         items.log(f"the server closed the connection ({said})")
         return
-    fail(f"the connection to {url} ended abnormally ({said if code is not None else 'no close'})")
+    said = said if code is not None else "no close"
+    fail(f"the connection to {shown_url(url)} ended abnormally ({said})")
