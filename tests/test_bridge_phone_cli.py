@@ -36,9 +36,11 @@ REPORT_FIELDS = {
     "heard_text",
     "truncation",
 }
-HEARD_TOLERANCE_MS = 30
-"""The phone's position over a real socket is the sink's model of it: within 1.5 of the
-phone's 20 ms chunks, as the phone command's own tests allow."""
+BEHIND_MS = 250
+"""How far under what the phone played a truncation may be here. Over a real socket the
+phone's position is the sink's model of it, and between two processes on a busy machine the
+gap measures the scheduler; tests/test_bridge_phone.py proves the exactness on the virtual
+clock."""
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +53,12 @@ def answer(seconds: float) -> ScriptedResponse:
     rate = 24000
     wave = 6000 * np.sin(2 * np.pi * 440 * np.arange(round(seconds * rate)) / rate)
     return ScriptedResponse.spoken(ANSWER, wave.astype(np.int16))
+
+
+def assert_heard(truncate_ms: int, played_ms: int) -> None:
+    """A truncation never claims more than the phone played (which would tell the model the
+    caller heard what they did not), and is not far under it."""
+    assert played_ms - BEHIND_MS <= truncate_ms <= played_ms + 1, (truncate_ms, played_ms)
 
 
 def cut_ms(caller: SimulatedCaller) -> int:
@@ -82,7 +90,7 @@ async def test_a_bridged_call_sends_the_phones_truncation_and_reports_it(tmp_pat
     assert caller.close_code == 1000
     assert update["session"]["instructions"] == "Be brief."
     assert update["session"]["audio"]["output"]["format"] == {"type": "audio/pcmu"}
-    assert abs(truncate["audio_end_ms"] - cut_ms(caller)) <= HEARD_TOLERANCE_MS
+    assert_heard(truncate["audio_end_ms"], cut_ms(caller))
     (line,) = report_lines(report, "CAbridged")
     assert set(line) >= REPORT_FIELDS
     assert line["stream_sid"] == caller.stream_sid
@@ -131,7 +139,7 @@ async def test_a_stop_hangs_up_each_live_call_and_reports_what_its_caller_heard(
         assert line["truncation"] == {
             k: v for k, v in truncates[line["item_id"]].items() if k != "event_id"
         }
-        assert abs(line["audio_end_ms"] - caller.played * 1000 // 8000) <= HEARD_TOLERANCE_MS
+        assert_heard(line["audio_end_ms"], caller.played * 1000 // 8000)
 
 
 @pytest.mark.realtime

@@ -182,8 +182,10 @@ def test_phone_realtime_truncates_the_model_where_the_callers_phone_was(tmp_path
     assert heard, output
     assert played, output
     heard_ms, played_ms = int(heard[1]), int(played[1])
-    assert 800 < played_ms < 1000  # the model hears the caller 0.8 s in; the clear takes 80 ms
-    assert abs(heard_ms - played_ms) <= 30  # within 1.5 of the phone's 20 ms chunks
+    assert played_ms > 800  # the model hears the caller 0.8 s in
+    # never more than the phone played; the gap measures the scheduler (exact on the virtual
+    # clock in tests/test_bridge_phone.py)
+    assert played_ms - 250 <= heard_ms <= played_ms + 1
     assert "Your table is booked for eight.".startswith(heard[2])
     told = ast.literal_eval(printed(output, "the model was told"))
     assert told["type"] == "conversation.item.truncate"
