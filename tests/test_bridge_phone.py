@@ -265,6 +265,29 @@ async def test_a_call_already_ended_is_not_bridged_and_its_connection_is_closed(
 
 
 @pytest.mark.realtime
+async def test_a_failed_send_is_logged_and_given_as_the_reason_without_the_models_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with SimulatedRealtimeServer([]) as model:
+        ended: list[str | None] = []
+
+        async def handler(call: PhoneCall) -> None:
+            connection = await connect_realtime(f"{model.url}?api-key=sk-secret")
+            await connection.aclose()  # gone before the bridge's first send
+            await bridge_phone_call(call, connection)
+            ended.append(call.end_reason)
+
+        async with serve_phone(handler) as server, SimulatedCaller(server.url) as caller:
+            await asyncio.wait_for(caller.wait_closed(), 5.0)
+            await wait_for(lambda: bool(ended))
+    (reason,) = ended
+    assert reason is not None
+    assert reason.startswith("the realtime bridge failed: cannot send 'session.update'")
+    assert "sk-secret" not in caplog.text
+    assert "the realtime bridge failed: cannot send 'session.update'" in caplog.text
+
+
+@pytest.mark.realtime
 async def test_the_model_closing_hangs_up_the_call_with_a_reason_naming_the_model() -> None:
     async with (
         SimulatedRealtimeServer([]) as model,

@@ -169,6 +169,12 @@ def _model_gone(connection: RealtimeConnection) -> str:
 
 
 def _described(error: BaseException) -> str:
+    """The error's message; a connection error's without its URL, whose query may carry a
+    key (each line and hang-up reason already says it is the realtime model's)."""
+    from .connection import RealtimeConnectionError
+
+    if isinstance(error, RealtimeConnectionError):
+        return str(error).removeprefix(f"{error.url}: ")
     return str(error) or type(error).__name__
 
 
