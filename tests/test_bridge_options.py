@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import typer
 
-from agent_playout.cli.realtime_options import check_realtime_url, dialect_for, parse_headers
+from agent_playout.cli.realtime_options import (
+    check_realtime_url,
+    dialect_for,
+    parse_headers,
+    shown_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +50,21 @@ def test_a_malformed_header_is_refused_and_named(value: str) -> None:
 def test_the_beta_header_selects_the_beta_dialect() -> None:
     assert dialect_for([("openai-beta", "realtime=v1")]) == "beta"
     assert dialect_for([("Authorization", "Bearer x")]) == "ga"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "wss://api.openai.com/v1/realtime?model=gpt-realtime",
+            "wss://api.openai.com/v1/realtime?model=gpt-realtime",
+        ),
+        (
+            "wss://me:secret@x.openai.azure.com/openai/realtime?api-version=2025&api-key=sk-1",
+            "wss://x.openai.azure.com/openai/realtime?api-version=2025&api-key=...",
+        ),
+        ("ws://127.0.0.1:8765/v1/realtime#frag", "ws://127.0.0.1:8765/v1/realtime"),
+    ],
+)
+def test_a_shown_url_keeps_the_model_and_hides_keys_and_users(url: str, shown: str) -> None:
+    assert shown_url(url) == shown

@@ -156,7 +156,7 @@ async def test_a_model_that_cannot_be_reached_hangs_up_the_call_and_the_server_s
             assert caller.samples_received == 0
             line = await server.wait_for(f"call {sid}: cannot connect to the realtime model")
             assert line.startswith("warning: ")
-            assert f"ws://127.0.0.1:{port}/v1/realtime: cannot connect" in line
+            assert f"ws://127.0.0.1:{port}/v1/realtime?api-key=...: cannot connect" in line
         code, err = await server.stop(signal.SIGTERM)
     assert (code, err) == (0, "")
     assert KEY not in "\n".join(server.lines)  # nor in the reasons the callers were given

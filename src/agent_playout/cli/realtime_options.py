@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import typer
 
@@ -63,11 +63,19 @@ def check_realtime_url(url: str, option: str = "--url") -> str:
     return url
 
 
+_SHOWN_PARAMETERS = frozenset({"model", "deployment", "api-version", "intent"})
+"""Query parameters that name the model, never a secret: shown as they are."""
+
+
 def shown_url(url: str) -> str:
-    """``url`` as it may be printed: without its query (which may carry a key, as Azure's
-    ``api-key=`` does), its fragment, or a user and password before the host."""
+    """``url`` as it may be printed: the query's other values (a key may be one, as Azure's
+    ``api-key=`` is) as ``...``, and no fragment, user or password."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    query = "&".join(
+        f"{name}={value if name in _SHOWN_PARAMETERS else '...'}"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, query, ""))
 
 
 def shown_error(error: RealtimeConnectionError) -> str:
