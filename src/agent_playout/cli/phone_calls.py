@@ -4,11 +4,9 @@ each one's report a line of the ``--report`` JSON Lines file."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
@@ -20,8 +18,8 @@ from ..sinks.paced import NullSink
 from ..transcript.forwarder import TranscriptForwarder
 from ..transcript.sentences import TranscriptSegment
 from ..tts import Voice
-from .exits import fail
 from .model_stream import Piece, speak, voice_pieces
+from .service import ReportFile
 
 if TYPE_CHECKING:
     from ..sinks.twilio import PhoneCall
@@ -33,25 +31,6 @@ class Turn:
 
     pieces: tuple[Piece, ...]
     cut_after: float | None
-
-
-class ReportFile:
-    """The ``--report`` JSON Lines file: one turn's report a line. Each line is appended
-    with the file opened for it, so a reader can tail it and a rotated or deleted file is
-    created again rather than written unseen."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            with path.open("a", encoding="utf-8"):
-                pass
-        except OSError as error:
-            fail(f"cannot write the report to {path}: {error.strerror or error}")
-
-    def append(self, record: dict[str, Any]) -> None:
-        """One line; an ``OSError`` is the caller's to report (the file system refused it)."""
-        with self.path.open("a", encoding="utf-8") as file:
-            file.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 class Answerer:

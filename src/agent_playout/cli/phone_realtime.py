@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from .phone_calls import ReportFile
 from .realtime_options import dialect_for, shown_error
+from .service import ReportFile
 
 if TYPE_CHECKING:
     from ..bridges.connection import RealtimeConnection

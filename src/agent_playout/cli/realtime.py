@@ -21,9 +21,9 @@ import typer
 
 from .exits import BROKEN_PIPE_EXIT, fail, interrupted
 from .output import Output, checked_output, parse_output, writable
-from .phone_calls import ReportFile
 from .realtime_options import REALTIME_EXTRA, check_realtime_url, dialect_for, parse_headers
 from .realtime_session import RealtimeSettings, run_session
+from .service import ReportFile
 from .session import RunConsole
 
 REALTIME_FALLBACK_WAV = "realtime.wav"

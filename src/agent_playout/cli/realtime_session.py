@@ -27,9 +27,8 @@ from ..transcript.forwarder import TranscriptForwarder
 from .display import Captions, captions_for
 from .exits import fail
 from .output import Output, open_sink
-from .phone import ConsoleLog, Stop
-from .phone_calls import ReportFile
 from .realtime_options import shown_error, shown_url
+from .service import ConsoleLog, ReportFile, Stop
 from .session import RunConsole
 
 if TYPE_CHECKING:
