@@ -6,9 +6,9 @@ response faster than real time with the transcript interleaved, in the session's
 (G.711 mu-law at 8 kHz when asked); it refuses what the real one refuses (a truncate at 0 ms or
 past the audio sent, an unknown item, a cancel with nothing active, a second response) with an
 ``error`` event naming the client's ``event_id``; its server VAD hears the appended audio; and
-after a cancel, a few audio deltas that were "in flight" still arrive. Tests drive it with
-``speech_started()``/``speech_stopped()`` and read ``received`` (every client event) and
-``sent``.
+after a cancel, a few audio deltas that were "in flight" still arrive, before the cancelled
+response's done events. Tests drive it with ``speech_started()``/``speech_stopped()`` and
+read ``received`` (every client event) and ``sent``.
 
 This module is the server: its settings, what the tests read and drive, and the listener.
 Each client's conversation is a ``simulator_conversation.Conversation``; the events it sends
@@ -193,7 +193,7 @@ class SimulatedRealtimeServer:
 
     async def speech_started(self) -> None:
         """The VAD hears the user start: ``speech_started``, then the active response (if
-        any) is cancelled, then ``late_deltas`` deltas that were in flight."""
+        any) is cancelled: ``late_deltas`` deltas that were in flight, then its done events."""
         conversation = self._current()
         await conversation.speech_started(conversation.turn.now_ms)
 

@@ -418,9 +418,9 @@ class Conversation:
         return [self.shared.events.response_done(response, "completed")]
 
     async def _cancel(self, reason: str) -> bool:
-        """Cancel the active response as the real server does: the open part and item end,
-        ``response.done`` says cancelled, and then up to ``late_deltas`` audio deltas of the
-        open part, already in flight, arrive anyway. False when none was active."""
+        """Cancel the active response as the real server does: up to ``late_deltas`` audio
+        deltas of the open part, already in flight, still arrive; then the open part and item
+        end, and ``response.done`` says cancelled. False when none was active."""
         async with self.lock:
             response = self.response
             if response is None:
@@ -442,6 +442,6 @@ class Conversation:
                         late.append(self.shared.events.audio_delta(response, part))
                 events.append(self.shared.events.item_done(response, item, "incomplete"))
             events.append(self.shared.events.response_done(response, "cancelled", reason))
-            for event in [*events, *late]:
+            for event in [*late, *events]:
                 await self._emit(event)
         return True
