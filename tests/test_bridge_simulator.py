@@ -450,6 +450,60 @@ async def test_quiet_input_and_no_turn_detection_start_no_turn() -> None:
     ]
 
 
+async def test_clear_forgets_the_speech_the_vad_was_hearing() -> None:
+    async with (
+        SimulatedRealtimeServer([], silence_ms=200) as server,
+        await connect_realtime(server.url) as connection,
+    ):
+
+        async def append(audio: np.ndarray) -> None:
+            encoded = encode_audio(audio, AudioFormat.PCM16)
+            await connection.send({"type": "input_audio_buffer.append", "audio": encoded})
+
+        await append(tone(200))
+        first = (await read_until(connection, "input_audio_buffer.speech_started"))[-1]
+        await connection.send({"type": "input_audio_buffer.clear"})
+        await read_until(connection, "input_audio_buffer.cleared")
+        await append(silence(400))  # the cleared speech has no end to hear
+        await append(tone(200))
+        await append(silence(300))
+        events = await read_until(connection, "input_audio_buffer.committed")
+    types = [event["type"] for event in events]
+    assert types[:3] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+    ]
+    second, stopped, committed = events[:3]
+    assert second["audio_start_ms"] == 600
+    assert stopped["audio_end_ms"] == 800
+    assert second["item_id"] == committed["item_id"] != first["item_id"]
+
+
+async def test_a_turn_of_under_100_ms_is_refused_like_the_clients_commit() -> None:
+    async with (
+        SimulatedRealtimeServer([ScriptedResponse.spoken("No.", ramp(2400))]) as server,
+        await connect_realtime(server.url) as connection,
+    ):
+        quiet = encode_audio(silence(60), AudioFormat.PCM16)
+        await connection.send({"type": "input_audio_buffer.append", "audio": quiet})
+        await connection.send({"type": "input_audio_buffer.commit", "event_id": "k1"})
+        client = (await read_until(connection, "error"))[-1]
+        await server.speech_stopped("too short")
+        events = await read_until(connection, "error")
+        await connection.send({"type": "input_audio_buffer.append", "audio": quiet})
+        await server.wait_for("input_audio_buffer.append", count=2)
+        await server.speech_stopped("long enough now")
+        events += await read_until(connection, "response.done")
+    assert refusal(client) == ("input_audio_buffer_commit_empty", None, "k1")
+    assert [event["type"] for event in events[:2]] == ["input_audio_buffer.speech_stopped", "error"]
+    assert refusal(events[1]) == ("input_audio_buffer_commit_empty", None, None)
+    assert events[1]["error"]["message"] == client["error"]["message"]
+    transcripts = of_type(events, "conversation.item.input_audio_transcription.completed")
+    assert [t["transcript"] for t in transcripts] == ["long enough now"]
+    assert len(of_type(events, "response.created")) == 1
+
+
 async def test_require_bearer_refuses_a_missing_or_wrong_key_with_401() -> None:
     async with SimulatedRealtimeServer([], require_bearer="sk-right") as server:
         for headers in ([], [("Authorization", "Bearer sk-wrong")]):

@@ -200,7 +200,9 @@ class SimulatedRealtimeServer:
     async def speech_stopped(self, transcript: str | None = None) -> None:
         """The VAD hears the user stop: ``speech_stopped``, the audio committed as a user
         item, its transcription (``transcript``, else ``user_transcript``), then the next
-        response. A transcript of "" is noise: it is committed, but no response follows."""
+        response. A transcript of "" is noise: it is committed, but no response follows.
+        Under 100 ms of input audio is refused as a client's commit is (an ``error``, no item),
+        unless the client never sent input audio (the control then stands for the speech)."""
         conversation = self._current()
         await conversation.speech_stopped(conversation.turn.now_ms, transcript)
 

@@ -297,7 +297,7 @@ class Conversation:
         await self._commit(self.settings.user_transcript)
 
     async def _on_clear(self, event: dict[str, Any]) -> None:
-        self.turn.uncommitted_samples = 0
+        self.turn.clear()
         await self._emit_all({"type": "input_audio_buffer.cleared"})
 
     # -- the user's turn -----------------------------------------------------------------
@@ -332,6 +332,10 @@ class Conversation:
                 "item_id": item_id,
             }
         )
+        refusal = self.turn.stop_refusal()
+        if refusal is not None:
+            await self._refuse({}, "input_audio_buffer_commit_empty", refusal)
+            return
         heard = self.settings.user_transcript if transcript is None else transcript
         await self._commit(heard)
         if (

@@ -124,6 +124,24 @@ class Turn:
             f" {have:g}ms of audio."
         )
 
+    def stop_refusal(self) -> str | None:
+        """Why the commit a turn's end makes is refused, as ``commit_refusal``; None too when
+        no input audio ever came (the controls then stand for speech the client did not send)."""
+        if self.total_samples == 0:
+            return None
+        refusal = self.commit_refusal()
+        if refusal is not None:
+            self.item_id = None
+        return refusal
+
+    def clear(self) -> None:
+        """Drop the uncommitted audio and what the VAD heard of it (a client's clear)."""
+        self.uncommitted_samples = 0
+        self.pending = np.zeros(0, dtype=np.int16)
+        self.speaking = False
+        self.quiet_ms = 0
+        self.item_id = None
+
     def commit(self) -> str:
         """Commit the uncommitted audio: the id of the user item it becomes."""
         item_id = self.item_id or new_id("item")
