@@ -4,6 +4,7 @@ the real API does, in both dialects, for the bridge's tests to mean anything."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -504,6 +505,68 @@ async def test_a_turn_of_under_100_ms_is_refused_like_the_clients_commit() -> No
     assert len(of_type(events, "response.created")) == 1
 
 
+async def test_a_shared_script_is_used_up_and_a_per_connection_one_starts_afresh() -> None:
+    responses = [
+        ScriptedResponse.spoken("First.", ramp(2400)),
+        ScriptedResponse.spoken("Second.", ramp(2400)),
+    ]
+
+    async def answers(server: SimulatedRealtimeServer) -> list[str]:
+        heard = []
+        for _ in range(3):
+            async with await connect_realtime(server.url) as connection:
+                await connection.send({"type": "response.create"})
+                events = await read_until(connection, "response.done")
+            heard.append("".join(e["delta"] for e in of_type(events, GA_NAMES["text"])))
+        return heard
+
+    async with SimulatedRealtimeServer(responses, speed=50) as shared:
+        assert await answers(shared) == ["First.", "Second.", ""]
+    async with SimulatedRealtimeServer(responses, speed=50, script_per_connection=True) as fresh:
+        assert await answers(fresh) == ["First.", "First.", "First."]
+
+
+@pytest.mark.realtime
+async def test_barge_in_after_cuts_in_on_each_response_and_close_after_closes_with_1000() -> None:
+    responses = [
+        ScriptedResponse.spoken("One two.", ramp(RATE)),  # still being sent at the barge-in
+        ScriptedResponse.spoken("Three.", ramp(RATE // 10)),  # all sent, only still playing
+    ]
+    async with (
+        SimulatedRealtimeServer(responses, speed=2, barge_in_after=0.1, close_after=True) as server,
+        await connect_realtime(server.url) as connection,
+    ):
+        await connection.send({"type": "response.create"})
+        events = [event async for event in connection]
+    assert (connection.close_code, connection.close_reason) == (1000, "the script has been spoken")
+    turns = {
+        "response.created",
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "response.done",
+    }
+    assert [event["type"] for event in events if event["type"] in turns] == [
+        "response.created",
+        "input_audio_buffer.speech_started",
+        "response.done",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "response.created",
+        "response.done",
+        "input_audio_buffer.speech_started",  # the VAD hears the user over what still plays
+    ]
+    first, second = of_type(events, "response.done")
+    assert first["response"]["status_details"]["reason"] == "turn_detected"
+    assert second["response"]["status"] == "completed"
+    types = [event["type"] for event in events]
+    assert types.index(GA_NAMES["audio"]) < types.index("input_audio_buffer.speech_started")
+    spoken = sum(
+        decode_audio(e["delta"], AudioFormat.PCM16).size for e in of_type(events, GA_NAMES["audio"])
+    )
+    assert RATE // 10 < spoken < RATE + RATE // 10
+
+
 async def test_require_bearer_refuses_a_missing_or_wrong_key_with_401() -> None:
     async with SimulatedRealtimeServer([], require_bearer="sk-right") as server:
         for headers in ([], [("Authorization", "Bearer sk-wrong")]):
@@ -541,7 +604,7 @@ async def test_raw_messages_a_close_and_a_drop_reach_the_client_as_sent() -> Non
 
 
 @pytest.mark.realtime
-def test_the_standalone_endpoint_answers_a_client() -> None:
+def test_the_standalone_endpoint_says_its_plan_closes_when_spoken_and_exits_0_on_sigterm() -> None:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -553,6 +616,7 @@ def test_the_standalone_endpoint_answers_a_client() -> None:
             "50",
             "--text",
             "Hi.",
+            "--close-after",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -561,15 +625,33 @@ def test_the_standalone_endpoint_answers_a_client() -> None:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
         assert url.startswith("ws://127.0.0.1:")
+        plan = [process.stdout.readline().strip() for _ in range(4)]
+        assert plan[1] == "1. 'Hi.'"
+        assert plan[2].startswith("no barge-in")
+        assert plan[3].startswith("closes each connection (1000)")
 
-        async def talk() -> list[dict[str, Any]]:
+        async def talk() -> tuple[list[dict[str, Any]], int | None]:
             async with await connect_realtime(url) as connection:
                 await connection.send({"type": "response.create"})
-                return await read_until(connection, "response.done")
+                events = [event async for event in connection]
+                return events, connection.close_code
 
-        events = asyncio.run(talk())
-        assert "".join(e["delta"] for e in of_type(events, GA_NAMES["text"])) == "Hi."
-        assert events[-1]["response"]["status"] == "completed"
+        for _ in range(2):  # each connection hears the script from its first response
+            events, code = asyncio.run(talk())
+            assert "".join(e["delta"] for e in of_type(events, GA_NAMES["text"])) == "Hi."
+            assert events[-1]["response"]["status"] == "completed"
+            assert code == 1000
+
+        async def terminated() -> int | None:
+            async with await connect_realtime(url) as connection:
+                await read_until(connection, "session.created")
+                process.send_signal(signal.SIGTERM)
+                assert [event async for event in connection] == []
+                return connection.close_code
+
+        assert asyncio.run(terminated()) == 1001
+        assert process.wait(timeout=10) == 0
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

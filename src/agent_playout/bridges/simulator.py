@@ -20,7 +20,12 @@ It also serves as an offline endpoint for trying a client by hand::
     python -m agent_playout.bridges.simulator --port 8765 --text "Hello there." --text "Bye."
     agent-playout realtime --url ws://127.0.0.1:8765/v1/realtime
 
-Each ``--text`` is one response, spoken as a tone of the text's length.
+Each ``--text`` is one response, spoken as a tone of the text's length; every connection
+hears the script from its first response. ``--barge-in-after SECONDS`` has the user cut in
+that long after each response's audio begins (``speech_started``, then ``speech_stopped``
+half a second later, which asks for the next response); ``--close-after`` closes the
+connection (1000) once the script is spoken. SIGINT or SIGTERM closes every connection with
+1001 and exits 0.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+import signal
+from collections.abc import Coroutine, Mapping, Sequence
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
@@ -38,6 +44,7 @@ import numpy as np
 
 try:
     from websockets.asyncio.server import Server, ServerConnection, serve
+    from websockets.exceptions import ConnectionClosed
     from websockets.http11 import Request, Response
 except ImportError as _missing:  # pragma: no cover - as in .connection, tested there
     raise ImportError(
@@ -54,6 +61,8 @@ from .simulator_script import NAMES, ScriptedItem, ScriptedPart, ScriptedRespons
 __all__ = ["ScriptedItem", "ScriptedPart", "ScriptedResponse", "SimulatedRealtimeServer", "main"]
 
 _MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+_USER_TURN_S = 0.5
+"""How long the user a barge-in makes up speaks, and the wait before ``close_after`` closes."""
 
 
 class SimulatedRealtimeServer:
@@ -63,7 +72,12 @@ class SimulatedRealtimeServer:
     Each ``response.create`` (and each user turn the VAD ends) streams the next of
     ``responses``; when they run out, a response with no output. Audio goes out ``delta_ms``
     per delta at ``speed`` times real time. Timing is real time (``asyncio.sleep``): this is
-    the remote service, not part of the engine under test.
+    the remote service, not part of the engine under test. With ``script_per_connection``
+    each connection starts from the first response instead of taking the ones left.
+    ``barge_in_after`` seconds after each response's first audio delta, the user cuts in (as
+    ``speech_started()``, then ``speech_stopped()`` half a second later while responses are
+    left); ``close_after`` closes a connection (1000) once its script is spent, its response
+    done and its barge-ins made.
     """
 
     def __init__(
@@ -81,11 +95,16 @@ class SimulatedRealtimeServer:
         silence_ms: int = 500,
         user_transcript: str = "hello",
         require_bearer: str | None = None,
+        script_per_connection: bool = False,
+        barge_in_after: float | None = None,
+        close_after: bool = False,
     ) -> None:
         if dialect not in NAMES:
             raise ValueError(f"dialect must be 'ga' or 'beta', got {dialect!r}")
         if delta_ms <= 0 or speed <= 0:
             raise ValueError("delta_ms and speed must be positive")
+        if barge_in_after is not None and barge_in_after < 0:
+            raise ValueError(f"barge_in_after must be at least 0, got {barge_in_after!r}")
         self.dialect: Dialect = dialect
         self.host = host
         self.port = port
@@ -97,6 +116,9 @@ class SimulatedRealtimeServer:
         self.silence_ms = silence_ms
         self.user_transcript = user_transcript
         self.require_bearer = require_bearer
+        self.script_per_connection = script_per_connection
+        self.barge_in_after = barge_in_after
+        self.close_after = close_after
         self.url = ""
         """``ws://HOST:PORT/v1/realtime`` once started."""
         self._shared = Shared(list(responses), ServerEvents(dialect, delta_ms))
@@ -105,6 +127,8 @@ class SimulatedRealtimeServer:
         self.sent: list[dict[str, Any]] = self._shared.sent
         """Every server event sent, in order, over all connections."""
         self._connections: list[Conversation] = []
+        self._barging: dict[Conversation, int] = {}
+        """The barge-ins each conversation has still to make."""
         self._server: Server | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -226,6 +250,55 @@ class SimulatedRealtimeServer:
             raise RuntimeError("no client is connected to the simulated realtime server")
         return self._connections[-1]
 
+    # -- what the conversations report --------------------------------------------------
+
+    def audio_began(self, conversation: Conversation) -> None:
+        """With ``barge_in_after``, have the user cut in that much later."""
+        if self.barge_in_after is not None:
+            self._barging[conversation] = self._barging.get(conversation, 0) + 1
+            self._run(self._barge_in(conversation, self.barge_in_after))
+
+    def response_ended(self, conversation: Conversation) -> None:
+        """With ``close_after``, close a connection whose script is spent and spoken."""
+        if self._spoken(conversation):
+            self._run(self._close_when_spoken(conversation))
+
+    def _spoken(self, conversation: Conversation) -> bool:
+        return (
+            self.close_after
+            and not conversation.script
+            and conversation.response is None
+            and conversation not in self._barging
+        )
+
+    def _run(self, step: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(step)
+        self._shared.tasks.add(task)
+        task.add_done_callback(self._shared.tasks.discard)
+
+    async def _barge_in(self, conversation: Conversation, after: float) -> None:
+        """The user cuts in as the server VAD hears it, whether the response is still being
+        sent or only still playing; the turn's end asks for the next scripted response."""
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                await asyncio.sleep(after)
+                await conversation.speech_started(conversation.turn.now_ms)
+                if conversation.script:
+                    await asyncio.sleep(_USER_TURN_S)
+                    await conversation.speech_stopped(conversation.turn.now_ms, None)
+        finally:
+            self._barging[conversation] -= 1
+            if not self._barging[conversation]:
+                del self._barging[conversation]
+        self.response_ended(conversation)
+
+    async def _close_when_spoken(self, conversation: Conversation) -> None:
+        """Close after a short wait (for the client's last events, a truncation perhaps),
+        unless the client asked for another response meanwhile."""
+        await asyncio.sleep(_USER_TURN_S)
+        if self._spoken(conversation):
+            await conversation.websocket.close(1000, "the script has been spoken")
+
     # -- the connection ------------------------------------------------------------------
 
     def _check_bearer(self, websocket: ServerConnection, request: Request) -> Response | None:
@@ -258,31 +331,79 @@ def _tone(text: str) -> Int16Array:
     return (3000 * np.sin(2 * np.pi * 220 * t)).astype(np.int16)
 
 
+def _plan(args: argparse.Namespace, texts: Sequence[str]) -> list[str]:
+    """What the standalone server will do, one line each, for the user to read on start."""
+    plural = "" if len(texts) == 1 else "s"
+    lines = [f"{len(texts)} scripted response{plural}; each connection hears them from the first:"]
+    lines += [f"  {number}. {text!r}" for number, text in enumerate(texts, 1)]
+    if args.barge_in_after is None:
+        lines.append("no barge-in (--barge-in-after SECONDS to cut in on each response)")
+    else:
+        lines.append(
+            f"barge-in: speech_started {args.barge_in_after:g} s after each response's first"
+            f" audio delta, speech_stopped {_USER_TURN_S:g} s later"
+        )
+    if args.close_after and len(texts) > 1 and args.barge_in_after is None:
+        lines.append(
+            "closes each connection (1000) once its script is spoken; each response after"
+            " the first needs a response.create or a user turn from the client"
+        )
+    elif args.close_after:
+        lines.append("closes each connection (1000) once its script is spoken")
+    else:
+        lines.append("keeps each connection open (--close-after to close once spoken)")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Serve the simulated endpoint until interrupted (``python -m`` of this module)."""
+    """Serve the simulated endpoint until SIGINT or SIGTERM (``python -m`` of this module);
+    print its URL, then what it will do."""
     parser = argparse.ArgumentParser(description="A simulated OpenAI Realtime server, offline.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--dialect", choices=["ga", "beta"], default="ga")
     parser.add_argument("--speed", type=float, default=8.0, help="times real time (8)")
     parser.add_argument("--text", action="append", help="one response's words (repeatable)")
+    parser.add_argument(
+        "--barge-in-after",
+        type=float,
+        metavar="SECONDS",
+        help="the user cuts in this long after each response's audio begins (default: never)",
+    )
+    parser.add_argument(
+        "--close-after",
+        action="store_true",
+        help="close each connection (1000) once the script is spoken (default: stay open)",
+    )
     args = parser.parse_args(argv)
+    if args.barge_in_after is not None and args.barge_in_after < 0:
+        parser.error("--barge-in-after must be at least 0 seconds")
     texts = args.text or ["Hello, this is a simulated realtime model.", "Goodbye."]
     responses = [ScriptedResponse.spoken(text, _tone(text)) for text in texts]
 
     async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         server = SimulatedRealtimeServer(
-            responses, dialect=args.dialect, host=args.host, port=args.port, speed=args.speed
+            responses,
+            dialect=args.dialect,
+            host=args.host,
+            port=args.port,
+            speed=args.speed,
+            script_per_connection=True,
+            barge_in_after=args.barge_in_after,
+            close_after=args.close_after,
         )
         await server.start()
-        print(server.url, flush=True)
+        print(server.url, *_plan(args, texts), sep="\n", flush=True)
         try:
-            await server.serve_forever()
+            await stop.wait()
         finally:
             await server.aclose()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    asyncio.run(run())
 
 
 if __name__ == "__main__":

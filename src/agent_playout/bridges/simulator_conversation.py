@@ -32,6 +32,7 @@ from .simulator_script import (
     initial_session,
     merged,
     new_id,
+    truncate_refusal,
 )
 from .simulator_script import Response as ModelResponse
 from .simulator_vad import Turn, input_format, turn_detection, turn_setting
@@ -50,11 +51,18 @@ class Settings(Protocol):
     vad_threshold: int
     silence_ms: int
     user_transcript: str
+    script_per_connection: bool
+
+    def audio_began(self, conversation: Conversation) -> None:
+        """The first audio delta of a response went out."""
+
+    def response_ended(self, conversation: Conversation) -> None:
+        """A response of ``conversation`` is done (completed or cancelled)."""
 
 
 @dataclass
 class Shared:
-    """What all of one server's conversations share: the responses left to give, the logs
+    """What all of one server's conversations share: the scripted responses, the logs
     of client and server events, every assistant item, and the running streams."""
 
     script: list[ScriptedResponse]
@@ -88,6 +96,8 @@ class Conversation:
         )
         self.lock = asyncio.Lock()  # each step's events go out together, never interleaved
         self.items: dict[str, Item] = {}
+        self.script = list(shared.script) if settings.script_per_connection else shared.script
+        """The responses left to give: the server's list, or this connection's own copy."""
         self.last_item_id: str | None = None
         self.response: ModelResponse | None = None
         self.task: asyncio.Task[None] | None = None  # the stream of the latest response
@@ -241,22 +251,9 @@ class Conversation:
             return
         part = item.parts[index]
         end_ms = event.get("audio_end_ms")
-        sent_ms = part.sent_samples * 1000 / part.audio_format.sample_rate
-        if not isinstance(end_ms, int) or isinstance(end_ms, bool) or end_ms <= 0:
-            await self._refuse(
-                event,
-                "invalid_value",
-                f"Invalid 'audio_end_ms': {end_ms!r}; expected a positive integer.",
-                "audio_end_ms",
-            )
-            return
-        if end_ms * part.audio_format.sample_rate > part.sent_samples * 1000:
-            await self._refuse(
-                event,
-                "invalid_value",
-                f"Audio content of {sent_ms:g}ms is already shorter than {end_ms}ms",
-                "audio_end_ms",
-            )
+        refusal = truncate_refusal(part, end_ms)
+        if refusal is not None:
+            await self._refuse(event, "invalid_value", refusal, "audio_end_ms")
             return
         await self._emit_all(
             {
@@ -355,8 +352,8 @@ class Conversation:
     # -- the model's response ------------------------------------------------------------
 
     async def _start_response(self) -> None:
-        if self.shared.script:
-            script = self.shared.script.pop(0)
+        if self.script:
+            script = self.script.pop(0)
         else:
             logger.info("simulated realtime server: no scripted response left; answering none")
             script = ScriptedResponse(())
@@ -391,6 +388,7 @@ class Conversation:
         audio_format = output_format_of(self.session) or AudioFormat.PCM16
         step = audio_format.sample_rate * self.settings.delta_ms // 1000
         events = self.shared.events
+        began = False
         with contextlib.suppress(_Cancelled, ConnectionClosed):
             for output_index, scripted_item in enumerate(response.script.items):
                 item = Item(new_id("item"), "assistant")
@@ -402,10 +400,14 @@ class Conversation:
                     for chunk in range(chunks):
                         due = -(-(chunk + 1) * len(part.pieces) // chunks)
                         await self._step(response, events.chunk, part, due)
+                        if not began:
+                            began = True
+                            self.settings.audio_began(self)
                         await asyncio.sleep(pause)
                     await self._step(response, events.end_part, part)
                 await self._step(response, self._end_item, item)
             await self._step(response, self._finish)
+            self.settings.response_ended(self)
 
     def _add_item(self, response: ModelResponse, item: Item) -> list[Event]:
         response.output.append(item)
@@ -448,4 +450,5 @@ class Conversation:
             events.append(self.shared.events.response_done(response, "cancelled", reason))
             for event in [*late, *events]:
                 await self._emit(event)
+        self.settings.response_ended(self)
         return True

@@ -213,6 +213,17 @@ def initial_session(dialect: Dialect, *, server_vad: bool, silence_ms: int) -> d
     }
 
 
+def truncate_refusal(part: Part, end_ms: object) -> str | None:
+    """Why the real API refuses to truncate ``part`` at ``end_ms`` (not a positive integer,
+    or past the audio sent), or None."""
+    if not isinstance(end_ms, int) or isinstance(end_ms, bool) or end_ms <= 0:
+        return f"Invalid 'audio_end_ms': {end_ms!r}; expected a positive integer."
+    if end_ms * part.audio_format.sample_rate > part.sent_samples * 1000:
+        sent_ms = part.sent_samples * 1000 / part.audio_format.sample_rate
+        return f"Audio content of {sent_ms:g}ms is already shorter than {end_ms}ms"
+    return None
+
+
 def error_event(
     client_event: Mapping[str, Any], code: str, message: str, param: str | None
 ) -> Event:
