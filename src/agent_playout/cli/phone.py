@@ -23,7 +23,6 @@ import functools
 import importlib.util
 import ipaddress
 import os
-import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from .exits import BROKEN_PIPE_EXIT, fail, interrupted
+from .exits import fail, interrupted
 from .output import writable
 from .phone_calls import Answerer, prepare
 from .phone_realtime import RealtimeAnswerer
@@ -361,11 +360,4 @@ def answer_calls(
         stop = asyncio.run(_serve(listener, console, answerer_for))
     except KeyboardInterrupt:
         interrupted()
-    if stop.report_error is not None:
-        assert report_file is not None
-        refused = stop.report_error
-        fail(f"cannot write the report to {report_file.path}: {refused.strerror or refused}")
-    if stop.broken_pipe:
-        raise typer.Exit(BROKEN_PIPE_EXIT)
-    if stop.signal == signal.SIGINT:
-        interrupted()
+    stop.exit(report_file)

@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import math
-import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .exits import BROKEN_PIPE_EXIT, fail, interrupted
+from .exits import fail, interrupted
 from .output import Output, checked_output, parse_output, writable
 from .realtime_options import REALTIME_EXTRA, check_realtime_url, dialect_for, parse_headers
 from .realtime_session import RealtimeSettings, run_session
@@ -123,11 +122,4 @@ def talk_to_model(
         stop = asyncio.run(run_session(settings, output, console, report_file))
     except KeyboardInterrupt:
         interrupted()
-    if stop.report_error is not None:
-        assert report_file is not None
-        refused = stop.report_error
-        fail(f"cannot write the report to {report_file.path}: {refused.strerror or refused}")
-    if stop.broken_pipe:
-        raise typer.Exit(BROKEN_PIPE_EXIT)
-    if stop.signal == signal.SIGINT:
-        interrupted()
+    stop.exit(report_file)

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 
 from ..errors import PlayoutError
-from .exits import fail
+from .exits import BROKEN_PIPE_EXIT, fail, interrupted
 
 
 class ReportFile:
@@ -113,6 +114,18 @@ class Stop:
     def restore_signals(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._loop.remove_signal_handler(signum)
+
+    def exit(self, report: ReportFile | None) -> None:
+        """End the command as this stop says: exit 1 if the ``report`` could not be written,
+        141 after a closed stdout, 130 after Ctrl-C; return after SIGTERM or a normal end."""
+        if self.report_error is not None:
+            assert report is not None
+            refused = self.report_error
+            fail(f"cannot write the report to {report.path}: {refused.strerror or refused}")
+        if self.broken_pipe:
+            raise typer.Exit(BROKEN_PIPE_EXIT)
+        if self.signal == signal.SIGINT:
+            interrupted()
 
     @property
     def cause(self) -> str:
