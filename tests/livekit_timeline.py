@@ -93,6 +93,7 @@ class Timeline:
         fade: int = FRAME,
         capture_ms: int = 500,
         late: Callable[[int], int] = lambda n: 100_000,
+        tick_lag: Callable[[int], int] = lambda grid_ns: 0,
         insert_ns: int = 0,
         failing: frozenset[int] = frozenset(),
         learned: bool = True,
@@ -112,6 +113,8 @@ class Timeline:
         self.wakes = 0
         self.late = late
         """How late the n-th completion reaches the scheduler (a test may change it)."""
+        self.tick_lag = tick_lag
+        """How late the native thread runs the tick due at a grid time (under 10 ms)."""
         self._completions = itertools.count()
         self._insert_ns = insert_ns
         self.failing = set(failing)
@@ -171,8 +174,9 @@ class Timeline:
         """Let native ticks and the scheduler's actions happen, in order, up to ``when_ns``."""
         while True:
             next_event = self._events[0][0] if self._events else None
-            if self._next_tick <= when_ns and (next_event is None or self._next_tick <= next_event):
-                self.now = self._next_tick
+            tick_ns = self._next_tick + self.tick_lag(self._next_tick)
+            if tick_ns <= when_ns and (next_event is None or tick_ns <= next_event):
+                self.now = tick_ns
                 self._next_tick += TICK_NS
                 self.native.tick(self.now)
             elif next_event is not None and next_event <= when_ns:

@@ -143,6 +143,18 @@ def test_an_interrupt_while_a_capture_waits_clears_once_it_completed(queue_ms: i
     assert_exact(timeline, heard_through(timeline.native.audible(), ITEM, FRAME))
 
 
+@pytest.mark.parametrize("lag_ms", [0.6, 1.5, 3.0, 3.9])
+@pytest.mark.parametrize("after_ms", [0.1, 0.5, 2.0, 3.5])
+def test_an_interrupt_just_after_a_tick_the_native_thread_runs_late_counts_exactly(
+    lag_ms: float, after_ms: float
+) -> None:
+    tick = PHASE + 40 * TICK_NS
+    lag = round(lag_ms * MS)
+    timeline = Timeline(1000, tick_lag=lambda grid_ns: lag if grid_ns == tick else 0)
+    went_out = cut_at(timeline, tick + round(after_ms * MS))
+    assert_exact(timeline, went_out)
+
+
 def test_an_interrupt_just_before_a_tick_is_put_off_until_just_after_it() -> None:
     timeline = Timeline(1000)
     tick = PHASE + 40 * TICK_NS

@@ -185,7 +185,7 @@ def test_a_clear_just_before_a_tick_waits_for_it_and_counts_it() -> None:
 
 def test_a_clear_between_ticks_is_immediate_and_an_inexact_one_never_waits() -> None:
     counter = learned()
-    now = PHASE + 2 * TICK_NS - 6 * MS
+    now = PHASE + 2 * TICK_NS - 5 * MS
     assert counter.stop_point(now, exact=True) == (now, 2 * FRAME)
     assert counter.stop_point(PHASE + 2 * TICK_NS - MS, exact=False) == (
         PHASE + 2 * TICK_NS - MS,
@@ -195,7 +195,7 @@ def test_a_clear_between_ticks_is_immediate_and_an_inexact_one_never_waits() -> 
 
 def test_a_clear_right_after_a_request_waits_for_the_insertion() -> None:
     counter = learned()
-    requested = PHASE + 200 * TICK_NS + 2 * MS
+    requested = PHASE + 200 * TICK_NS + 4 * MS
     counter.request(requested, 4 * FRAME)
     clear_at, released = counter.stop_point(requested + 200_000, exact=True)
     assert clear_at == requested + INSERT_NS
