@@ -10,9 +10,14 @@ from .core.truncation import DeleteItem, TruncateItem, Truncation, truncation_fo
 from .engine.handle import PlayoutHandle
 from .engine.playout import CLEANUP_TIMEOUT_S, AgentPlayout
 from .engine.report import PlayoutReport, ReportWord
-from .errors import PlayoutClosedError, PlayoutError, PlayoutStateError
+from .errors import (
+    PlayoutClosedError,
+    PlayoutError,
+    PlayoutStateError,
+    PositionUnconfirmedError,
+)
 from .events import EventEmitter
-from .sinks.base import AudioSink, PositionedSink
+from .sinks.base import AudioSink, PositionedSink, SettlingSink
 from .sinks.paced import NullSink, PacedSink
 from .transcript.forwarder import HeardWord, TranscriptForwarder, TranscriptSegment
 from .transcript.timed_text import TimedText
@@ -42,8 +47,10 @@ __all__ = [
     "PlayoutHandle",
     "PlayoutReport",
     "PlayoutStateError",
+    "PositionUnconfirmedError",
     "PositionedSink",
     "ReportWord",
+    "SettlingSink",
     "TimedText",
     "TranscriptForwarder",
     "TranscriptSegment",
