@@ -15,6 +15,7 @@ from agent_playout import (
     AgentPlayout,
     PacedSink,
     PlayoutHandle,
+    PlayoutReport,
     PositionUnconfirmedError,
     SettlingSink,
     TranscriptForwarder,
@@ -188,3 +189,25 @@ async def test_cancelling_the_playout_while_it_settles_still_finishes_the_handle
     await clock.run(closing)
     assert handle.done()
     assert handle.position_confirmed is False
+
+
+async def test_the_report_says_whether_the_receiver_confirmed_the_count(
+    clock: VirtualClock,
+) -> None:
+    sink = ReceiverSink(clock, lost=960)
+    playout = AgentPlayout(audio_source=sink)
+    forwarder = TranscriptForwarder(record_words=True)
+    handle = playout.play(
+        item_id="it_1",
+        content_index=0,
+        transcription_fwd=forwarder,
+        text_stream=stream(["one ", "two ", "three"]),
+        audio_stream=stream(frames_of(ramp(RATE), RATE // 50)),
+    )
+    await clock.advance(0.5)
+    handle.interrupt()
+    await clock.run(handle.wait_for_playout())
+    report = PlayoutReport.from_playout(handle, forwarder)
+    assert report.position_confirmed is True
+    assert report.played_samples == handle.played_samples
+    assert report.to_dict()["position_confirmed"] is True
