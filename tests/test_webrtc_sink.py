@@ -47,6 +47,7 @@ class Peer:
         self.sent_at: list[int] = []
         self.frames: list[AvFrame] = []
         self.reporting = True
+        self.periodic = True
         self.asked: list[str] = []
         self._seq = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -83,7 +84,7 @@ class Peer:
     async def _report(self) -> None:
         while True:
             await self.clock.sleep(0.05)
-            if self.reporting:
+            if self.reporting and self.periodic:
                 self.report()
 
 
@@ -246,6 +247,24 @@ async def test_settle_waits_for_the_report_covering_the_end_and_asks_for_it(
     sent = sent_audio(peer)
     assert np.count_nonzero(sent) == end - 1  # the fade's last sample is silent
     await peer.stop()
+
+
+async def test_settle_asks_until_a_receiver_that_only_answers_requests_covers_it(
+    clock: VirtualClock,
+) -> None:
+    sink = WebRtcSink(clock=clock)
+    peer = Peer(sink, clock, delay_ms=100)
+    sink.expect_reports(peer.ask)
+    peer.periodic = False
+    peer.start()
+    await clock.run(sink.capture_frame(chunk()))
+    await clock.advance(0.02)
+    sink.clear_queue()
+    end = sink.samples_written
+    assert await clock.run(sink.settle(0, end)) == end
+    # the fade went out at 40 ms and was played 100 ms later: the next ask, 50 ms apart
+    assert clock.now_ns() <= (40 + 100 + 50) * MS
+    assert len(peer.asked) >= 3
 
 
 async def test_settle_raises_when_no_report_covers_the_end_in_time(clock: VirtualClock) -> None:

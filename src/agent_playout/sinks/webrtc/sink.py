@@ -64,6 +64,12 @@ BAD_REPORT_LOG_INTERVAL_S = 1.0
 
 _BAD_REPORT_LOG_NS = round(BAD_REPORT_LOG_INTERVAL_S * NS_PER_SECOND)
 
+ASK_INTERVAL_MS = 50
+"""While a settle waits past the time its audio should have played, it asks the receiver for a
+report this often (the contract's own report pace)."""
+
+_ASK_INTERVAL_NS = ASK_INTERVAL_MS * 1_000_000
+
 
 class TrackEndedError(OutputEndedError):
     """The WebRTC track ended (its peer connection closed, or the sink was closed)."""
@@ -77,6 +83,30 @@ class _Wait:
     def __init__(self, check: Callable[[], bool], future: asyncio.Future[None]) -> None:
         self.check = check
         self.future = future
+
+
+class _Asking:
+    """Asks for a report at a time, then every ``ASK_INTERVAL_MS`` until cancelled: a settle
+    is not left to a receiver's own pace."""
+
+    __slots__ = ("_ask", "_clock", "_timer")
+
+    def __init__(self, clock: Clock, ask: Callable[[], None]) -> None:
+        self._clock = clock
+        self._ask = ask
+        self._timer: TimerHandle | None = None
+
+    def start(self, at_ns: int) -> None:
+        self._timer = self._clock.call_at(at_ns, self._fire)
+
+    def _fire(self) -> None:
+        self._ask()
+        self.start(self._clock.now_ns() + _ASK_INTERVAL_NS)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class WebRtcSink(SinkSurface, ClosesOnExit):
@@ -285,7 +315,8 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
         if outcome is None:
             self._ask_for_report()
             due = self._due_ns(end)
-            ask = self._clock.call_at(due + scheduler.median_delay_ns(), self._ask_for_report)
+            ask = _Asking(self._clock, self._ask_for_report)
+            ask.start(due + scheduler.median_delay_ns())
             try:
                 confirmed = await self._wait_reports(
                     lambda: scheduler.settled(start, end) is not None,
