@@ -396,6 +396,22 @@ async def test_close_mid_item_ends_every_wait(clock: VirtualClock) -> None:
     await peer.stop()
 
 
+async def test_a_sender_that_stops_reading_the_track_fails_the_waits_bounded(
+    clock: VirtualClock,
+) -> None:
+    sink = WebRtcSink(clock=clock, queue_size_ms=50, settle_timeout_ms=300, label="stuck")
+    peer = Peer(sink, clock)
+    peer.reporting = False
+    peer.start()
+    await clock.advance(0.05)
+    await peer.stop()  # aiortc's sender stops reading, the track still live
+    with pytest.raises(TrackEndedError, match="stuck: the track was not read for 300 ms"):
+        await clock.run(sink.capture_frame(chunk(9600)))
+    assert 0.3 <= clock.now_ns() / 1e9 - 0.05 <= 0.5
+    with pytest.raises(TrackEndedError, match="not read"):
+        await clock.run(sink.wait_for_playout())
+
+
 async def test_with_closes_the_sink(clock: VirtualClock) -> None:
     with WebRtcSink(clock=clock) as sink:
         pass

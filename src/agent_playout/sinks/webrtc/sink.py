@@ -369,9 +369,31 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
             raise self._ended
 
     async def _wait_for_sent(self, target: int) -> None:
+        """Wait until ``target`` audio was sent. Before the track's first frame that waits for
+        the peer to connect; once it sends, a sender that stops reading it fails the wait
+        ``settle_timeout_ms`` after the audio was due (``TrackEndedError``)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sent_waiters.add(target, future)
-        await future
+        if self._first_frame_ns is None:
+            await future
+            return
+        due = samples_to_ns(max(target - self._scheduler.audio_sent, 0) + FRAME, RATE)
+        timeout_ms = self._settle_timeout_ns // 1_000_000
+
+        def stalled() -> None:
+            if not future.done():
+                future.set_exception(
+                    TrackEndedError(
+                        f"webrtc {self._label}: the track was not read for {timeout_ms} ms"
+                        " past when its audio was due (its sender stopped)"
+                    )
+                )
+
+        timer = self._clock.call_at(self._clock.now_ns() + due + self._settle_timeout_ns, stalled)
+        try:
+            await future
+        finally:
+            timer.cancel()
 
     async def _wait_reports(self, check: Callable[[], bool], deadline_ns: int) -> bool:
         """Wait until ``check`` holds after a report: True; False at ``deadline_ns`` or once the
