@@ -11,9 +11,11 @@ Position sources, on one 48 kHz axis:
   packet, so the count leads what is audible by at most that 20 ms packet, and concealment and
   time-stretch (``insertedSamplesForDeceleration``, ``removedSamplesForAcceleration``) never
   enter it: they change when packets are taken, not how many. Where a receiver has no such
-  count, its AudioWorklet's rendered ``frames`` (at its ``sampleRate``, converted to 48 kHz)
-  are the fallback. The count is mapped onto the sent axis: less ``OPUS_DELAY`` (the
-  encoder's 312-sample lookahead), origin at the track's first frame, and silence taken out.
+  count, its AudioWorklet's rendered ``frames`` (at its ``sampleRate``, converted to 48 kHz,
+  counted from the track's first frame, as the page must) are the fallback; they include
+  what the receiver concealed or stretched, so they are the rougher of the two. The count
+  is mapped onto the sent axis: less ``OPUS_DELAY`` (the encoder's 312-sample lookahead),
+  origin at the track's first frame, and the silence between items taken out.
   It never exceeds ``samples_sent``, and it never decreases.
 
 Axes. The receiver's counters start at its first packet. The track sends from its first
@@ -218,7 +220,7 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
                 channel.send(text)
 
         self.expect_reports(send)
-        channel.on("message", self.receive_message)
+        channel.on("message", self._on_channel_message)
         channel.on("close", self.receiver_closed)
         if channel.readyState == "closed":
             self.receiver_closed()
@@ -247,6 +249,14 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
             self._bad_report(error)
             return
         self._check_waits()
+
+    def _on_channel_message(self, message: object) -> None:
+        """A channel's message handler never raises: pyee would re-raise it inside aiortc's
+        SCTP reader, and one bad message would stop every later one."""
+        try:
+            self.receive_message(message)
+        except Exception:
+            logger.exception("webrtc %s: failed to take a receiver message", self._label)
 
     def receiver_closed(self) -> None:
         """The reports stopped for good (the channel closed): waits on them end now."""
