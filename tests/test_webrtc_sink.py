@@ -468,3 +468,31 @@ async def test_an_interrupted_item_ends_at_the_count_the_receiver_confirmed(
     assert text.startswith(handle.played_text.strip())
     await playout.aclose()
     await peer.stop()
+
+
+async def test_an_item_cut_after_the_reports_stopped_keeps_the_sent_count_unconfirmed(
+    clock: VirtualClock,
+) -> None:
+    sink = WebRtcSink(clock=clock)
+    peer = Peer(sink, clock, delay_ms=120)
+    sink.expect_reports(peer.ask)
+    peer.start()
+    playout = AgentPlayout(audio_source=sink)
+    handle = playout.play(
+        item_id="it_gone",
+        content_index=0,
+        transcription_fwd=TranscriptForwarder(),
+        text_stream=stream(["a few words to say"]),
+        audio_stream=stream(frames_of(np.full(RATE, 3000, dtype=np.int16), 960, rate=RATE)),
+    )
+    await clock.advance(0.4)
+    peer.reporting = False
+    sink.receiver_closed()  # the data channel closed mid-item
+    handle.interrupt()
+    sent = handle.played_samples
+    await clock.run(handle.wait_for_playout())
+    assert clock.now_ns() == 400 * MS  # no wait for a receiver that is gone
+    assert handle.position_confirmed is False
+    assert handle.played_samples == sent == sink.samples_written
+    await playout.aclose()
+    await peer.stop()
