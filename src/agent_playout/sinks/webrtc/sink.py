@@ -27,11 +27,12 @@ loss the position lags behind the truth by what was lost, for the same reason.
 
 Interrupts. WebRTC cannot clear the receiver's buffer: what was sent still plays. On
 ``clear_queue`` the track stops feeding at once: the next frame carries the declick fade-out
-of what was to be sent next (``fade_ms``, counted as sent and written), then silence. The
+of what was to be sent next (``fade_ms``, counted as sent and written), then silence.
 ``pause()`` fades out the same way and holds the queue; ``resume()`` sends on from the next
-sample, faded in. The engine then calls ``settle(start, end)`` after an interrupt: once the reports cover ``end``, the listener heard
-the sent count less what the receiver reported lost (``packetsLost``, 20 ms each) or concealed
-(``concealedSamples``) since the item's first frame went out, the larger of the two.
+sample, faded in. After an interrupt the engine calls ``settle(start, end)``: once the
+reports cover ``end``, the listener heard the sent count less what the receiver reported lost
+(``packetsLost``, 20 ms each) or concealed (``concealedSamples``) since the item's first frame
+went out, the larger of the two.
 
 Without a receiver (no channel ever attached, nothing relayed), ``samples_played`` is the sent
 position: **unconfirmed**, an upper bound that is never called exact, and ``settle`` raises
