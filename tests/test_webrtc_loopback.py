@@ -99,6 +99,13 @@ async def test_random_interrupts_settle_to_exactly_what_the_receiver_took() -> N
                 assert abs(first - OPUS_DELAY) <= OPUS_SMEAR
                 assert abs((last - first) - heard) <= OPUS_SMEAR
             after = begins + sent_count
+        # the reporter's figures from the aiortc receiver's own getStats()
+        inbound = lb.received.inbound
+        assert inbound["packetsReceived"] >= inbound["jitterBufferEmittedCount"] // FRAME
+        assert inbound["packetsLost"] >= 0
+        assert inbound["totalSamplesReceived"] == (
+            inbound["jitterBufferEmittedCount"] + inbound["concealedSamples"]
+        )
 
 
 async def test_playout_position_follows_the_receivers_emitted_count() -> None:

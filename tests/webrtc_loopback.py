@@ -66,6 +66,8 @@ class Received:
     pts: list[int] = field(default_factory=list)
     reported: list[int] = field(default_factory=list)
     """The emitted count of each report, as it reached the sender."""
+    inbound: dict[str, float] = field(default_factory=dict)
+    """The last report's ``inbound`` figures."""
 
     def take(self, frame: AudioFrame) -> None:
         assert frame.pts is not None
@@ -133,6 +135,7 @@ async def loopback(
         except (ValueError, TypeError, KeyError):  # a test's garbage, which the sink refused
             return
         received.reported.append(count)
+        received.inbound = inbound
         if on_report is not None:
             on_report()
 
