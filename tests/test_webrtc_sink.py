@@ -533,3 +533,10 @@ async def test_a_paused_playout_holds_its_audio_and_resumes_at_the_next_sample(
     assert np.count_nonzero(sent) == RATE - 1  # all of it went out; the fade-out ends on 0
     await playout.aclose()
     await peer.stop()
+
+
+async def test_wait_for_playout_with_nothing_written_returns_at_once(clock: VirtualClock) -> None:
+    sink = WebRtcSink(clock=clock)
+    sink.expect_reports()
+    await clock.run(sink.wait_for_playout())
+    assert clock.now_ns() == 0

@@ -230,7 +230,8 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
 
     def expect_reports(self, send: Callable[[str], None] | None = None) -> None:
         """A receiver reports to this sink (through ``receive_message``, e.g. relayed by a
-        server): ``samples_played`` waits for its reports from now on. ``send`` delivers the
+        server): ``samples_played`` waits for its reports from now on, holding where it was
+        (the sent position, if audio went out unconfirmed before). ``send`` delivers the
         sink's requests for a report at once, if the relay can."""
         if not self._receiver:
             self._played_floor = self._scheduler.audio_sent
@@ -308,7 +309,7 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
         run_start, self._run_start = self._run_start, None
         if scheduler.audio_sent < end:
             await self._wait_for_sent(end)
-        if not self._receiver or self._receiver_gone:
+        if not self._receiver or self._receiver_gone or self.samples_played >= end:
             return
         since = scheduler.stream_of(end if run_start is None else run_start) or 0
         confirmed = await self._wait_reports(
