@@ -110,7 +110,11 @@ async def _opened(channel: RTCDataChannel) -> None:
 
 @contextlib.asynccontextmanager
 async def loopback(
-    sink: WebRtcSink, *, attach: bool = True, on_report: Callable[[], None] | None = None
+    sink: WebRtcSink,
+    *,
+    attach: bool = True,
+    on_report: Callable[[], None] | None = None,
+    interval_ms: int = 50,
 ) -> AsyncIterator[Loopback]:
     """``sink`` sending to a receiving peer that reports back; both closed on the way out.
 
@@ -148,7 +152,11 @@ async def loopback(
             receiver_channel = await channels.get()
             audio = next(t for t in receiver.getTransceivers() if t.kind == "audio")
             reporter = ReceiverReporter(
-                track, receiver_channel, receiver=audio.receiver, on_frame=received.take
+                track,
+                receiver_channel,
+                receiver=audio.receiver,
+                on_frame=received.take,
+                interval_ms=interval_ms,
             )
             reporter.start()
             await _opened(receiver_channel)
