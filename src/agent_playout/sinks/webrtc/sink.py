@@ -15,7 +15,9 @@ Position sources, on one 48 kHz axis:
   counted from the track's first frame, as the page must) are the fallback; they include
   what the receiver concealed or stretched, so they are the rougher of the two. The count
   is mapped onto the sent axis: less ``OPUS_DELAY`` (the encoder's 312-sample lookahead),
-  origin at the track's first frame, and the silence between items taken out.
+  origin at the track's first frame, and the silence between items taken out. The
+  ``media-playout`` stats are parsed but not used: Chromium keeps them device-wide, at the
+  device's rate, so they cannot be tied to this track.
   It never exceeds ``samples_sent``, and it never decreases.
 
 Axes. The receiver's counters start at its first packet. The track sends from its first
