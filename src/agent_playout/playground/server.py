@@ -1,0 +1,167 @@
+"""The playground's aiohttp server: the page, one session per tab, the offer, the plots.
+
+As aiortc's own server example does, the page posts its SDP offer over HTTP and gets the
+answer back; unlike it, each tab first opens a WebSocket, which creates the tab's session
+and carries what is said and heard. The socket's end is the tab's end: it closes that
+session, and only that one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import WSMsgType, web
+
+from ..tts import Voice
+from .messages import MessageError, parse_offer
+from .session import OfferError, Session
+from .voice import SharedVoice
+
+logger = logging.getLogger("agent_playout")
+
+STATIC = Path(__file__).parent / "static"
+RESPONSES = (
+    "At 6:40. It leaves from platform three, and it is on time.",
+    "About four hours. There is a short stop in Providence, and the café car stays open"
+    " until New Haven.",
+    "Your table for four is booked for eight o'clock tonight. Would you like me to send"
+    " the confirmation to your phone?",
+)
+"""The canned responses the page offers beside its text box."""
+HEARTBEAT_S = 10.0
+"""WebSocket pings: a tab that vanishes without closing (a crash, a laptop lid) is found
+within two of them."""
+MAX_MESSAGE_BYTES = 64 * 1024
+
+_SESSIONS = web.AppKey("sessions", dict[str, Session])
+_SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
+_VOICE = web.AppKey("voice", SharedVoice)
+
+
+def create_app(voice: Voice) -> web.Application:
+    """The playground's application, speaking with ``voice`` (shared by every tab)."""
+    app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
+    app[_VOICE] = SharedVoice(voice)
+    app[_SESSIONS] = {}
+    app[_SOCKETS] = set()
+    numbers = itertools.count(1)
+
+    async def page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE_BYTES)
+        await ws.prepare(request)
+        session_id = f"s{next(numbers)}"
+        session = Session(session_id, app[_VOICE], ws.send_json)
+        app[_SESSIONS][session_id] = session
+        app[_SOCKETS].add(ws)
+        reason = "the tab closed"
+        ended = asyncio.create_task(_close_when_ended(session, ws))
+        try:
+            await ws.send_json(
+                {"type": "hello", "session": session_id, "responses": list(RESPONSES)}
+            )
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    session.on_page_message(message.data)
+                elif message.type == WSMsgType.BINARY:
+                    logger.warning(
+                        "session %s: ignored a binary message from the page (%d bytes)",
+                        session_id,
+                        len(message.data),
+                    )
+                elif message.type == WSMsgType.ERROR:
+                    reason = f"the page's socket failed: {ws.exception()}"
+        finally:
+            ended.cancel()
+            await asyncio.gather(ended, return_exceptions=True)
+            if session.closed:
+                reason = "its peer connection ended"
+            app[_SOCKETS].discard(ws)
+            del app[_SESSIONS][session_id]
+            await session.aclose(reason)
+            await ws.close()
+        return ws
+
+    async def offer(request: web.Request) -> web.Response:
+        session_id = request.match_info["session"]
+        session = app[_SESSIONS].get(session_id)
+        if session is None:
+            return _refuse(404, f"no session {session_id!r}: open the page's socket first")
+        try:
+            answer = await session.answer(parse_offer(await request.read()))
+        except (MessageError, OfferError) as error:
+            logger.warning("session %s: refused the page's offer: %s", session_id, error)
+            return _refuse(400, str(error))
+        return web.json_response({"type": answer.type, "sdp": answer.sdp})
+
+    async def plot(request: web.Request) -> web.Response:
+        session = app[_SESSIONS].get(request.match_info["session"])
+        png = None if session is None else session.plots.get(request.match_info["item"])
+        if png is None:
+            return _refuse(404, "no such plot (plots are kept while their tab is open)")
+        return web.Response(body=png, content_type="image/png")
+
+    async def close_sockets(app: web.Application) -> None:
+        """Server stopping: each tab's socket closes (1001), which ends its session."""
+        for ws in set(app[_SOCKETS]):
+            await ws.close(code=1001, message=b"the playground is stopping")
+
+    app.router.add_get("/", page)
+    app.router.add_get("/session", socket)
+    app.router.add_post("/session/{session}/offer", offer)
+    app.router.add_get("/session/{session}/plot/{item}.png", plot)
+    app.router.add_static("/static/", STATIC)
+    app.on_shutdown.append(close_sockets)
+    return app
+
+
+async def _close_when_ended(session: Session, ws: web.WebSocketResponse) -> None:
+    """A session that ended by itself (its peer connection failed) closes its tab's socket."""
+    await session.ended.wait()
+    await ws.close(code=1011, message=b"the session ended")
+
+
+def _refuse(status: int, message: str) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps({"error": message}), content_type="application/json"
+    )
+
+
+class PlaygroundServer:
+    """A running playground: its URL and its sessions."""
+
+    def __init__(self, runner: web.AppRunner, app: web.Application) -> None:
+        self._runner = runner
+        self._app = app
+        host, port = runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}/"
+
+    @property
+    def sessions(self) -> dict[str, Session]:
+        """The live sessions by id (one per open tab)."""
+        return self._app[_SESSIONS]
+
+
+@contextlib.asynccontextmanager
+async def serve_playground(
+    voice: Voice, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[PlaygroundServer]:
+    """Serve the playground on ``host:port`` (0: a free port) until the block ends; then
+    every tab's session is closed. ``OSError`` if the port cannot be bound."""
+    app = create_app(voice)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        yield PlaygroundServer(runner, app)
+    finally:
+        await runner.cleanup()

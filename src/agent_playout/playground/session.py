@@ -1,0 +1,292 @@
+"""One browser tab's session: its peer connection, its ``WebRtcSink`` and ``AgentPlayout``,
+the responses it speaks, their captions and their reports.
+
+The page's audio arrives over WebRTC; everything else (what to say, the interrupt, the
+captions, the reports) goes over the tab's WebSocket as JSON (``messages``). Captions follow
+the engine's transcript forwarder, which follows ``sink.samples_played``: the position the
+browser itself reported playing out. Each caption carries that position, so the page (and
+the tests) can check that no caption ran ahead of the browser.
+
+Every wait on the peer is bounded and every path releases what the session holds: the tab
+closing, the socket dying and the server stopping all end in ``aclose()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+
+from ..cli.model_stream import Spoken, speak, voice_pieces
+from ..cli.plot import timeline_png
+from ..engine.handle import PlayoutHandle
+from ..engine.playout import AgentPlayout
+from ..sinks.webrtc import WebRtcSink
+from ..transcript.forwarder import TranscriptForwarder
+from ..transcript.sentences import TranscriptSegment
+from ..tts import Voice
+from .messages import Interrupt, MessageError, Offer, Speak, parse_page_message
+
+logger = logging.getLogger("agent_playout")
+
+STATS_CHANNEL = "receiver-stats"
+"""The label of the data channel the page sends its receiver reports on (the contract's)."""
+CLOSE_TIMEOUT_S = 5.0
+"""The longest a session waits for its items, its playout and its peer connection to end."""
+OFFER_TIMEOUT_S = 10.0
+"""The longest the answer to an offer may take (aiortc gathers its candidates first)."""
+PLOTS_KEPT = 20
+"""Timeline PNGs kept per session (the page fetches each once, right after its report)."""
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class OfferError(ValueError):
+    """The page's offer could not be answered: malformed SDP, or a second offer."""
+
+
+class Session:
+    """One tab: one peer connection, one sink, one playout, its items one after another."""
+
+    def __init__(self, session_id: str, voice: Voice, send: Send) -> None:
+        self.session_id = session_id
+        self._voice = voice
+        self._send = send
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write())
+        self.sink = WebRtcSink(num_channels=1, label=f"session {session_id}")
+        self.playout = AgentPlayout(audio_source=self.sink)
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._pc.on("datachannel", self._on_datachannel)
+        self._pc.on("connectionstatechange", self._on_connection_state)
+        self._answered = False
+        self._items = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.plots: dict[str, bytes] = {}
+        self._closed = False
+        self._closing: asyncio.Task[None] | None = None
+        self.ended = asyncio.Event()
+        """Set once the session has closed (the tab went away, or the server stopped)."""
+        logger.info("session %s: opened", session_id)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def answer(self, offer: Offer) -> RTCSessionDescription:
+        """Answer the page's offer with the sink's track; ``OfferError`` if it cannot be."""
+        if self._closed:
+            raise OfferError("the session is closed")
+        if self._answered:
+            raise OfferError("this session already has a peer connection; open a new tab")
+        self._answered = True
+        pc = self._pc
+        try:
+            await asyncio.wait_for(self._negotiate(offer), OFFER_TIMEOUT_S)
+        except OfferError:
+            raise
+        except asyncio.TimeoutError:
+            raise OfferError(f"no answer within {OFFER_TIMEOUT_S:.0f} s") from None
+        except Exception as error:  # aiortc's SDP parser raises several kinds on bad input
+            raise OfferError(f"malformed SDP: {type(error).__name__}: {error}") from None
+        logger.info("session %s: answered the page's offer", self.session_id)
+        return self._pc.localDescription
+
+    async def _negotiate(self, offer: Offer) -> None:
+        pc = self._pc
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+        if not any(t.kind == "audio" for t in pc.getTransceivers()):
+            raise OfferError("the offer has no audio section to send the voice in")
+        pc.addTrack(self.sink.track)
+        await pc.setLocalDescription(await pc.createAnswer())
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label == STATS_CHANNEL:
+            self.sink.attach_channel(channel)
+            return
+        logger.warning(
+            "session %s: ignored a data channel labelled %r (only %r is used)",
+            self.session_id,
+            channel.label,
+            STATS_CHANNEL,
+        )
+
+    def _on_connection_state(self) -> None:
+        state = self._pc.connectionState
+        if state in ("failed", "closed") and not self._closed:
+            self.close_soon(f"peer connection {state}")
+
+    def on_page_message(self, raw: str | bytes) -> None:
+        """A WebSocket message from the page; a bad one is logged and answered with an error
+        object, and the session goes on."""
+        try:
+            message = parse_page_message(raw)
+        except MessageError as error:
+            logger.warning("session %s: bad message from the page: %s", self.session_id, error)
+            self._post({"type": "error", "message": str(error)})
+            return
+        if isinstance(message, Speak):
+            self.speak(message.text)
+        elif isinstance(message, Interrupt):
+            self.interrupt()
+
+    def speak(self, text: str) -> str:
+        """Start speaking ``text`` (cutting what plays); returns its item id."""
+        if self._closed:
+            raise RuntimeError(f"session {self.session_id} is closed")
+        self._items += 1
+        item_id = f"item_{self._items}"
+        task = asyncio.create_task(self._run_item(item_id, text))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return item_id
+
+    def interrupt(self) -> None:
+        """Cut the item playing now, if one is (the sink stops feeding at once)."""
+        current = self.playout.current
+        if current is not None and not current.done():
+            current.interrupt()
+
+    async def _run_item(self, item_id: str, text: str) -> None:
+        voice = self._voice
+        handles: list[PlayoutHandle] = []
+
+        def watch(forwarder: TranscriptForwarder) -> None:
+            handle = self.playout.current
+            assert handle is not None and handle.item_id == item_id
+            handles.append(handle)
+            self._post({"type": "item-started", "item_id": item_id, "text": text})
+            forwarder.on("segment", lambda s: self._caption(handle, forwarder, s))
+
+        try:
+            spoken = await speak(
+                self.playout,
+                voice_pieces(voice, text, in_thread=True),
+                item_id=item_id,
+                sample_rate=voice.sample_rate,
+                watch=watch,
+            )
+        except Exception:
+            logger.exception("session %s: %s failed", self.session_id, item_id)
+            self._post({"type": "error", "message": f"{item_id} failed; see the server's log"})
+            return
+        handle = handles[0]
+        plot = await asyncio.to_thread(timeline_png, [(spoken.report, spoken.audio)])
+        self.plots[item_id] = plot
+        while len(self.plots) > PLOTS_KEPT:
+            del self.plots[next(iter(self.plots))]
+        self._post(self._report(handle, spoken, text))
+
+    def _caption(
+        self, handle: PlayoutHandle, forwarder: TranscriptForwarder, segment: TranscriptSegment
+    ) -> None:
+        """The heard text as the engine moved it, with the playout position it came from
+        (read in the same call: the engine moves the captions synchronously)."""
+        rate = self.sink.sample_rate
+        words = forwarder.heard_words
+        word_start = None
+        if words:
+            word_start = words[-1].start * rate // forwarder.sample_rate
+        heard = forwarder.played_text
+        self._post(
+            {
+                "type": "caption",
+                "item_id": handle.item_id,
+                "heard": heard,
+                "rest": forwarder.text[len(heard) :],
+                "final": segment.final,
+                "played": handle.played_samples,
+                "word_start": word_start,
+                "position": self.sink.samples_played,
+                "sent": self.sink.samples_sent,
+                "sample_rate": rate,
+            }
+        )
+
+    def _report(self, handle: PlayoutHandle, spoken: Spoken, text: str) -> dict[str, Any]:
+        """The item's report for the page: the engine's, with both positions and the delay."""
+        report = spoken.report
+        count, median_ms, max_ms = self.sink.delays()
+        settlement = self.sink.settlement if report.interrupted else None
+        return {
+            "type": "report",
+            "item_id": report.item_id,
+            "text": text,
+            "interrupted": report.interrupted,
+            "error": report.error,
+            "heard_text": report.heard_text,
+            "heard_samples": report.played_samples,
+            "sample_rate": report.sample_rate,
+            "pushed_samples": handle.pushed_samples,
+            "position_confirmed": handle.position_confirmed,
+            "settlement": None
+            if settlement is None
+            else {
+                "start": settlement.start,
+                "end": settlement.end,
+                "sent": settlement.end - settlement.start,
+                "heard": settlement.heard,
+                "lost": settlement.lost,
+                "confirmed": settlement.confirmed,
+            },
+            "samples_sent": self.sink.samples_sent,
+            "samples_played": self.sink.samples_played,
+            "delay": {"count": count, "median_ms": median_ms, "max_ms": max_ms},
+            "truncation": None if report.truncation is None else report.truncation.to_event(),
+            "plot": f"/session/{self.session_id}/plot/{report.item_id}.png",
+            "report": report.to_dict(),
+        }
+
+    def _post(self, message: dict[str, Any]) -> None:
+        if not self._closed:
+            self._outbox.put_nowait(message)
+
+    async def _write(self) -> None:
+        """Send the outbox in order; a socket that fails ends the session."""
+        while True:
+            message = await self._outbox.get()
+            try:
+                await self._send(message)
+            except (ConnectionError, RuntimeError) as error:
+                self.close_soon(f"the page's socket failed: {error}")
+                return
+
+    def close_soon(self, reason: str) -> None:
+        """Close from a callback that cannot wait (the peer's state, a failed send)."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self.aclose(reason))
+
+    async def aclose(self, reason: str = "closed") -> None:
+        """End the session: cut the item playing, let it settle (bounded), close the
+        playout, the sink and the peer connection. Logged once; later calls wait for it."""
+        if self._closed:
+            await self.ended.wait()
+            return
+        self._closed = True
+        try:
+            self.interrupt()
+            pending = set(self._tasks)
+            if pending:
+                _, late = await asyncio.wait(pending, timeout=CLOSE_TIMEOUT_S)
+                for task in late:
+                    task.cancel()
+                if late:
+                    await asyncio.wait(late, timeout=CLOSE_TIMEOUT_S)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.playout.aclose(), CLOSE_TIMEOUT_S)
+        finally:
+            try:
+                self.sink.close()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._pc.close(), CLOSE_TIMEOUT_S)
+            finally:
+                self._writer.cancel()
+                await asyncio.gather(self._writer, return_exceptions=True)
+                logger.info(
+                    "session %s: closed (%s) after %d item(s)", self.session_id, reason, self._items
+                )
+                self.ended.set()

@@ -1,0 +1,242 @@
+// The playground page: one session per tab. Audio arrives over WebRTC; what to say, the
+// interrupt, the captions and the reports go over the tab's WebSocket. Every 50 ms the
+// page sends its receiver stats on the "receiver-stats" data channel, copied verbatim from
+// getStats(), so the server's position is what this browser played.
+"use strict";
+
+const REPORT_INTERVAL_MS = 50;
+const INBOUND_FIELDS = [
+  "totalSamplesReceived", "concealedSamples", "silentConcealedSamples", "concealmentEvents",
+  "insertedSamplesForDeceleration", "removedSamplesForAcceleration", "jitterBufferDelay",
+  "jitterBufferEmittedCount", "jitterBufferTargetDelay", "packetsReceived", "packetsLost",
+  "audioLevel", "totalAudioEnergy",
+];
+const PLAYOUT_FIELDS = [
+  "totalSamplesCount", "totalSamplesDuration", "synthesizedSamplesDuration",
+  "synthesizedSamplesEvents", "totalPlayoutDelay",
+];
+const KEPT = 2000;
+
+// What the page saw, for a reader of the page (and the tests): its own stats, each caption
+// with the stats the page had sent when it showed it, and each item's report.
+const state = {
+  session: null, error: null, seq: 0, lastReport: null, reports: [], captions: [], items: {},
+  worklet: null,
+};
+window.playground = state;
+
+const $ = (id) => document.getElementById(id);
+let socket = null;
+let pc = null;
+let channel = null;
+
+function status(text) { $("status").textContent = text; }
+
+function copy(stats, fields) {
+  if (!stats) return null;
+  const out = {};
+  for (const name of fields) if (stats[name] !== undefined) out[name] = stats[name];
+  return out;
+}
+
+async function receiverReport() {
+  let inbound = null;
+  let playout = null;
+  if (pc) {
+    const stats = await pc.getStats();
+    const playouts = {};
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") inbound = s;
+      if (s.type === "media-playout") playouts[s.id] = s;
+    });
+    const chosen = inbound && inbound.playoutId ? playouts[inbound.playoutId] : null;
+    playout = chosen || Object.values(playouts)[0] || null;
+  }
+  const report = {
+    type: "receiver-report", seq: state.seq++, at_ms: performance.now(),
+    inbound: copy(inbound, INBOUND_FIELDS), playout: copy(playout, PLAYOUT_FIELDS),
+    worklet: state.worklet ? { ...state.worklet } : null,
+  };
+  return report;
+}
+
+async function sendReport() {
+  if (!channel || channel.readyState !== "open") return;
+  const report = await receiverReport();
+  if (channel.readyState !== "open") return;
+  channel.send(JSON.stringify(report));
+  state.lastReport = report;
+  state.reports.push(report);
+  if (state.reports.length > KEPT) state.reports.splice(0, state.reports.length - KEPT);
+}
+
+function gathered(connection) {
+  if (connection.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (connection.iceGatheringState === "complete") {
+        connection.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      }
+    };
+    connection.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+async function countFrames(stream) {
+  try {
+    const context = new AudioContext({ sampleRate: 48000 });
+    await context.audioWorklet.addModule("/static/counter-worklet.js");
+    const counter = new AudioWorkletNode(context, "frame-counter");
+    const mute = context.createGain();
+    mute.gain.value = 0;
+    context.createMediaStreamSource(stream).connect(counter).connect(mute)
+      .connect(context.destination);
+    counter.port.onmessage = (event) => { state.worklet = event.data; };
+    await context.resume();
+  } catch (error) {
+    console.warn("no AudioWorklet count:", error);
+  }
+}
+
+async function connect(sessionId) {
+  pc = new RTCPeerConnection();
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  channel = pc.createDataChannel("receiver-stats", { ordered: true });
+  channel.onopen = () => { setInterval(sendReport, REPORT_INTERVAL_MS); };
+  channel.onmessage = (event) => {
+    let message = null;
+    try { message = JSON.parse(event.data); } catch (error) { return; }
+    if (message && message.type === "report-now") sendReport();
+  };
+  pc.ontrack = (event) => {
+    const stream = event.streams[0] || new MediaStream([event.track]);
+    const audio = $("voice");
+    audio.srcObject = stream;
+    audio.play().catch((error) => status(`audio blocked: ${error.message}`));
+    countFrames(stream);
+  };
+  pc.onconnectionstatechange = () => {
+    status(`session ${sessionId}: ${pc.connectionState}`);
+    const ready = pc.connectionState === "connected";
+    $("speak").disabled = !ready;
+    $("interrupt").disabled = !ready;
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  const response = await fetch(`/session/${sessionId}/offer`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }),
+  });
+  const answer = await response.json();
+  if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+  await pc.setRemoteDescription(answer);
+}
+
+function showCaption(message) {
+  const box = $("captions");
+  box.classList.remove("cut");
+  box.querySelector(".heard").textContent = message.heard;
+  box.querySelector(".rest").textContent = message.rest;
+  state.captions.push({ ...message, shown_ms: performance.now(), browser: state.lastReport });
+  if (state.captions.length > KEPT) state.captions.splice(0, state.captions.length - KEPT);
+}
+
+function row(name, value) {
+  const tr = document.createElement("tr");
+  const th = document.createElement("th");
+  const td = document.createElement("td");
+  th.textContent = name;
+  td.textContent = value;
+  tr.append(th, td);
+  return tr;
+}
+
+function showReport(message) {
+  state.items[message.item_id] = { ...message, browser: state.lastReport };
+  const rate = message.sample_rate;
+  const ms = (samples) => `${samples} (${(samples * 1000 / rate).toFixed(1)} ms)`;
+  const settled = message.settlement;
+  const confirmed = message.position_confirmed;
+  const table = $("report");
+  table.replaceChildren(
+    row("outcome", message.interrupted ? "interrupted" : "completed"),
+    row("heard samples (48 kHz)", ms(message.heard_samples)),
+    row("sent samples", settled ? ms(settled.sent) : ms(message.pushed_samples)),
+    row("confirmed by the browser", confirmed === null || confirmed === undefined
+      ? "not needed (played to the end)" : (confirmed ? "yes" : "NO: the sent count stands")),
+    row("lost or concealed", settled ? `${settled.lost}` : "-"),
+    row("heard text", message.heard_text || "(nothing)"),
+    row("sent → played delay", `median ${message.delay.median_ms?.toFixed(1) ?? "-"} ms,` +
+      ` max ${message.delay.max_ms?.toFixed(1) ?? "-"} ms (${message.delay.count} samples)`),
+  );
+  if (message.error) table.append(row("error", message.error));
+  $("truncate").textContent = message.truncation
+    ? JSON.stringify(message.truncation) : "no truncation: the whole item was heard";
+  $("report-item").textContent = message.item_id;
+  $("plot").src = message.plot;
+  $("report-box").hidden = false;
+  if (message.interrupted) $("captions").classList.add("cut");
+}
+
+function send(message) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+}
+
+function speak() {
+  const text = $("text").value.trim();
+  if (text) send({ type: "speak", text });
+}
+
+function interrupt() { send({ type: "interrupt" }); }
+
+function start() {
+  socket = new WebSocket(`ws://${location.host}/session`);
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "hello") {
+      state.session = message.session;
+      for (const text of message.responses) {
+        const button = document.createElement("button");
+        button.textContent = text.length > 48 ? `${text.slice(0, 46)}…` : text;
+        button.title = text;
+        button.onclick = () => { $("text").value = text; };
+        $("canned").append(button);
+      }
+      $("text").value = message.responses[0];
+      connect(message.session).catch((error) => {
+        state.error = error.message;
+        status(`cannot connect: ${error.message}`);
+      });
+    } else if (message.type === "caption") {
+      showCaption(message);
+    } else if (message.type === "report") {
+      showReport(message);
+    } else if (message.type === "item-started") {
+      $("captions").classList.remove("cut");
+      $("captions").querySelector(".heard").textContent = "";
+      $("captions").querySelector(".rest").textContent = "";
+    } else if (message.type === "error") {
+      state.error = message.message;
+      status(`error: ${message.message}`);
+    }
+  };
+  socket.onclose = () => {
+    status("disconnected: reload the page for a new session");
+    $("speak").disabled = true;
+    $("interrupt").disabled = true;
+  };
+  $("speak").onclick = speak;
+  $("interrupt").onclick = interrupt;
+  document.addEventListener("keydown", (event) => {
+    if (event.code === "Space" && event.target.tagName !== "TEXTAREA") {
+      event.preventDefault();
+      interrupt();
+    }
+  });
+  document.addEventListener("keyup", (event) => {  // a focused button would click on space
+    if (event.code === "Space" && event.target.tagName !== "TEXTAREA") event.preventDefault();
+  });
+}
+
+start();
