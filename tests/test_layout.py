@@ -57,6 +57,16 @@ ALLOWED = {
     "sinks": {"sinks", "core", "transcript", *FOUNDATIONS},
     "engine": {"engine", "core", "transcript", "sinks.base", *FOUNDATIONS},
     "bridges": {"bridges", "engine", "sinks", "core", "transcript", *FOUNDATIONS},
+    "playground": {
+        "playground",
+        "cli",
+        "engine",
+        "sinks",
+        "core",
+        "transcript",
+        "tts",
+        *FOUNDATIONS,
+    },
 }
 """What each layer may import from the package: data flows down, nothing flows back up."""
 

@@ -68,9 +68,7 @@ def parse_page_message(raw: str | bytes) -> PageMessage:
         if not text.strip():
             raise MessageError("speak: 'text' has nothing to say")
         if len(text) > MAX_TEXT_CHARS:
-            raise MessageError(
-                f"speak: 'text' is {len(text)} characters; at most {MAX_TEXT_CHARS}"
-            )
+            raise MessageError(f"speak: 'text' is {len(text)} characters; at most {MAX_TEXT_CHARS}")
         return Speak(text.strip())
     raise MessageError(f"'type' must be 'speak' or 'interrupt', got {kind!r}")
 

@@ -42,6 +42,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 _SESSIONS = web.AppKey("sessions", dict[str, Session])
 _SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
 _VOICE = web.AppKey("voice", SharedVoice)
+_STOPPING = web.AppKey("stopping", asyncio.Event)
 
 
 def create_app(voice: Voice) -> web.Application:
@@ -50,6 +51,7 @@ def create_app(voice: Voice) -> web.Application:
     app[_VOICE] = SharedVoice(voice)
     app[_SESSIONS] = {}
     app[_SOCKETS] = set()
+    app[_STOPPING] = asyncio.Event()
     numbers = itertools.count(1)
 
     async def page(request: web.Request) -> web.FileResponse:
@@ -84,6 +86,8 @@ def create_app(voice: Voice) -> web.Application:
             await asyncio.gather(ended, return_exceptions=True)
             if session.closed:
                 reason = "its peer connection ended"
+            elif app[_STOPPING].is_set():
+                reason = "the playground stopped"
             app[_SOCKETS].discard(ws)
             del app[_SESSIONS][session_id]
             await session.aclose(reason)
@@ -111,7 +115,9 @@ def create_app(voice: Voice) -> web.Application:
 
     async def close_sockets(app: web.Application) -> None:
         """Server stopping: each tab's socket closes (1001), which ends its session."""
-        for ws in set(app[_SOCKETS]):
+        app[_STOPPING].set()
+        sockets = app[_SOCKETS]
+        for ws in list(sockets):
             await ws.close(code=1001, message=b"the playground is stopping")
 
     app.router.add_get("/", page)
@@ -136,13 +142,31 @@ def _refuse(status: int, message: str) -> web.Response:
 
 
 class PlaygroundServer:
-    """A running playground: its URL and its sessions."""
+    """The playground on ``host:port`` (0: a free port): ``start()``, then ``aclose()``,
+    which closes every tab's session."""
 
-    def __init__(self, runner: web.AppRunner, app: web.Application) -> None:
-        self._runner = runner
-        self._app = app
-        host, port = runner.addresses[0][:2]
+    def __init__(self, voice: Voice, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._app = create_app(voice)
+        self._runner = web.AppRunner(self._app, handle_signals=False, shutdown_timeout=2.0)
+        self._host = host
+        self._port = port
+        self.url = ""
+        """``http://HOST:PORT/``, once started."""
+
+    async def start(self) -> None:
+        """Listen; ``OSError`` if the port cannot be bound (nothing is left running)."""
+        await self._runner.setup()
+        try:
+            await web.TCPSite(self._runner, self._host, self._port).start()
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}/"
+
+    async def aclose(self) -> None:
+        """Stop listening and close every session (each tab's socket closes with 1001)."""
+        await self._runner.cleanup()
 
     @property
     def sessions(self) -> dict[str, Session]:
@@ -154,14 +178,11 @@ class PlaygroundServer:
 async def serve_playground(
     voice: Voice, *, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[PlaygroundServer]:
-    """Serve the playground on ``host:port`` (0: a free port) until the block ends; then
-    every tab's session is closed. ``OSError`` if the port cannot be bound."""
-    app = create_app(voice)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
-    await runner.setup()
+    """Serve the playground until the block ends; then every tab's session is closed.
+    ``OSError`` if the port cannot be bound."""
+    server = PlaygroundServer(voice, host=host, port=port)
+    await server.start()
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        yield PlaygroundServer(runner, app)
+        yield server
     finally:
-        await runner.cleanup()
+        await server.aclose()

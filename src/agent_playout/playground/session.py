@@ -84,7 +84,6 @@ class Session:
         if self._answered:
             raise OfferError("this session already has a peer connection; open a new tab")
         self._answered = True
-        pc = self._pc
         try:
             await asyncio.wait_for(self._negotiate(offer), OFFER_TIMEOUT_S)
         except OfferError:
@@ -157,7 +156,8 @@ class Session:
 
         def watch(forwarder: TranscriptForwarder) -> None:
             handle = self.playout.current
-            assert handle is not None and handle.item_id == item_id
+            assert handle is not None
+            assert handle.item_id == item_id
             handles.append(handle)
             self._post({"type": "item-started", "item_id": item_id, "text": text})
             forwarder.on("segment", lambda s: self._caption(handle, forwarder, s))
