@@ -145,13 +145,15 @@ class Playground:
             self._new_line.set()
 
     async def wait_for(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
-        async with asyncio.timeout(timeout):
-            while True:
-                for line in self.lines:
-                    if found := re.search(pattern, line):
-                        return found
-                self._new_line.clear()
-                await self._new_line.wait()
+        return await asyncio.wait_for(self._line_matching(pattern), timeout)
+
+    async def _line_matching(self, pattern: str) -> re.Match[str]:
+        while True:
+            for line in self.lines:
+                if found := re.search(pattern, line):
+                    return found
+            self._new_line.clear()
+            await self._new_line.wait()
 
     async def stop(self, signum: signal.Signals) -> tuple[int, str]:
         self.child.send_signal(signum)
