@@ -60,9 +60,7 @@ class Session:
         self._writer = asyncio.create_task(self._write())
         self.sink = WebRtcSink(num_channels=1, label=f"session {session_id}")
         self.playout = AgentPlayout(audio_source=self.sink)
-        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self._pc.on("datachannel", self._on_datachannel)
-        self._pc.on("connectionstatechange", self._on_connection_state)
+        self._pc = self._new_peer_connection()
         self._answered = False
         self._items = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -78,7 +76,8 @@ class Session:
         return self._closed
 
     async def answer(self, offer: Offer) -> RTCSessionDescription:
-        """Answer the page's offer with the sink's track; ``OfferError`` if it cannot be."""
+        """Answer the page's offer with the sink's track; ``OfferError`` if it cannot be
+        (the session then takes another offer, on a fresh peer connection)."""
         if self._closed:
             raise OfferError("the session is closed")
         if self._answered:
@@ -86,14 +85,28 @@ class Session:
         self._answered = True
         try:
             await asyncio.wait_for(self._negotiate(offer), OFFER_TIMEOUT_S)
-        except OfferError:
-            raise
-        except asyncio.TimeoutError:
-            raise OfferError(f"no answer within {OFFER_TIMEOUT_S:.0f} s") from None
-        except Exception as error:  # aiortc's SDP parser raises several kinds on bad input
+        except Exception as error:
+            await self._replace_peer_connection()
+            self._answered = False
+            if isinstance(error, OfferError):
+                raise
+            if isinstance(error, asyncio.TimeoutError):
+                raise OfferError(f"no answer within {OFFER_TIMEOUT_S:.0f} s") from None
+            # aiortc's SDP parser raises several kinds of error on bad input
             raise OfferError(f"malformed SDP: {type(error).__name__}: {error}") from None
         logger.info("session %s: answered the page's offer", self.session_id)
         return self._pc.localDescription
+
+    def _new_peer_connection(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # loopback: no STUN
+        pc.on("datachannel", self._on_datachannel)
+        pc.on("connectionstatechange", self._on_connection_state)
+        return pc
+
+    async def _replace_peer_connection(self) -> None:
+        old, self._pc = self._pc, self._new_peer_connection()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(old.close(), CLOSE_TIMEOUT_S)
 
     async def _negotiate(self, offer: Offer) -> None:
         pc = self._pc
