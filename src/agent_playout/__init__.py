@@ -10,7 +10,12 @@ from .core.truncation import DeleteItem, TruncateItem, Truncation, truncation_fo
 from .engine.handle import PlayoutHandle
 from .engine.playout import CLEANUP_TIMEOUT_S, AgentPlayout
 from .engine.report import PlayoutReport, ReportWord
-from .errors import PlayoutClosedError, PlayoutError, PlayoutStateError
+from .errors import (
+    PlayoutClosedError,
+    PlayoutError,
+    PlayoutStateError,
+    PositionUnconfirmedError,
+)
 from .events import EventEmitter
 from .sinks.base import AudioSink, PositionedSink
 from .sinks.paced import NullSink, PacedSink
@@ -42,6 +47,7 @@ __all__ = [
     "PlayoutHandle",
     "PlayoutReport",
     "PlayoutStateError",
+    "PositionUnconfirmedError",
     "PositionedSink",
     "ReportWord",
     "TimedText",

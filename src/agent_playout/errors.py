@@ -17,3 +17,7 @@ class PlayoutClosedError(PlayoutStateError):
 
 class OutputEndedError(PlayoutError):
     """The output went away mid-item (a phone call hung up): the item ends at its position."""
+
+
+class PositionUnconfirmedError(PlayoutError):
+    """The output could not confirm what the listener heard."""

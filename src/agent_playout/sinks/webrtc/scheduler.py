@@ -1,0 +1,393 @@
+"""The WebRTC output's positions, sans I/O: what the track sent, and where the receiver's reports
+put its playout, on one exact sample axis.
+
+No asyncio, no clock, no peer. ``WebRtcScheduler`` is told what the shell did (audio queued, a
+20 ms frame handed to the encoder at t, a clear) and what the receiver said (a parsed report,
+received at t), each with the sender's time in int ns, and answers in int samples at 48 kHz.
+
+Two axes:
+
+- the **stream axis** counts every sample the track handed to the encoder, silence included:
+  the receiver's counters live on it (they start at its first packet, and the track sends
+  continuously from its first frame);
+- the **audio axis** counts only queued audio (``samples_written``, ``samples_sent``,
+  ``samples_played``), as every sink of this package does. ``_segments`` maps one onto the
+  other: where in the stream each run of audio went.
+"""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...core.frames import Int16Array
+from ...core.units import NS_PER_SECOND
+from ..base import UnderrunMeter, faded, take_samples
+from .reports import COUNTERS, ReceiverReport, ReportError
+
+RATE = 48000
+"""The track's rate: Opus's clock, at which every receiver counter is kept."""
+
+FRAME = 960
+"""Samples per channel in one 20 ms frame (aiortc's and the browsers' Opus packet)."""
+
+OPUS_DELAY = 312
+"""Samples by which aiortc's Opus encoder (libopus, application "voip", 48 kHz) delays the
+audio: its lookahead, ``OPUS_GET_LOOKAHEAD``, which libav reports as the first packet's pts of
+-312. A receiver that has decoded ``n`` stream samples has the input up to ``n - 312``."""
+
+DELAY_WINDOW = 4096
+"""Sent-to-playout delays kept for the median (the maximum covers them all)."""
+
+SEGMENT_MEMORY = 65_536
+"""Runs of audio remembered on the stream axis (one per stretch sent without a gap)."""
+
+FRAME_MEMORY = 3000
+"""Send times remembered, one per frame (60 s): enough for any report still to come."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delays:
+    """The sent-to-playout delay observed so far: a stream sample's send time to the arrival of
+    the report that says the receiver took it out for playout (report transit included)."""
+
+    count: int
+    median_ms: float | None
+    max_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The last ``settle``: samples ``[start, end)`` on the audio axis, how many the listener
+    heard, and how many the receiver reported lost or concealed over them. ``confirmed`` is
+    False when the receiver could not tell: ``heard`` is then the sent count, an upper bound."""
+
+    start: int
+    end: int
+    heard: int
+    lost: int
+    confirmed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Losses:
+    """The receiver's loss counters as they stood when a report arrived, stamped with the
+    stream count sent by then: that report cannot know of a packet sent later."""
+
+    stream_sent: int
+    packets_lost: int
+    concealed: int
+
+
+class ReportLedger:
+    """The good reports so far: what they say, and the counters they must never go below."""
+
+    def __init__(self) -> None:
+        self.seq: int | None = None
+        self.emitted: int | None = None
+        """Stream samples the receiver took out for playout (its jitterBufferEmittedCount, or
+        the worklet's fallback count at 48 kHz), or None before a report with either."""
+        self.packets_lost = 0
+        self.concealed = 0
+        self._counters: dict[tuple[str, str], int] = {}
+
+    def check(self, report: ReceiverReport, stream_sent: int) -> int | None:
+        """The report's emitted count, if it is consistent with the previous ones and with
+        what was sent; ``ReportError`` naming the field otherwise. Nothing is kept yet."""
+        if self.seq is not None and report.seq <= self.seq:
+            raise ReportError(f"seq is {report.seq}, not above the previous {self.seq}")
+        for section, name, attribute in COUNTERS:
+            stats = getattr(report, section)
+            value = None if stats is None else getattr(stats, attribute)
+            before = self._counters.get((section, attribute))
+            if value is not None and before is not None and value < before:
+                raise ReportError(f"{section}.{name} decreased from {before} to {value}")
+        emitted = _emitted(report)
+        if emitted is not None and emitted > stream_sent:
+            field = (
+                "inbound.jitterBufferEmittedCount"
+                if report.inbound is not None
+                and report.inbound.jitter_buffer_emitted_count is not None
+                else "worklet.frames"
+            )
+            raise ReportError(f"{field} says {emitted} samples, more than the {stream_sent} sent")
+        return emitted
+
+    def keep(self, report: ReceiverReport, emitted: int | None) -> bool:
+        """Keep a checked report; True when its loss counters moved."""
+        self.seq = report.seq
+        for section, _, attribute in COUNTERS:
+            stats = getattr(report, section)
+            value = None if stats is None else getattr(stats, attribute)
+            if value is not None:
+                self._counters[(section, attribute)] = value
+        if emitted is not None and (self.emitted is None or emitted > self.emitted):
+            self.emitted = emitted
+        inbound = report.inbound
+        moved = False
+        if inbound is not None:
+            if inbound.packets_lost is not None and inbound.packets_lost > self.packets_lost:
+                self.packets_lost = inbound.packets_lost
+                moved = True
+            if inbound.concealed_samples is not None and inbound.concealed_samples > self.concealed:
+                self.concealed = inbound.concealed_samples
+                moved = True
+        return moved
+
+
+def _emitted(report: ReceiverReport) -> int | None:
+    """Stream samples taken out for playout: ``jitterBufferEmittedCount``, else the worklet's
+    rendered frames converted to 48 kHz (rounded down)."""
+    inbound, worklet = report.inbound, report.worklet
+    if inbound is not None and inbound.jitter_buffer_emitted_count is not None:
+        return inbound.jitter_buffer_emitted_count
+    if worklet is not None and worklet.frames is not None:
+        rate = worklet.sample_rate or RATE
+        return worklet.frames * RATE // rate
+    return None
+
+
+class WebRtcScheduler:
+    """The queue, the two axes and the receiver's position, for one track.
+
+    The receiver's playout position on the stream axis is its emitted count less the Opus
+    delay, never above what was sent; mapped onto the audio axis it is ``played``. Lost or
+    concealed audio is counted from the reports' ``packetsLost`` (20 ms each) and
+    ``concealedSamples``: a settle charges an item with every loss reported after the
+    item's first frame was sent, the larger of the two counts, which never under-charges.
+    """
+
+    def __init__(self, num_channels: int = 1, *, queue_limit: int, fade: int) -> None:
+        if num_channels <= 0:
+            raise ValueError(f"num_channels must be positive, got {num_channels}")
+        self.channels = num_channels
+        self.queue_limit = queue_limit
+        self.fade = fade
+        self.written = 0
+        """Audio accepted and not cleared: where the next queued sample goes."""
+        self.audio_sent = 0
+        """Audio handed to the encoder, fade included."""
+        self.stream_sent = 0
+        """Every sample handed to the encoder, silence included."""
+        self.ledger = ReportLedger()
+        self._queue: deque[Int16Array] = deque()
+        self._queued = 0
+        self._segment_streams: list[int] = []
+        self._segments: list[tuple[int, int, int]] = []
+        """(stream start, audio start, samples) of each run of audio sent."""
+        self._frame_times: deque[int] = deque(maxlen=FRAME_MEMORY)
+        self._frames_sent = 0
+        self._losses: list[_Losses] = [_Losses(0, 0, 0)]
+        self._loss_stamps: list[int] = [0]
+        self._delays: deque[int] = deque(maxlen=DELAY_WINDOW)
+        self._delay_count = 0
+        self._delay_max = 0
+        self._played = 0
+        self._expecting = False
+        self._underruns = UnderrunMeter()
+
+    # The queue.
+
+    @property
+    def queued(self) -> int:
+        """Audio accepted and not yet handed to the encoder."""
+        return self._queued
+
+    def push(self, samples: Int16Array) -> None:
+        """Queue interleaved ``samples`` after what is queued."""
+        count = samples.size // self.channels
+        if count == 0:
+            return
+        self._queue.append(samples)
+        self._queued += count
+        self.written += count
+        self._expecting = True
+
+    def clear(self) -> int:
+        """Drop the queue but its next ``fade`` samples, faded out: the next frame carries them.
+        Returns ``written``, which then is what was sent plus that fade."""
+        keep = min(self.fade, self._queued)
+        head = take_samples(self._queue, keep * self.channels)
+        self._queue.clear()
+        if keep:
+            frames = head.reshape(-1, self.channels)
+            self._queue.append(faded(frames, down=True).reshape(-1))
+        self._queued = keep
+        self.written = self.audio_sent + keep
+        self._expecting = False
+        self._underruns.forget()
+        return self.written
+
+    def end_of_audio(self) -> None:
+        """No more audio is expected for now: running dry is no underrun."""
+        self._expecting = False
+        self._underruns.forget()
+
+    def frame(self, now_ns: int) -> Int16Array:
+        """The next 20 ms frame, handed to the encoder at ``now_ns``: queued audio first, then
+        silence, so the receiver's axis keeps moving when nothing is queued."""
+        channels = self.channels
+        count = min(self._queued, FRAME)
+        out = np.zeros(FRAME * channels, dtype=np.int16)
+        if count:
+            out[: count * channels] = take_samples(self._queue, count * channels)
+            self._queued -= count
+            self._underruns.refilled(self.stream_sent)
+            self._add_segment(self.stream_sent, self.audio_sent, count)
+            self.audio_sent += count
+        if count < FRAME and self._expecting:
+            self._underruns.went_dry(self.stream_sent + count)
+        self._frame_times.append(now_ns)
+        self._frames_sent += 1
+        self.stream_sent += FRAME
+        return out
+
+    def _add_segment(self, stream: int, audio: int, count: int) -> None:
+        if self._segments:
+            last_stream, last_audio, last_count = self._segments[-1]
+            if last_stream + last_count == stream and last_audio + last_count == audio:
+                self._segments[-1] = (last_stream, last_audio, last_count + count)
+                return
+        self._segments.append((stream, audio, count))
+        self._segment_streams.append(stream)
+        if len(self._segments) > SEGMENT_MEMORY:
+            half = SEGMENT_MEMORY // 2
+            del self._segments[:half]
+            del self._segment_streams[:half]
+
+    # The axes.
+
+    def audio_before(self, stream: int) -> int:
+        """Audio samples placed before stream position ``stream``."""
+        index = bisect.bisect_left(self._segment_streams, stream) - 1
+        if index < 0:
+            return 0 if not self._segments else min(self._segments[0][1], self.audio_sent)
+        start, audio, count = self._segments[index]
+        return audio + min(count, stream - start)
+
+    def stream_after(self, audio: int) -> int | None:
+        """The stream position just after audio sample ``audio - 1`` (0 for 0); None if that
+        sample was not sent yet, or was sent so long ago that it is forgotten."""
+        if audio <= 0:
+            return 0
+        if audio > self.audio_sent:
+            return None
+        segments = self._segments
+        low, high = 0, len(segments)
+        while low < high:  # the first run ending at or after ``audio``
+            middle = (low + high) // 2
+            if segments[middle][1] + segments[middle][2] < audio:
+                low = middle + 1
+            else:
+                high = middle
+        if low == len(segments) or segments[low][1] >= audio:
+            return None
+        start, first, _ = segments[low]
+        return start + audio - first
+
+    def stream_of(self, audio: int) -> int | None:
+        """The stream position of audio sample ``audio``: sent, or to be sent (the next frame)."""
+        if audio >= self.audio_sent:
+            return self.stream_sent
+        after = self.stream_after(audio + 1)
+        return None if after is None else after - 1
+
+    def sent_at(self, stream: int) -> int | None:
+        """When the frame holding stream sample ``stream`` was handed over, if remembered."""
+        index = stream // FRAME - (self._frames_sent - len(self._frame_times))
+        if 0 <= index < len(self._frame_times):
+            return self._frame_times[index]
+        return None
+
+    # The receiver.
+
+    @property
+    def has_report(self) -> bool:
+        return self.ledger.emitted is not None
+
+    @property
+    def receiver_stream(self) -> int:
+        """Stream samples the receiver has played out, by its reports (0 before any)."""
+        emitted = self.ledger.emitted
+        if emitted is None:
+            return 0
+        return min(max(emitted - OPUS_DELAY, 0), self.stream_sent)
+
+    @property
+    def played(self) -> int:
+        """The receiver's position on the audio axis: never decreasing, never above sent."""
+        played = min(self.audio_before(self.receiver_stream), self.audio_sent)
+        if played > self._played:
+            self._played = played
+        return self._played
+
+    def on_report(self, report: ReceiverReport, now_ns: int) -> None:
+        """A report arrived at ``now_ns``: move the position; ``ReportError`` if it is
+        inconsistent (then nothing changes)."""
+        ledger = self.ledger
+        before = self.receiver_stream
+        emitted = ledger.check(report, self.stream_sent)
+        if ledger.keep(report, emitted):
+            self._losses.append(_Losses(self.stream_sent, ledger.packets_lost, ledger.concealed))
+            self._loss_stamps.append(self.stream_sent)
+        reached = self.receiver_stream
+        if reached > before and reached > 0:
+            sent = self.sent_at(reached - 1)
+            if sent is not None:
+                delay = max(now_ns - sent, 0)
+                self._delays.append(delay)
+                self._delay_count += 1
+                self._delay_max = max(self._delay_max, delay)
+
+    def delays(self) -> Delays:
+        """The sent-to-playout delays: median of the last ``DELAY_WINDOW``, max of all."""
+        if not self._delays:
+            return Delays(0, None, None)
+        return Delays(
+            self._delay_count,
+            statistics.median(self._delays) / 1_000_000,
+            self._delay_max / 1_000_000,
+        )
+
+    def median_delay_ns(self) -> int:
+        """The median delay so far (0 before any)."""
+        return round(statistics.median(self._delays)) if self._delays else 0
+
+    def lost_since(self, stream: int) -> int:
+        """Samples the receiver reported lost or concealed in reports that may cover stream
+        samples from ``stream`` on: those that arrived after its frame was sent."""
+        index = bisect.bisect_right(self._loss_stamps, stream) - 1
+        base = self._losses[max(index, 0)]
+        ledger = self.ledger
+        return max(
+            (ledger.packets_lost - base.packets_lost) * FRAME, ledger.concealed - base.concealed
+        )
+
+    def covers(self, audio_end: int, since_stream: int) -> bool:
+        """Whether the receiver's reports cover audio up to ``audio_end``, counting what they
+        reported lost since ``since_stream`` as passed."""
+        stream_end = self.stream_after(audio_end)
+        if stream_end is None or not self.has_report:
+            return False
+        return self.receiver_stream + self.lost_since(since_stream) >= stream_end
+
+    def settled(self, start: int, end: int) -> tuple[int, int] | None:
+        """(heard, lost) of audio ``[start, end)`` once the reports cover ``end``, else None."""
+        if end <= start:
+            return 0, 0
+        since = self.stream_of(start)
+        if since is None:
+            since = 0
+        if not self.covers(end, since):
+            return None
+        lost = min(self.lost_since(since), end - start)
+        return end - start - lost, lost
+
+    def underruns(self) -> tuple[int, int]:
+        """Underruns so far and their length in ns, on the stream's sent clock."""
+        meter = self._underruns
+        return meter.count(), meter.length(self.stream_sent) * NS_PER_SECOND // RATE
