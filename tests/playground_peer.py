@@ -1,7 +1,8 @@
 """A fake browser tab for the playground's tests: a real aiortc peer on loopback and a real
 WebSocket to the real server. It plays the page's part: offers to receive audio, opens the
-``receiver-stats`` channel and reports every 50 ms what it has taken from its track (the
-aiortc equivalent of the page's getStats figures), and counts the non-silent samples it got.
+``receiver-stats`` channel, plays the track and reports on it every 50 ms
+(``ReceiverReporter``, the aiortc equivalent of the page's getStats figures), and counts the
+samples it took and the non-silent ones.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 import aiohttp
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
+from av import AudioFrame
 
-REPORT_INTERVAL_S = 0.05
+from agent_playout.sinks.webrtc import ReceiverReporter
+
 WAIT_S = 20.0
 
 
@@ -35,13 +38,11 @@ class Tab:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.channel = self.pc.createDataChannel("receiver-stats", ordered=True)
-        self.channel.on("message", self._on_channel_message)
+        self.reporter: ReceiverReporter | None = None
         self.pc.addTransceiver("audio", direction="recvonly")
         self.pc.on("track", self._on_track)
-        self._seq = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._new_message = asyncio.Event()
-        self.send_reports = True
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -77,7 +78,6 @@ class Tab:
         assert status == 200, answer
         await self.pc.setRemoteDescription(RTCSessionDescription(**answer))
         await asyncio.wait_for(self._opened(), WAIT_S)
-        self._spawn(self._report_every_50_ms())
 
     async def _opened(self) -> None:
         ready = asyncio.Event()
@@ -92,47 +92,13 @@ class Tab:
         await ready.wait()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        self._spawn(self._consume(track))
+        self.reporter = ReceiverReporter(track, self.channel, receiver=None, on_frame=self._count)
+        self.reporter.start()
 
-    async def _consume(self, track: MediaStreamTrack) -> None:
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                audio = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
-                self.samples += frame.samples
-                self.non_silent += int(np.count_nonzero(audio))
-
-    def report(self) -> dict[str, Any]:
-        """What the page sends: the inbound counts as a browser names them."""
-        self._seq += 1
-        return {
-            "type": "receiver-report",
-            "seq": self._seq - 1,
-            "at_ms": asyncio.get_running_loop().time() * 1000,
-            "inbound": {
-                "totalSamplesReceived": self.samples,
-                "jitterBufferEmittedCount": self.samples,
-                "concealedSamples": 0,
-                "silentConcealedSamples": 0,
-                "packetsLost": 0,
-            },
-            "playout": None,
-            "worklet": None,
-        }
-
-    def send_report(self) -> None:
-        if self.send_reports and self.channel.readyState == "open":
-            self.channel.send(json.dumps(self.report()))
-
-    def _on_channel_message(self, message: str) -> None:
-        with contextlib.suppress(ValueError):
-            if json.loads(message).get("type") == "report-now":
-                self.send_report()
-
-    async def _report_every_50_ms(self) -> None:
-        while True:
-            self.send_report()
-            await asyncio.sleep(REPORT_INTERVAL_S)
+    def _count(self, frame: AudioFrame) -> None:
+        audio = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
+        self.samples += frame.samples
+        self.non_silent += int(np.count_nonzero(audio))
 
     async def _read(self) -> None:
         assert self.ws is not None
@@ -179,6 +145,8 @@ class Tab:
     async def close(self) -> None:
         try:
             await self.close_socket()
+            if self.reporter is not None:
+                await self.reporter.aclose()
             await asyncio.wait_for(self.pc.close(), WAIT_S)
         finally:
             for task in set(self._tasks):

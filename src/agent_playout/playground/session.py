@@ -223,7 +223,7 @@ class Session:
     def _report(self, handle: PlayoutHandle, spoken: Spoken, text: str) -> dict[str, Any]:
         """The item's report for the page: the engine's, with both positions and the delay."""
         report = spoken.report
-        count, median_ms, max_ms = self.sink.delays()
+        delays = self.sink.delays()
         settlement = self.sink.settlement if report.interrupted else None
         return {
             "type": "report",
@@ -235,7 +235,7 @@ class Session:
             "heard_samples": report.played_samples,
             "sample_rate": report.sample_rate,
             "pushed_samples": handle.pushed_samples,
-            "position_confirmed": handle.position_confirmed,
+            "position_confirmed": getattr(handle, "position_confirmed", None),
             "settlement": None
             if settlement is None
             else {
@@ -248,7 +248,11 @@ class Session:
             },
             "samples_sent": self.sink.samples_sent,
             "samples_played": self.sink.samples_played,
-            "delay": {"count": count, "median_ms": median_ms, "max_ms": max_ms},
+            "delay": {
+                "count": delays.count,
+                "median_ms": delays.median_ms,
+                "max_ms": delays.max_ms,
+            },
             "truncation": None if report.truncation is None else report.truncation.to_event(),
             "plot": f"/session/{self.session_id}/plot/{report.item_id}.png",
             "report": report.to_dict(),
