@@ -25,7 +25,7 @@ from ..cli.model_stream import Spoken, speak, voice_pieces
 from ..cli.plot import timeline_png
 from ..engine.handle import PlayoutHandle
 from ..engine.playout import AgentPlayout
-from ..sinks.webrtc import WebRtcSink
+from ..sinks.webrtc import ReportError, Settlement, WebRtcSink, parse_report
 from ..transcript.forwarder import TranscriptForwarder
 from ..transcript.sentences import TranscriptSegment
 from ..tts import Voice
@@ -62,6 +62,7 @@ class Session:
         self.playout = AgentPlayout(audio_source=self.sink)
         self._pc = self._new_peer_connection()
         self._answered = False
+        self._report_seq: int | None = None
         self._items = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.plots: dict[str, bytes] = {}
@@ -119,6 +120,7 @@ class Session:
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label == STATS_CHANNEL:
             self.sink.attach_channel(channel)
+            channel.on("message", self._saw_report)
             return
         logger.warning(
             "session %s: ignored a data channel labelled %r (only %r is used)",
@@ -126,6 +128,18 @@ class Session:
             channel.label,
             STATS_CHANNEL,
         )
+
+    def _saw_report(self, message: object) -> None:
+        """Note the newest report the sink has had (it took it just before this listener),
+        so that each caption can name the report its position came from; the sink logs
+        the bad ones."""
+        if isinstance(message, str | bytes):
+            try:
+                seq = parse_report(message).seq
+            except ReportError:
+                return
+            if self._report_seq is None or seq > self._report_seq:
+                self._report_seq = seq
 
     def _on_connection_state(self) -> None:
         state = self._pc.connectionState
@@ -166,6 +180,7 @@ class Session:
     async def _run_item(self, item_id: str, text: str) -> None:
         voice = self._voice
         handles: list[PlayoutHandle] = []
+        settled_before = self.sink.settlement
 
         def watch(forwarder: TranscriptForwarder) -> None:
             handle = self.playout.current
@@ -192,7 +207,9 @@ class Session:
         self.plots[item_id] = plot
         while len(self.plots) > PLOTS_KEPT:
             del self.plots[next(iter(self.plots))]
-        self._post(self._report(handle, spoken, text))
+        settlement = self.sink.settlement
+        fresh = settlement if settlement is not settled_before else None
+        self._post(self._report(handle, spoken, text, fresh))
 
     def _caption(
         self, handle: PlayoutHandle, forwarder: TranscriptForwarder, segment: TranscriptSegment
@@ -215,16 +232,19 @@ class Session:
                 "played": handle.played_samples,
                 "word_start": word_start,
                 "position": self.sink.samples_played,
+                "report_seq": self._report_seq,
                 "sent": self.sink.samples_sent,
                 "sample_rate": rate,
             }
         )
 
-    def _report(self, handle: PlayoutHandle, spoken: Spoken, text: str) -> dict[str, Any]:
-        """The item's report for the page: the engine's, with both positions and the delay."""
+    def _report(
+        self, handle: PlayoutHandle, spoken: Spoken, text: str, settlement: Settlement | None
+    ) -> dict[str, Any]:
+        """The item's report for the page: the engine's, with both positions and the delay;
+        ``settlement`` is the sink's settle of this item, if it had one."""
         report = spoken.report
         delays = self.sink.delays()
-        settlement = self.sink.settlement if report.interrupted else None
         return {
             "type": "report",
             "item_id": report.item_id,
@@ -235,6 +255,11 @@ class Session:
             "heard_samples": report.played_samples,
             "sample_rate": report.sample_rate,
             "pushed_samples": handle.pushed_samples,
+            "sent_samples": settlement.end - settlement.start
+            if settlement is not None
+            else report.played_samples
+            if report.interrupted
+            else handle.pushed_samples,
             "position_confirmed": getattr(handle, "position_confirmed", None),
             "settlement": None
             if settlement is None

@@ -22,6 +22,7 @@ const KEPT = 2000;
 const state = {
   session: null, error: null, seq: 0, lastReport: null, reports: [], captions: [], items: {},
   worklet: null,
+  marks: {},
 };
 window.playground = state;
 
@@ -29,6 +30,7 @@ const $ = (id) => document.getElementById(id);
 let socket = null;
 let pc = null;
 let channel = null;
+let counter = null;
 
 function status(text) { $("status").textContent = text; }
 
@@ -55,7 +57,10 @@ async function receiverReport() {
   const report = {
     type: "receiver-report", seq: state.seq++, at_ms: performance.now(),
     inbound: copy(inbound, INBOUND_FIELDS), playout: copy(playout, PLAYOUT_FIELDS),
-    worklet: state.worklet ? { ...state.worklet } : null,
+    worklet: state.worklet ? {
+      frames: state.worklet.frames, sampleRate: state.worklet.sampleRate,
+      nonSilentFrames: state.worklet.nonSilentFrames,
+    } : null,
   };
   return report;
 }
@@ -87,7 +92,7 @@ async function countFrames(stream) {
   try {
     const context = new AudioContext({ sampleRate: 48000 });
     await context.audioWorklet.addModule("/static/counter-worklet.js");
-    const counter = new AudioWorkletNode(context, "frame-counter");
+    counter = new AudioWorkletNode(context, "frame-counter");
     const mute = context.createGain();
     mute.gain.value = 0;
     context.createMediaStreamSource(stream).connect(counter).connect(mute)
@@ -138,7 +143,10 @@ function showCaption(message) {
   box.classList.remove("cut");
   box.querySelector(".heard").textContent = message.heard;
   box.querySelector(".rest").textContent = message.rest;
-  state.captions.push({ ...message, shown_ms: performance.now(), browser: state.lastReport });
+  state.captions.push({
+    ...message, shown_ms: performance.now(), browser: state.lastReport,
+    worklet: state.worklet ? { ...state.worklet } : null,
+  });
   if (state.captions.length > KEPT) state.captions.splice(0, state.captions.length - KEPT);
 }
 
@@ -158,14 +166,17 @@ function showReport(message) {
   const ms = (samples) => `${samples} (${(samples * 1000 / rate).toFixed(1)} ms)`;
   const settled = message.settlement;
   const confirmed = message.position_confirmed;
+  let confirmation = "yes: the browser's stats covered the cut";
+  if (!message.interrupted) confirmation = "not needed: played to the end";
+  else if (confirmed === false) confirmation = "NO: the browser did not say; the sent count stands";
+  else if (confirmed !== true) confirmation = "not settled: the sent count stands";
   const table = $("report");
   table.replaceChildren(
     row("outcome", message.interrupted ? "interrupted" : "completed"),
     row("heard samples (48 kHz)", ms(message.heard_samples)),
-    row("sent samples", settled ? ms(settled.sent) : ms(message.pushed_samples)),
-    row("confirmed by the browser", confirmed === null || confirmed === undefined
-      ? "not needed (played to the end)" : (confirmed ? "yes" : "NO: the sent count stands")),
-    row("lost or concealed", settled ? `${settled.lost}` : "-"),
+    row("sent samples", ms(settled ? settled.sent : message.sent_samples)),
+    row("confirmed by the browser", confirmation),
+    row("lost or concealed", settled ? `${settled.lost} samples` : "-"),
     row("heard text", message.heard_text || "(nothing)"),
     row("sent → played delay", `median ${message.delay.median_ms?.toFixed(1) ?? "-"} ms,` +
       ` max ${message.delay.max_ms?.toFixed(1) ?? "-"} ms (${message.delay.count} samples)`),
@@ -213,6 +224,9 @@ function start() {
     } else if (message.type === "report") {
       showReport(message);
     } else if (message.type === "item-started") {
+      // the worklet notes where this item's sound begins and ends in what it renders
+      if (counter) counter.port.postMessage({ type: "mark" });
+      state.marks[message.item_id] = state.worklet ? state.worklet.frames : null;
       $("captions").classList.remove("cut");
       $("captions").querySelector(".heard").textContent = "";
       $("captions").querySelector(".rest").textContent = "";
