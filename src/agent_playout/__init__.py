@@ -17,7 +17,7 @@ from .errors import (
     PositionUnconfirmedError,
 )
 from .events import EventEmitter
-from .sinks.base import AudioSink, PositionedSink
+from .sinks.base import AudioSink, PositionedSink, SettlingSink
 from .sinks.paced import NullSink, PacedSink
 from .transcript.forwarder import HeardWord, TranscriptForwarder, TranscriptSegment
 from .transcript.timed_text import TimedText
@@ -50,6 +50,7 @@ __all__ = [
     "PositionUnconfirmedError",
     "PositionedSink",
     "ReportWord",
+    "SettlingSink",
     "TimedText",
     "TranscriptForwarder",
     "TranscriptSegment",

@@ -20,4 +20,4 @@ class OutputEndedError(PlayoutError):
 
 
 class PositionUnconfirmedError(PlayoutError):
-    """The output could not confirm what the listener heard."""
+    """The output could not confirm what the listener heard (a receiver that went silent)."""

@@ -39,7 +39,8 @@ class ItemTimeline:
 
     ``base`` is the sink's write position (played + queued) when the item's first sample
     was pushed; the item's played count is the sink's played count minus ``base``, kept
-    between 0 and ``pushed`` and never moving backwards.
+    between 0 and ``pushed`` and never moving backwards while the item plays (a receiver's
+    settlement may lower an interrupted item's final count, once: ``settle``).
     """
 
     __slots__ = ("_base", "_final", "_played", "_pushed", "_received", "_state", "item_id")
@@ -126,6 +127,20 @@ class ItemTimeline:
         """The sink played everything pushed: the item's count is exactly ``pushed``."""
         self._move(ItemState.FINISHED)
         self._played = self._pushed
+
+    @property
+    def base(self) -> int | None:
+        """The sink's write position at the item's first push (None before it)."""
+        return self._base
+
+    def settle(self, heard: int) -> None:
+        """An interrupted item's receiver confirmed ``heard`` samples: the count can only
+        drop to it (audio the receiver lost or concealed), never rise past what was sent."""
+        if self._state is not ItemState.INTERRUPTED:
+            raise PlayoutStateError(
+                f"item {self.item_id!r} is {self._state.value}, not interrupted"
+            )
+        self._played = min(self._played, max(heard, 0))
 
     def interrupt(self, sink_played: int | None) -> None:
         """Freeze the count at the sink's played total read at the moment it was cleared."""

@@ -73,6 +73,13 @@ class PlayoutHandle:
         return realtime_samples(self.played_samples, self._sink.sample_rate)
 
     @property
+    def position_confirmed(self) -> bool | None:
+        """For an output that cannot take back what it sent (WebRTC): True once the receiver
+        confirmed ``played_samples`` (what was sent less what it lost or concealed), False
+        if it could not, and the count is what was sent. None when no confirmation applies."""
+        return self._record.position_confirmed
+
+    @property
     def pushed_samples(self) -> int:
         """Samples per channel handed to the sink, at the sink's rate."""
         return self._record.timeline.pushed
@@ -187,7 +194,8 @@ class PlayoutHandle:
         return future
 
     async def wait_for_playout(self) -> None:
-        """Return once the item is fully finished: sink drained or cleared, events emitted."""
+        """Return once the item is fully finished: sink drained or cleared, events emitted,
+        and, on an output that settles (WebRTC), an interrupted item's count confirmed."""
         await self._record.wait_released()
 
     def __repr__(self) -> str:

@@ -20,7 +20,7 @@ from ..core.timeline import ItemState
 from ..core.units import NS_PER_SECOND
 from ..errors import PlayoutClosedError, PlayoutStateError
 from ..events import EventEmitter
-from ..sinks.base import PositionedSink, positioned
+from ..sinks.base import PositionedSink, SettlingSink, positioned
 from ..transcript.forwarder import SegmentsForwarder, TranscriptForwarder, is_segments_forwarder
 from ..transcript.timed_text import TimedText
 from .claims import claim, release_claim, underlying
@@ -78,6 +78,9 @@ class AgentPlayout(EventEmitter[EventTypes]):
         self._read_ahead_ms = read_ahead_ms
         self._audio_source = audio_source
         self._sink: PositionedSink = positioned(audio_source)
+        self._settling: SettlingSink | None = (
+            self._sink if isinstance(self._sink, SettlingSink) else None
+        )
         sink_clock = getattr(self._sink, "clock", None)
         self._clock: Clock = clock or sink_clock or MonotonicClock()
         self._current: PlayoutHandle | None = None
@@ -275,6 +278,8 @@ class AgentPlayout(EventEmitter[EventTypes]):
                     cancelled = error
             self._leave(record.tasks)
             record.drop_tasks()
+            if self._settling is not None:
+                cancelled = await self._settle(record, self._settling) or cancelled
             if item.forwarder is not None:
                 cancelled = await self._close_forwarder(item, item.forwarder) or cancelled
         finally:
@@ -287,6 +292,39 @@ class AgentPlayout(EventEmitter[EventTypes]):
                 record.release()
         if cancelled is not None:
             raise cancelled
+
+    async def _settle(
+        self, record: ItemRecord, sink: SettlingSink
+    ) -> asyncio.CancelledError | None:
+        """Ask the sink what its receiver heard of an interrupted item, bounded; the answer
+        is the item's final count, and a failure leaves the sent count, marked unconfirmed.
+        Returns the cancellation that came while it waited (the settle is then cancelled)."""
+        span = record.settle_span()
+        if span is None:
+            return None
+        cancelled: asyncio.CancelledError | None = None
+        try:
+            settling = asyncio.ensure_future(sink.settle(*span))
+        except Exception:
+            log_failure(record.item_id, "the output's settle()")
+            record.unsettled()
+            return None
+        try:
+            await self._bounded(
+                record.item_id,
+                "the output's settle()",
+                [settling],
+                self._clock.now_ns() + _CLEANUP_TIMEOUT_NS,
+            )
+        except asyncio.CancelledError as error:
+            cancelled = error
+        self._leave([settling])
+        heard = _settled_count(record.item_id, settling)
+        if heard is None:
+            record.unsettled()
+        else:
+            record.settled(heard)
+        return cancelled
 
     async def _close_forwarder(
         self, item: ItemRun, forwarder: SegmentsForwarder
@@ -369,6 +407,25 @@ class AgentPlayout(EventEmitter[EventTypes]):
         self._stragglers.discard(task)
         if not task.cancelled():
             task.exception()
+
+
+def _settled_count(item_id: str, settling: asyncio.Future[Any]) -> int | None:
+    """The count a finished ``settle()`` gave, or None (logged) if it gave none."""
+    if not settling.done() or settling.cancelled():
+        return None
+    error = settling.exception()
+    result = None if error is not None else settling.result()
+    if isinstance(result, int) and not isinstance(result, bool):
+        return result
+    reason = error if error is not None else f"it returned {result!r}, not an int"
+    logger.warning(
+        "item %s: the output could not confirm what was heard (%s); the count is what was"
+        " sent, an upper bound",
+        item_id,
+        reason,
+        extra={"item_id": item_id},
+    )
+    return None
 
 
 def _check_item(item_id: object, content_index: object, forwarder: object) -> None:

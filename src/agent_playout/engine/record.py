@@ -37,6 +37,7 @@ class ItemRecord:
     """
 
     __slots__ = (
+        "_confirmed",
         "_error",
         "_first_frame_ns",
         "_input_rate",
@@ -77,6 +78,7 @@ class ItemRecord:
         self._first_frame_ns: int | None = None
         self._input_rate = input_rate
         self._underruns = UnderrunShare()
+        self._confirmed: bool | None = None
 
     # The run's lifecycle.
 
@@ -249,6 +251,31 @@ class ItemRecord:
     def interrupt_at(self, sink_total: int | None) -> None:
         """Freeze the count at the sink's total read when it was cleared (None: unknown)."""
         self.timeline.interrupt(sink_total)
+
+    # A receiver's confirmation (``SettlingSink``).
+
+    @property
+    def position_confirmed(self) -> bool | None:
+        """True once the receiver confirmed the count, False if it could not; None when no
+        confirmation applies (the sink does not settle, or nothing of a cut item was sent)."""
+        return self._confirmed
+
+    def settle_span(self) -> tuple[int, int] | None:
+        """The sink's ``[start, end)`` of what an interrupted item sent, if it sent any."""
+        timeline = self.timeline
+        base = timeline.base
+        if timeline.state is not ItemState.INTERRUPTED or base is None or not timeline.played:
+            return None
+        return base, base + timeline.played
+
+    def settled(self, heard: int) -> None:
+        """The receiver confirmed ``heard`` samples of the span: the final count."""
+        self.timeline.settle(heard)
+        self._confirmed = True
+
+    def unsettled(self) -> None:
+        """The receiver could not confirm: the count stays what was sent, an upper bound."""
+        self._confirmed = False
 
     # Underruns.
 

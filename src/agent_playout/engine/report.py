@@ -50,6 +50,9 @@ class PlayoutReport:
     heard_text: str
     words: tuple[ReportWord, ...]
     truncation: Truncation | None
+    position_confirmed: bool | None = None
+    """Whether a receiver confirmed ``played_samples`` (see ``PlayoutHandle``); None when
+    no confirmation applies."""
 
     @property
     def played_seconds(self) -> float:
@@ -98,6 +101,7 @@ class PlayoutReport:
                 sent_samples=sent,
                 completed=not handle.interrupted,
             ),
+            position_confirmed=handle.position_confirmed,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -58,6 +58,22 @@ class PositionedSink(AudioSink, Protocol):
     def samples_written(self) -> int: ...
 
 
+@runtime_checkable
+class SettlingSink(PositionedSink, Protocol):
+    """A sink that cannot take back what it sent (WebRTC): once an item is cut short, its
+    receiver says, when its reports cover that audio, how much of it was really heard.
+
+    The engine asks after every interrupted item that reached the sink, before the item's
+    ``wait_for_playout()`` returns, and bounds the wait (``CLEANUP_TIMEOUT_S``).
+    """
+
+    async def settle(self, start: int, end: int) -> int:
+        """Samples of ``[start, end)`` on the ``samples_written`` axis the listener heard,
+        once the receiver's reports cover ``end``; raises ``PositionUnconfirmedError`` when
+        it cannot learn that (no reports, reports stopped, the peer gone)."""
+        ...
+
+
 def buffer_settings(
     sample_rate: int, num_channels: int, queue_size_ms: int, fade_ms: float
 ) -> tuple[int, int]:
