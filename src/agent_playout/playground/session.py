@@ -260,7 +260,7 @@ class Session:
             else report.played_samples
             if report.interrupted
             else handle.pushed_samples,
-            "position_confirmed": getattr(handle, "position_confirmed", None),
+            "position_confirmed": report.position_confirmed,
             "settlement": None
             if settlement is None
             else {

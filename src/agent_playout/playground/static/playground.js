@@ -9,7 +9,7 @@ const INBOUND_FIELDS = [
   "totalSamplesReceived", "concealedSamples", "silentConcealedSamples", "concealmentEvents",
   "insertedSamplesForDeceleration", "removedSamplesForAcceleration", "jitterBufferDelay",
   "jitterBufferEmittedCount", "jitterBufferTargetDelay", "packetsReceived", "packetsLost",
-  "audioLevel", "totalAudioEnergy",
+  "packetsDiscarded", "audioLevel", "totalAudioEnergy",
 ];
 const PLAYOUT_FIELDS = [
   "totalSamplesCount", "totalSamplesDuration", "synthesizedSamplesDuration",
@@ -21,8 +21,7 @@ const KEPT = 2000;
 // with the stats the page had sent when it showed it, and each item's report.
 const state = {
   session: null, error: null, seq: 0, lastReport: null, reports: [], captions: [], items: {},
-  worklet: null,
-  marks: {},
+  worklet: null, marks: {}, flowing: false,
 };
 window.playground = state;
 
@@ -71,6 +70,13 @@ async function sendReport() {
   if (channel.readyState !== "open") return;
   channel.send(JSON.stringify(report));
   state.lastReport = report;
+  const inbound = report.inbound;
+  if (!state.flowing && inbound && inbound.jitterBufferEmittedCount > 0) {
+    // Speak once the server has had a report of the stream playing: the stream's start-up
+    // (its first concealment) is then behind us, and never counted against an item.
+    state.flowing = true;
+    ready();
+  }
   state.reports.push(report);
   if (state.reports.length > KEPT) state.reports.splice(0, state.reports.length - KEPT);
 }
@@ -121,12 +127,7 @@ async function connect(sessionId) {
     audio.play().catch((error) => status(`audio blocked: ${error.message}`));
     countFrames(stream);
   };
-  pc.onconnectionstatechange = () => {
-    status(`session ${sessionId}: ${pc.connectionState}`);
-    const ready = pc.connectionState === "connected";
-    $("speak").disabled = !ready;
-    $("interrupt").disabled = !ready;
-  };
+  pc.onconnectionstatechange = () => { ready(); };
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
   const response = await fetch(`/session/${sessionId}/offer`, {
@@ -136,6 +137,15 @@ async function connect(sessionId) {
   const answer = await response.json();
   if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
   await pc.setRemoteDescription(answer);
+}
+
+function ready() {
+  const connected = pc !== null && pc.connectionState === "connected";
+  const usable = connected && state.flowing;
+  const how = connected && !state.flowing ? "connected, waiting for the audio" : pc.connectionState;
+  status(`session ${state.session}: ${usable ? "ready" : how}`);
+  $("speak").disabled = !usable;
+  $("interrupt").disabled = !usable;
 }
 
 function showCaption(message) {
