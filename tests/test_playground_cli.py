@@ -20,6 +20,7 @@ import pytest
 
 pytest.importorskip("typer")
 
+import agent_playout
 from agent_playout.cli import main
 from agent_playout.tts import available_voices
 
@@ -27,6 +28,10 @@ needs_espeak = pytest.mark.skipif("espeak" not in available_voices(), reason="no
 SERVING = re.compile(r"playground: open (http://\S+/) in a browser")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+SOURCE = os.pathsep.join(
+    filter(None, [str(Path(agent_playout.__file__).parents[1]), os.environ.get("PYTHONPATH")])
+)
+"""The child imports this package (the one under test) from the temporary directory."""
 
 
 @pytest.fixture(autouse=True)
@@ -126,7 +131,7 @@ class Playground:
             sys.executable, "-m", "agent_playout", "playground", "--port", "0",
             "--voice", "espeak",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", "PYTHONPATH": SOURCE},
         )  # fmt: skip
         server = cls(child)
         try:
