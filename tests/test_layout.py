@@ -95,6 +95,7 @@ def test_the_public_api_is_the_same_set_of_names() -> None:
             ["RealtimeBridge", "ItemHeard", "AudioFormat", "session_update", "connect_realtime"],
         ),
         ("agent_playout.bridges", ["SimulatedRealtimeServer", "ScriptedResponse"]),
+        ("agent_playout.playground", ["serve_playground", "PlaygroundServer", "Session"]),
         ("agent_playout.clock", ["VirtualClock", "MonotonicClock"]),
         ("agent_playout.tts", ["load_voice", "available_voices"]),
     ],

@@ -230,3 +230,27 @@ async def test_a_tab_closed_mid_item_ends_its_session_once_and_no_other(
         if f"session {goes.session}: closed" in r.getMessage()
     ]
     assert closed == [f"session {goes.session}: closed (the tab closed) after 1 item(s)"]
+
+
+async def test_speak_before_the_peer_is_up_and_a_flood_of_speaks_are_refused_saying_why(
+    server: PlaygroundServer, http: aiohttp.ClientSession
+) -> None:
+    async with Tab.opened(http, server.url, connect=False) as tab:
+        await tab.send({"type": "speak", "text": SHORT})
+        error = await tab.wait_for("error")
+        assert error["message"] == (
+            "the peer connection is not up yet; wait for the page to say ready"
+        )
+        await tab.connect()
+        for _ in range(6):
+            await tab.send({"type": "speak", "text": LONG})
+        refused = await tab.wait_for(
+            "error", message="4 items are still ending; wait for their reports"
+        )
+        assert refused
+        await tab.send({"type": "interrupt"})
+        for number in range(1, 5):  # each reports once its plot is drawn: in any order
+            await tab.wait_for("report", item_id=f"item_{number}", timeout=30)
+        reports = [r["item_id"] for r in tab.of_kind("report")]
+        assert sorted(reports) == ["item_1", "item_2", "item_3", "item_4"]
+        assert all(r["interrupted"] for r in tab.of_kind("report"))

@@ -29,7 +29,7 @@ from ..sinks.webrtc import ReportError, Settlement, WebRtcSink, parse_report
 from ..transcript.forwarder import TranscriptForwarder
 from ..transcript.sentences import TranscriptSegment
 from ..tts import Voice
-from .messages import Interrupt, MessageError, Offer, Speak, parse_page_message
+from .messages import Interrupt, MessageError, Offer, parse_page_message
 
 logger = logging.getLogger("agent_playout")
 
@@ -39,6 +39,9 @@ CLOSE_TIMEOUT_S = 5.0
 """The longest a session waits for its items, its playout and its peer connection to end."""
 OFFER_TIMEOUT_S = 10.0
 """The longest the answer to an offer may take (aiortc gathers its candidates first)."""
+MAX_ITEMS_IN_FLIGHT = 4
+"""Items a session may have started and not yet reported (a new one cuts the one playing,
+which still settles and reports): a page that floods Speak is refused beyond them."""
 PLOTS_KEPT = 20
 """Timeline PNGs kept per session (the page fetches each once, right after its report)."""
 
@@ -155,10 +158,25 @@ class Session:
             logger.warning("session %s: bad message from the page: %s", self.session_id, error)
             self._post({"type": "error", "message": str(error)})
             return
-        if isinstance(message, Speak):
-            self.speak(message.text)
-        elif isinstance(message, Interrupt):
+        if self._closed:
+            return
+        if isinstance(message, Interrupt):
             self.interrupt()
+            return
+        refusal = self._refusal()
+        if refusal is not None:
+            logger.warning("session %s: did not speak: %s", self.session_id, refusal)
+            self._post({"type": "error", "message": refusal})
+            return
+        self.speak(message.text)
+
+    def _refusal(self) -> str | None:
+        """Why a new item cannot start now, or None."""
+        if self._pc.connectionState != "connected":
+            return "the peer connection is not up yet; wait for the page to say ready"
+        if len(self._tasks) >= MAX_ITEMS_IN_FLIGHT:
+            return f"{len(self._tasks)} items are still ending; wait for their reports"
+        return None
 
     def speak(self, text: str) -> str:
         """Start speaking ``text`` (cutting what plays); returns its item id."""
@@ -203,10 +221,14 @@ class Session:
             self._post({"type": "error", "message": f"{item_id} failed; see the server's log"})
             return
         handle = handles[0]
-        plot = await asyncio.to_thread(timeline_png, [(spoken.report, spoken.audio)])
-        self.plots[item_id] = plot
-        while len(self.plots) > PLOTS_KEPT:
-            del self.plots[next(iter(self.plots))]
+        try:
+            plot = await asyncio.to_thread(timeline_png, [(spoken.report, spoken.audio)])
+        except Exception:
+            logger.exception("session %s: could not draw %s's timeline", self.session_id, item_id)
+        else:
+            self.plots[item_id] = plot
+            while len(self.plots) > PLOTS_KEPT:
+                del self.plots[next(iter(self.plots))]
         settlement = self.sink.settlement
         fresh = settlement if settlement is not settled_before else None
         self._post(self._report(handle, spoken, text, fresh))
@@ -279,7 +301,9 @@ class Session:
                 "max_ms": delays.max_ms,
             },
             "truncation": None if report.truncation is None else report.truncation.to_event(),
-            "plot": f"/session/{self.session_id}/plot/{report.item_id}.png",
+            "plot": f"/session/{self.session_id}/plot/{report.item_id}.png"
+            if report.item_id in self.plots
+            else None,
             "report": report.to_dict(),
         }
 

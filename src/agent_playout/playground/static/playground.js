@@ -195,7 +195,8 @@ function showReport(message) {
   $("truncate").textContent = message.truncation
     ? JSON.stringify(message.truncation) : "no truncation: the whole item was heard";
   $("report-item").textContent = message.item_id;
-  $("plot").src = message.plot;
+  if (message.plot) $("plot").src = message.plot;
+  else $("plot").removeAttribute("src");
   $("report-box").hidden = false;
   if (message.interrupted) $("captions").classList.add("cut");
 }
