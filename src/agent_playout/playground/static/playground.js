@@ -16,6 +16,7 @@ const PLAYOUT_FIELDS = [
   "synthesizedSamplesEvents", "totalPlayoutDelay",
 ];
 const KEPT = 2000;
+const STEADY_MS = 300;
 
 // What the page saw, for a reader of the page (and the tests): its own stats, each caption
 // with the stats the page had sent when it showed it, and each item's report.
@@ -30,6 +31,8 @@ let socket = null;
 let pc = null;
 let channel = null;
 let counter = null;
+let steadySince = null;
+let steadyConcealed = 0;
 
 function status(text) { $("status").textContent = text; }
 
@@ -72,10 +75,16 @@ async function sendReport() {
   state.lastReport = report;
   const inbound = report.inbound;
   if (!state.flowing && inbound && inbound.jitterBufferEmittedCount > 0) {
-    // Speak once the server has had a report of the stream playing: the stream's start-up
-    // (its first concealment) is then behind us, and never counted against an item.
-    state.flowing = true;
-    ready();
+    // Speak once the stream plays steadily (STEADY_MS of reports without concealment):
+    // the browser's start-up, while its jitter buffer fills, is then behind us.
+    const concealed = inbound.concealedSamples || 0;
+    if (steadySince === null || concealed !== steadyConcealed) {
+      steadySince = report.at_ms;
+      steadyConcealed = concealed;
+    } else if (report.at_ms - steadySince >= STEADY_MS) {
+      state.flowing = true;
+      ready();
+    }
   }
   state.reports.push(report);
   if (state.reports.length > KEPT) state.reports.splice(0, state.reports.length - KEPT);
