@@ -192,6 +192,27 @@ def test_phone_realtime_truncates_the_model_where_the_callers_phone_was(tmp_path
     assert told["audio_end_ms"] == heard_ms
 
 
+@pytest.mark.realtime
+def test_webrtc_loopback_hears_what_the_receiver_confirmed(tmp_path: Path) -> None:
+    pytest.importorskip("aiortc", reason="the [webrtc] extra is not installed")
+    output = run_example("webrtc_loopback.py", cwd=tmp_path)
+    assert printed(output, "confirmed by the receiver") == "True"
+    heard = re.search(r"^heard: (\d+) samples at 48 kHz: '(.*)'$", output, re.MULTILINE)
+    settled = re.search(r"^sent: (\d+), lost or concealed: (\d+)$", output, re.MULTILINE)
+    delays = re.search(r"^sent to played: median (\d+) ms, max (\d+) ms$", output, re.MULTILINE)
+    assert heard, output
+    assert settled, output
+    assert delays, output
+    sent, lost = int(settled[1]), int(settled[2])
+    assert int(heard[1]) == sent - lost
+    assert 0.3 * 48000 < sent < 0.8 * 48000  # cut 0.6 s after play(), 5 ms fade included
+    answer = "Your table is booked for eight, on the terrace by the river."
+    assert heard[2]
+    assert answer.startswith(heard[2].strip())
+    assert heard[2].strip() != answer
+    assert 0 < int(delays[1]) <= int(delays[2])
+
+
 async def listening_url(server: asyncio.subprocess.Process) -> str:
     """The URL the command's start line names; its stderr if it ended before listening."""
     assert server.stdout is not None
@@ -317,6 +338,7 @@ TESTED = {
     "phone_realtime.py",
     "realtime_bridge.py",
     "realtime_command.sh",
+    "webrtc_loopback.py",
 }
 
 

@@ -96,6 +96,11 @@ def test_the_public_api_is_the_same_set_of_names() -> None:
         ),
         ("agent_playout.bridges", ["SimulatedRealtimeServer", "ScriptedResponse"]),
         ("agent_playout.playground", ["serve_playground", "PlaygroundServer", "Session"]),
+        (
+            "agent_playout.sinks.webrtc",
+            ["WebRtcSink", "ReceiverReporter", "parse_report", "ReportError", "Settlement"],
+        ),
+        ("agent_playout.sinks.webrtc", ["Delays", "TrackEndedError", "REPORT_CHANNEL_LABEL"]),
         ("agent_playout.clock", ["VirtualClock", "MonotonicClock"]),
         ("agent_playout.tts", ["load_voice", "available_voices"]),
     ],

@@ -6,18 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 
 import numpy as np
 import pytest
 
-from agent_playout import AudioFrame, PositionUnconfirmedError
+from agent_playout import AgentPlayout, AudioFrame, PositionUnconfirmedError, TranscriptForwarder
 from agent_playout.sinks.webrtc import TrackEndedError, WebRtcSink
 
+from .conftest import frames_of, stream
 from .webrtc_loopback import (
     OPUS_DELAY,
     Loopback,
     chirp,
     expected_heard,
+    item_samples_taken,
     loopback,
     non_silent_span,
 )
@@ -47,8 +50,8 @@ def stream_start(sent: np.ndarray, after: int) -> int:
 
 
 async def interrupt_after(lb: Loopback, signal: np.ndarray, delay_s: float) -> tuple[int, int]:
-    """Play ``signal``, cut it after ``delay_s``, settle: (the item's start on the audio axis,
-    heard)."""
+    """Play ``signal``, cut it after ``delay_s``, settle: (the samples sent, fade included, and
+    how many the sink says were heard)."""
     sink = lb.sink
     start = sink.samples_written
     feeder = asyncio.create_task(feed(sink, signal))
@@ -61,7 +64,20 @@ async def interrupt_after(lb: Loopback, signal: np.ndarray, delay_s: float) -> t
     assert sink.settlement is not None
     assert sink.settlement.confirmed
     assert (sink.settlement.start, sink.settlement.end) == (start, end)
-    return start, heard
+    return end - start, heard
+
+
+def check_cut(lb: Loopback, signal: np.ndarray, after: int, sent_count: int, heard: int) -> int:
+    """What went out is the item cut at ``sent_count``, fade included, then silence; ``heard``
+    is exactly the receiver's own count of those samples; returns where the item ended."""
+    sent = lb.sent.samples()
+    begins = stream_start(sent, after)
+    ends = begins + sent_count
+    assert np.array_equal(sent[begins:ends], expected_heard(signal, sent_count, FADE))
+    assert not sent[ends:].any()
+    assert lb.received.emitted + lb.reporter.concealed >= ends + OPUS_DELAY
+    assert heard == item_samples_taken(lb.received, begins, sent_count)
+    return begins
 
 
 async def test_random_interrupts_settle_to_exactly_what_the_receiver_took() -> None:
@@ -71,25 +87,18 @@ async def test_random_interrupts_settle_to_exactly_what_the_receiver_took() -> N
     async with loopback(sink) as lb:
         after = 0
         for _ in range(3):
-            start, heard = await interrupt_after(lb, signal, rng.uniform(0.15, 0.6))
+            sent_count, heard = await interrupt_after(lb, signal, rng.uniform(0.15, 0.6))
             await asyncio.sleep(0.05)  # a few silent frames after the cut go out too
-            sent = lb.sent.samples()
-            begins = stream_start(sent, after)
-            # exactly ``heard`` samples of the item went out, fade included, then silence
-            ends = begins + heard
-            assert np.array_equal(sent[begins:ends], expected_heard(signal, heard, FADE))
-            assert not sent[ends:].any()
-            # ... and the receiver took every frame that holds them, with no gap
-            assert lb.reporter.concealed == 0
-            assert lb.received.emitted >= ends + OPUS_DELAY
-            # the receiver's own non-silent samples: the same span, to the codec's smear
-            span = non_silent_span(lb.received.samples()[begins:])
-            assert span is not None
-            first, last = span
-            assert abs(first - OPUS_DELAY) <= OPUS_SMEAR
-            assert abs((last - first) - heard) <= OPUS_SMEAR
-            after = ends
-            assert heard == sink.samples_written - start
+            begins = check_cut(lb, signal, after, sent_count, heard)
+            if lb.reporter.concealed == 0:  # no loss: the whole cut was heard
+                assert heard == sent_count
+                # the receiver's own non-silent samples: the same span, to the codec's smear
+                span = non_silent_span(lb.received.samples()[begins:])
+                assert span is not None
+                first, last = span
+                assert abs(first - OPUS_DELAY) <= OPUS_SMEAR
+                assert abs((last - first) - heard) <= OPUS_SMEAR
+            after = begins + sent_count
 
 
 async def test_playout_position_follows_the_receivers_emitted_count() -> None:
@@ -177,3 +186,47 @@ async def test_peer_closing_mid_item_ends_the_captures() -> None:
                 await feeder
         with pytest.raises(PositionUnconfirmedError):
             await sink.settle(0, sink.samples_written + 48000)
+
+
+async def test_an_engine_interrupt_ends_at_what_the_receiver_took() -> None:
+    sink = WebRtcSink(label="engine")
+    text = "the quick brown fox jumps over the lazy dog and runs away"
+    signal = chirp(48000)
+    seen: list[tuple[int, int]] = []
+    state: dict[str, int] = {}
+
+    def on_report() -> None:
+        if "after" not in state or handle.interrupted:
+            return
+        if "begins" not in state:
+            sent = lb.sent.samples()
+            if not sent[state["after"] :].any():
+                return
+            state["begins"] = stream_start(sent, state["after"])
+        truth = max(lb.received.emitted - OPUS_DELAY - state["begins"], 0)
+        seen.append((handle.played_samples, truth))
+
+    playout = AgentPlayout(audio_source=sink)
+    async with loopback(sink, on_report=on_report) as lb:
+        await asyncio.sleep(0.05)
+        handle = playout.play(
+            item_id="it_rtc",
+            content_index=0,
+            transcription_fwd=TranscriptForwarder(),
+            text_stream=stream(re.findall(r"\S+\s*", text)),
+            audio_stream=stream(frames_of(signal, 480, rate=48000)),
+        )
+        state["after"] = len(lb.sent.chunks) * FRAME
+        await asyncio.sleep(random.Random(7).uniform(0.3, 0.6))
+        handle.interrupt()
+        await handle.wait_for_playout()
+        heard = handle.played_samples
+        assert handle.position_confirmed is True
+        assert sink.settlement is not None
+        check_cut(lb, signal, state["after"], sink.settlement.end - sink.settlement.start, heard)
+        assert seen
+        # until the interrupt (the engine then holds the sent count until the settle)
+        assert all(played <= truth for played, truth in seen)  # captions never ahead
+        assert text.startswith(handle.played_text.strip())
+        assert 0 < len(handle.played_text) < len(text)
+    await playout.aclose()

@@ -184,3 +184,14 @@ def non_silent_span(samples: np.ndarray, threshold: int = 256) -> tuple[int, int
     if loud.size == 0:
         return None
     return int(loud[0]), int(loud[-1]) + 1
+
+
+def item_samples_taken(received: Received, begins: int, count: int) -> int:
+    """Samples of the item sent at stream ``[begins, begins + count)`` that are in the frames
+    the receiver took: its own count of them, lost packets left out (its pts are the sender's
+    stream positions, from its first packet, which was the track's first frame)."""
+    start, end = begins + OPUS_DELAY, begins + OPUS_DELAY + count
+    return sum(
+        max(0, min(pts + chunk.size, end) - max(pts, start))
+        for pts, chunk in zip(received.pts, received.chunks, strict=True)
+    )

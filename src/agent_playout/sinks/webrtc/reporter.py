@@ -116,8 +116,12 @@ class ReceiverReporter:
         self._channel.send(text)
 
     def _on_message(self, message: object) -> None:
+        """Answer ``report-now``; never raises (pyee would re-raise it in aiortc's reader)."""
         if isinstance(message, str | bytes) and is_report_request(message):
-            self.report()
+            try:
+                self.report()
+            except Exception as error:  # the channel closing under us
+                logger.debug("receiver report not sent: %s", error)
 
     def _take(self, frame: AudioFrame) -> None:
         pts, samples = frame.pts, frame.samples

@@ -11,9 +11,11 @@ Position sources, on one 48 kHz axis:
   packet, so the count leads what is audible by at most that 20 ms packet, and concealment and
   time-stretch (``insertedSamplesForDeceleration``, ``removedSamplesForAcceleration``) never
   enter it: they change when packets are taken, not how many. Where a receiver has no such
-  count, its AudioWorklet's rendered ``frames`` (at its ``sampleRate``, converted to 48 kHz)
-  are the fallback. The count is mapped onto the sent axis: less ``OPUS_DELAY`` (the
-  encoder's 312-sample lookahead), origin at the track's first frame, and silence taken out.
+  count, its AudioWorklet's rendered ``frames`` (at its ``sampleRate``, converted to 48 kHz,
+  counted from the track's first frame, as the page must) are the fallback; they include
+  what the receiver concealed or stretched, so they are the rougher of the two. The count
+  is mapped onto the sent axis: less ``OPUS_DELAY`` (the encoder's 312-sample lookahead),
+  origin at the track's first frame, and the silence between items taken out.
   It never exceeds ``samples_sent``, and it never decreases.
 
 Axes. The receiver's counters start at its first packet. The track sends from its first
@@ -64,6 +66,12 @@ BAD_REPORT_LOG_INTERVAL_S = 1.0
 
 _BAD_REPORT_LOG_NS = round(BAD_REPORT_LOG_INTERVAL_S * NS_PER_SECOND)
 
+ASK_INTERVAL_MS = 50
+"""While a settle waits past the time its audio should have played, it asks the receiver for a
+report this often (the contract's own report pace)."""
+
+_ASK_INTERVAL_NS = ASK_INTERVAL_MS * 1_000_000
+
 
 class TrackEndedError(OutputEndedError):
     """The WebRTC track ended (its peer connection closed, or the sink was closed)."""
@@ -77,6 +85,30 @@ class _Wait:
     def __init__(self, check: Callable[[], bool], future: asyncio.Future[None]) -> None:
         self.check = check
         self.future = future
+
+
+class _Asking:
+    """Asks for a report at a time, then every ``ASK_INTERVAL_MS`` until cancelled: a settle
+    is not left to a receiver's own pace."""
+
+    __slots__ = ("_ask", "_clock", "_timer")
+
+    def __init__(self, clock: Clock, ask: Callable[[], None]) -> None:
+        self._clock = clock
+        self._ask = ask
+        self._timer: TimerHandle | None = None
+
+    def start(self, at_ns: int) -> None:
+        self._timer = self._clock.call_at(at_ns, self._fire)
+
+    def _fire(self) -> None:
+        self._ask()
+        self.start(self._clock.now_ns() + _ASK_INTERVAL_NS)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class WebRtcSink(SinkSurface, ClosesOnExit):
@@ -188,7 +220,7 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
                 channel.send(text)
 
         self.expect_reports(send)
-        channel.on("message", self.receive_message)
+        channel.on("message", self._on_channel_message)
         channel.on("close", self.receiver_closed)
         if channel.readyState == "closed":
             self.receiver_closed()
@@ -217,6 +249,14 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
             self._bad_report(error)
             return
         self._check_waits()
+
+    def _on_channel_message(self, message: object) -> None:
+        """A channel's message handler never raises: pyee would re-raise it inside aiortc's
+        SCTP reader, and one bad message would stop every later one."""
+        try:
+            self.receive_message(message)
+        except Exception:
+            logger.exception("webrtc %s: failed to take a receiver message", self._label)
 
     def receiver_closed(self) -> None:
         """The reports stopped for good (the channel closed): waits on them end now."""
@@ -285,7 +325,8 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
         if outcome is None:
             self._ask_for_report()
             due = self._due_ns(end)
-            ask = self._clock.call_at(due + scheduler.median_delay_ns(), self._ask_for_report)
+            ask = _Asking(self._clock, self._ask_for_report)
+            ask.start(due + scheduler.median_delay_ns())
             try:
                 confirmed = await self._wait_reports(
                     lambda: scheduler.settled(start, end) is not None,
@@ -338,9 +379,31 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
             raise self._ended
 
     async def _wait_for_sent(self, target: int) -> None:
+        """Wait until ``target`` audio was sent. Before the track's first frame that waits for
+        the peer to connect; once it sends, a sender that stops reading it fails the wait
+        ``settle_timeout_ms`` after the audio was due (``TrackEndedError``)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sent_waiters.add(target, future)
-        await future
+        if self._first_frame_ns is None:
+            await future
+            return
+        due = samples_to_ns(max(target - self._scheduler.audio_sent, 0) + FRAME, RATE)
+        timeout_ms = self._settle_timeout_ns // 1_000_000
+
+        def stalled() -> None:
+            if not future.done():
+                future.set_exception(
+                    TrackEndedError(
+                        f"webrtc {self._label}: the track was not read for {timeout_ms} ms"
+                        " past when its audio was due (its sender stopped)"
+                    )
+                )
+
+        timer = self._clock.call_at(self._clock.now_ns() + due + self._settle_timeout_ns, stalled)
+        try:
+            await future
+        finally:
+            timer.cancel()
 
     async def _wait_reports(self, check: Callable[[], bool], deadline_ns: int) -> bool:
         """Wait until ``check`` holds after a report: True; False at ``deadline_ns`` or once the
