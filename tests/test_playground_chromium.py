@@ -13,6 +13,7 @@ Skips with the reason when Chromium or Playwright is missing, unless
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import os
@@ -220,3 +221,36 @@ async def test_chromium_hears_a_cut_response_with_captions_in_step_and_its_repor
         second["rendered"],
         max(first["lead_ms"], second["lead_ms"]),
     )
+
+
+@pytest.mark.realtime
+async def test_chromium_tabs_each_get_a_session_and_a_closed_tab_ends_only_its_own(
+    chromium: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from playwright.async_api import async_playwright
+
+    from agent_playout.playground import serve_playground
+
+    caplog.set_level(logging.INFO, "agent_playout")
+    async with serve_playground(load_voice("auto")) as server, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(chromium), args=FLAGS)
+        try:
+            tabs = [await browser.new_page() for _ in range(2)]
+            for tab in tabs:
+                await tab.goto(server.url)
+            for tab in tabs:
+                await tab.wait_for_selector("#speak:not([disabled])", timeout=WAIT_MS)
+            ids = [await tab.evaluate("window.playground.session") for tab in tabs]
+            assert len(set(ids)) == 2
+            assert set(server.sessions) == set(ids)
+            closing = server.sessions[ids[1]]
+            await tabs[1].close()
+            await asyncio.wait_for(closing.ended.wait(), 10)
+            assert set(server.sessions) == {ids[0]}
+            assert await tabs[0].inner_text("#status") == f"session {ids[0]}: ready"
+        finally:
+            await browser.close()
+    closed = [
+        r.getMessage() for r in caplog.records if f"session {ids[1]}: closed" in r.getMessage()
+    ]
+    assert closed == [f"session {ids[1]}: closed (the tab closed) after 0 item(s)"]
