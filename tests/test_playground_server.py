@@ -17,6 +17,7 @@ pytest.importorskip("aiortc")
 
 import aiohttp
 
+from agent_playout import PlayoutClosedError
 from agent_playout.playground import PlaygroundServer, serve_playground
 from agent_playout.tts import Voice, available_voices, load_voice
 
@@ -51,8 +52,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-def words_of(text: str) -> list[str]:
-    return text.split()
+async def nothing() -> AsyncIterator[str]:
+    return
+    yield
 
 
 def check_captions(tab: Tab, item_id: str) -> list[dict[str, object]]:
@@ -220,6 +222,16 @@ async def test_a_tab_closed_mid_item_ends_its_session_once_and_no_other(
         await goes.close()
         await asyncio.wait_for(gone.ended.wait(), 10)
         assert goes.session not in server.sessions
+        assert gone.closed
+        assert gone.sink.track.readyState == "ended"
+        with pytest.raises(PlayoutClosedError):
+            gone.playout.play(
+                item_id="late",
+                content_index=0,
+                transcription_fwd=None,
+                text_stream=nothing(),
+                audio_stream=nothing(),
+            )
         report = await stays.wait_for("report", item_id="item_1")
         assert report["interrupted"] is False
         assert report["heard_text"].strip() == SHORT

@@ -38,6 +38,9 @@ HEARTBEAT_S = 10.0
 """WebSocket pings: a tab that vanishes without closing (a crash, a laptop lid) is found
 within two of them."""
 MAX_MESSAGE_BYTES = 64 * 1024
+SHUTDOWN_TIMEOUT_S = 10.0
+"""How long a stop waits for the tabs' sessions to close (each is bounded by the session's
+own ``CLOSE_TIMEOUT_S`` steps) before aiohttp cancels what is left."""
 
 _SESSIONS = web.AppKey("sessions", dict[str, Session])
 _SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
@@ -117,8 +120,9 @@ def create_app(voice: Voice) -> web.Application:
         """Server stopping: each tab's socket closes (1001), which ends its session."""
         app[_STOPPING].set()
         sockets = app[_SOCKETS]
-        for ws in list(sockets):
-            await ws.close(code=1001, message=b"the playground is stopping")
+        await asyncio.gather(
+            *(ws.close(code=1001, message=b"the playground is stopping") for ws in list(sockets))
+        )
 
     app.router.add_get("/", page)
     app.router.add_get("/session", socket)
@@ -147,7 +151,9 @@ class PlaygroundServer:
 
     def __init__(self, voice: Voice, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self._app = create_app(voice)
-        self._runner = web.AppRunner(self._app, handle_signals=False, shutdown_timeout=2.0)
+        self._runner = web.AppRunner(
+            self._app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        )
         self._host = host
         self._port = port
         self.url = ""
