@@ -32,6 +32,8 @@ let pc = null;
 let channel = null;
 let counter = null;
 let steadySince = null;
+let reporting = false;
+let again = false;
 let steadyConcealed = 0;
 
 function status(text) { $("status").textContent = text; }
@@ -68,11 +70,28 @@ async function receiverReport() {
 }
 
 async function sendReport() {
-  if (!channel || channel.readyState !== "open") return;
-  const report = await receiverReport();
-  if (channel.readyState !== "open") return;
-  channel.send(JSON.stringify(report));
+  // One getStats at a time: two in flight could resolve out of order and send an older
+  // count after a newer one. A request meanwhile is answered by one more report after.
+  if (reporting) { again = true; return; }
+  reporting = true;
+  try {
+    do {
+      again = false;
+      if (!channel || channel.readyState !== "open") return;
+      const report = await receiverReport();
+      if (channel.readyState !== "open") return;
+      channel.send(JSON.stringify(report));
+      noteReport(report);
+    } while (again);
+  } finally {
+    reporting = false;
+  }
+}
+
+function noteReport(report) {
   state.lastReport = report;
+  state.reports.push(report);
+  if (state.reports.length > KEPT) state.reports.splice(0, state.reports.length - KEPT);
   const inbound = report.inbound;
   if (!state.flowing && inbound && inbound.jitterBufferEmittedCount > 0) {
     // Speak once the stream plays steadily (STEADY_MS of reports without concealment):
@@ -86,8 +105,6 @@ async function sendReport() {
       ready();
     }
   }
-  state.reports.push(report);
-  if (state.reports.length > KEPT) state.reports.splice(0, state.reports.length - KEPT);
 }
 
 function gathered(connection) {
