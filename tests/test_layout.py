@@ -62,6 +62,7 @@ ALLOWED = {
     "playground": {
         "playground",
         "cli",
+        "bridges",
         "engine",
         "sinks",
         "core",

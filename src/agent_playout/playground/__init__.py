@@ -10,18 +10,27 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .realtime import RealtimeTarget
     from .server import PlaygroundServer, create_app, serve_playground
     from .session import OfferError, Session
 
 _LAZY = {
     "PlaygroundServer": "server",
+    "RealtimeTarget": "realtime",
     "create_app": "server",
     "serve_playground": "server",
     "OfferError": "session",
     "Session": "session",
 }
 
-__all__ = ["OfferError", "PlaygroundServer", "Session", "create_app", "serve_playground"]
+__all__ = [
+    "OfferError",
+    "PlaygroundServer",
+    "RealtimeTarget",
+    "Session",
+    "create_app",
+    "serve_playground",
+]
 
 
 def __getattr__(name: str) -> Any:

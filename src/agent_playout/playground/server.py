@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 
 from ..tts import Voice
 from .messages import MessageError, parse_offer
+from .realtime import RealtimeTarget
 from .session import OfferError, Session
 from .voice import SharedVoice
 
@@ -34,6 +35,12 @@ RESPONSES = (
     " the confirmation to your phone?",
 )
 """The canned responses the page offers beside its text box."""
+PROMPTS = (
+    "Greet the caller in one short sentence.",
+    "Say when the next train to Boston leaves, in two sentences.",
+    "Tell a long story about a lighthouse keeper.",
+)
+"""With ``--realtime``, the canned instructions for the model's next response."""
 HEARTBEAT_S = 10.0
 """WebSocket pings: a tab that vanishes without closing (a crash, a laptop lid) is found
 within two of them."""
@@ -44,14 +51,19 @@ own ``CLOSE_TIMEOUT_S`` steps) before aiohttp cancels what is left."""
 
 _SESSIONS = web.AppKey("sessions", dict[str, Session])
 _SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
-_VOICE = web.AppKey("voice", SharedVoice)
+_VOICE: web.AppKey[SharedVoice | None] = web.AppKey("voice")
+_REALTIME: web.AppKey[RealtimeTarget | None] = web.AppKey("realtime")
 _STOPPING = web.AppKey("stopping", asyncio.Event)
 
 
-def create_app(voice: Voice) -> web.Application:
-    """The playground's application, speaking with ``voice`` (shared by every tab)."""
+def create_app(voice: Voice | None, *, realtime: RealtimeTarget | None = None) -> web.Application:
+    """The playground's application, speaking with ``voice`` (shared by every tab) or, with
+    ``realtime``, giving each tab a connection of its own to that model."""
+    if (voice is None) == (realtime is None):
+        raise ValueError("the playground speaks with a voice or a realtime model: give one")
     app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
-    app[_VOICE] = SharedVoice(voice)
+    app[_VOICE] = None if voice is None else SharedVoice(voice)
+    app[_REALTIME] = realtime
     app[_SESSIONS] = {}
     app[_SOCKETS] = set()
     app[_STOPPING] = asyncio.Event()
@@ -64,14 +76,19 @@ def create_app(voice: Voice) -> web.Application:
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         session_id = f"s{next(numbers)}"
-        session = Session(session_id, app[_VOICE], ws.send_json)
+        session = Session(session_id, ws.send_json, voice=app[_VOICE], realtime=app[_REALTIME])
         app[_SESSIONS][session_id] = session
         app[_SOCKETS].add(ws)
         reason = "the tab closed"
         ended = asyncio.create_task(_close_when_ended(session, ws))
         try:
             await ws.send_json(
-                {"type": "hello", "session": session_id, "responses": list(RESPONSES)}
+                {
+                    "type": "hello",
+                    "session": session_id,
+                    "mode": "voice" if app[_REALTIME] is None else "realtime",
+                    "responses": list(RESPONSES if app[_REALTIME] is None else PROMPTS),
+                }
             )
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
@@ -149,8 +166,15 @@ class PlaygroundServer:
     """The playground on ``host:port`` (0: a free port): ``start()``, then ``aclose()``,
     which closes every tab's session."""
 
-    def __init__(self, voice: Voice, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._app = create_app(voice)
+    def __init__(
+        self,
+        voice: Voice | None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        realtime: RealtimeTarget | None = None,
+    ) -> None:
+        self._app = create_app(voice, realtime=realtime)
         self._runner = web.AppRunner(
             self._app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
         )
@@ -182,11 +206,16 @@ class PlaygroundServer:
 
 @contextlib.asynccontextmanager
 async def serve_playground(
-    voice: Voice, *, host: str = "127.0.0.1", port: int = 0
+    voice: Voice | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    realtime: RealtimeTarget | None = None,
 ) -> AsyncIterator[PlaygroundServer]:
     """Serve the playground until the block ends; then every tab's session is closed.
-    ``OSError`` if the port cannot be bound."""
-    server = PlaygroundServer(voice, host=host, port=port)
+    ``voice`` speaks the page's text; or give None and ``realtime``, and each tab talks to
+    that model. ``OSError`` if the port cannot be bound."""
+    server = PlaygroundServer(voice, host=host, port=port, realtime=realtime)
     await server.start()
     try:
         yield server

@@ -16,20 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
-from ..cli.model_stream import Spoken, speak, voice_pieces
+from ..bridges import ItemHeard
+from ..cli.model_stream import speak, voice_pieces
 from ..cli.plot import timeline_png
 from ..engine.handle import PlayoutHandle
 from ..engine.playout import AgentPlayout
+from ..engine.report import PlayoutReport
 from ..sinks.webrtc import ReportError, Settlement, WebRtcSink, parse_report
 from ..transcript.forwarder import TranscriptForwarder
 from ..transcript.sentences import TranscriptSegment
 from ..tts import Voice
 from .messages import Interrupt, MessageError, Offer, parse_page_message
+from .realtime import ModelVoice, RealtimeTarget
+from .reports import caption_message, report_message
 
 logger = logging.getLogger("agent_playout")
 
@@ -53,9 +57,19 @@ class OfferError(ValueError):
 
 
 class Session:
-    """One tab: one peer connection, one sink, one playout, its items one after another."""
+    """One tab: one peer connection, one sink, one playout, its items one after another,
+    spoken by the offline ``voice`` or, with ``realtime``, by a realtime model."""
 
-    def __init__(self, session_id: str, voice: Voice, send: Send) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        send: Send,
+        *,
+        voice: Voice | None = None,
+        realtime: RealtimeTarget | None = None,
+    ) -> None:
+        if (voice is None) == (realtime is None):
+            raise ValueError("a session speaks with a voice or a realtime model: give one")
         self.session_id = session_id
         self._voice = voice
         self._send = send
@@ -64,6 +78,21 @@ class Session:
         self.sink = WebRtcSink(num_channels=1, label=f"session {session_id}")
         self.playout = AgentPlayout(audio_source=self.sink)
         self._pc = self._new_peer_connection()
+        self._model = (
+            None
+            if realtime is None
+            else ModelVoice(
+                realtime,
+                self.playout,
+                f"session {session_id}",
+                started=self._model_started,
+                ended=self._model_ended,
+                gone=self._model_gone,
+            )
+        )
+        self._model_items: dict[
+            tuple[str, int], tuple[PlayoutHandle, TranscriptForwarder | None, Settlement | None]
+        ] = {}
         self._answered = False
         self._report_seq: int | None = None
         self._items = 0
@@ -99,6 +128,8 @@ class Session:
             # aiortc's SDP parser raises several kinds of error on bad input
             raise OfferError(f"malformed SDP: {type(error).__name__}: {error}") from None
         logger.info("session %s: answered the page's offer", self.session_id)
+        if self._model is not None:
+            self._spawn(self._connect_model(self._model))
         return self._pc.localDescription
 
     def _new_peer_connection(self) -> RTCPeerConnection:
@@ -174,28 +205,50 @@ class Session:
         """Why a new item cannot start now, or None."""
         if self._pc.connectionState != "connected":
             return "the peer connection is not up yet; wait for the page to say ready"
+        if self._model is not None and not self._model.ready:
+            return "the realtime model is not connected"
         if len(self._tasks) >= MAX_ITEMS_IN_FLIGHT:
             return f"{len(self._tasks)} items are still ending; wait for their reports"
         return None
 
-    def speak(self, text: str) -> str:
-        """Start speaking ``text`` (cutting what plays); returns its item id."""
+    def speak(self, text: str) -> None:
+        """Start speaking ``text``, cutting what plays; with a realtime model, ask it for a
+        response with ``text`` as its instructions."""
         if self._closed:
             raise RuntimeError(f"session {self.session_id} is closed")
+        if self._model is not None:
+            self._spawn(self._ask_model(self._model, text))
+            return
         self._items += 1
-        item_id = f"item_{self._items}"
-        task = asyncio.create_task(self._run_item(item_id, text))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return item_id
+        self._spawn(self._run_item(f"item_{self._items}", text))
 
     def interrupt(self) -> None:
         """Cut the item playing now, if one is (the sink stops feeding at once)."""
+        if self._model is not None:
+            self._model.interrupt()
+            return
         current = self.playout.current
         if current is not None and not current.done():
             current.interrupt()
 
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _watch_captions(self, handle: PlayoutHandle, forwarder: TranscriptForwarder) -> None:
+        def caption(segment: TranscriptSegment) -> None:
+            self._post(
+                caption_message(
+                    self.sink, handle, forwarder, final=segment.final, report_seq=self._report_seq
+                )
+            )
+
+        forwarder.on("segment", caption)
+
     async def _run_item(self, item_id: str, text: str) -> None:
+        """One response in the offline voice, streamed as a model streams it."""
+        assert self._voice is not None
         voice = self._voice
         handles: list[PlayoutHandle] = []
         settled_before = self.sink.settlement
@@ -206,7 +259,7 @@ class Session:
             assert handle.item_id == item_id
             handles.append(handle)
             self._post({"type": "item-started", "item_id": item_id, "text": text})
-            forwarder.on("segment", lambda s: self._caption(handle, forwarder, s))
+            self._watch_captions(handle, forwarder)
 
         try:
             spoken = await speak(
@@ -220,92 +273,87 @@ class Session:
             logger.exception("session %s: %s failed", self.session_id, item_id)
             self._post({"type": "error", "message": f"{item_id} failed; see the server's log"})
             return
-        handle = handles[0]
+        plot = None
         try:
-            plot = await asyncio.to_thread(timeline_png, [(spoken.report, spoken.audio)])
+            png = await asyncio.to_thread(timeline_png, [(spoken.report, spoken.audio)])
         except Exception:
             logger.exception("session %s: could not draw %s's timeline", self.session_id, item_id)
         else:
-            self.plots[item_id] = plot
+            self.plots[item_id] = png
             while len(self.plots) > PLOTS_KEPT:
                 del self.plots[next(iter(self.plots))]
-        settlement = self.sink.settlement
-        fresh = settlement if settlement is not settled_before else None
-        self._post(self._report(handle, spoken, text, fresh))
-
-    def _caption(
-        self, handle: PlayoutHandle, forwarder: TranscriptForwarder, segment: TranscriptSegment
-    ) -> None:
-        """The heard text as the engine moved it, with the playout position it came from
-        (read in the same call: the engine moves the captions synchronously)."""
-        rate = self.sink.sample_rate
-        words = forwarder.heard_words
-        word_start = None
-        if words:
-            word_start = words[-1].start * rate // forwarder.sample_rate
-        heard = forwarder.played_text
+            plot = f"/session/{self.session_id}/plot/{item_id}.png"
+        report = spoken.report
         self._post(
-            {
-                "type": "caption",
-                "item_id": handle.item_id,
-                "heard": heard,
-                "rest": forwarder.text[len(heard) :],
-                "final": segment.final,
-                "played": handle.played_samples,
-                "word_start": word_start,
-                "position": self.sink.samples_played,
-                "report_seq": self._report_seq,
-                "sent": self.sink.samples_sent,
-                "sample_rate": rate,
-            }
+            report_message(
+                self.sink,
+                handles[0],
+                report,
+                text=text,
+                settlement=self._fresh(settled_before),
+                truncation=report.truncation,
+                plot=plot,
+            )
         )
 
-    def _report(
-        self, handle: PlayoutHandle, spoken: Spoken, text: str, settlement: Settlement | None
-    ) -> dict[str, Any]:
-        """The item's report for the page: the engine's, with both positions and the delay;
-        ``settlement`` is the sink's settle of this item, if it had one."""
-        report = spoken.report
-        delays = self.sink.delays()
-        return {
-            "type": "report",
-            "item_id": report.item_id,
-            "text": text,
-            "interrupted": report.interrupted,
-            "error": report.error,
-            "heard_text": report.heard_text,
-            "heard_samples": report.played_samples,
-            "sample_rate": report.sample_rate,
-            "pushed_samples": handle.pushed_samples,
-            "sent_samples": settlement.end - settlement.start
-            if settlement is not None
-            else report.played_samples
-            if report.interrupted
-            else handle.pushed_samples,
-            "position_confirmed": report.position_confirmed,
-            "settlement": None
-            if settlement is None
-            else {
-                "start": settlement.start,
-                "end": settlement.end,
-                "sent": settlement.end - settlement.start,
-                "heard": settlement.heard,
-                "lost": settlement.lost,
-                "confirmed": settlement.confirmed,
-            },
-            "samples_sent": self.sink.samples_sent,
-            "samples_played": self.sink.samples_played,
-            "delay": {
-                "count": delays.count,
-                "median_ms": delays.median_ms,
-                "max_ms": delays.max_ms,
-            },
-            "truncation": None if report.truncation is None else report.truncation.to_event(),
-            "plot": f"/session/{self.session_id}/plot/{report.item_id}.png"
-            if report.item_id in self.plots
-            else None,
-            "report": report.to_dict(),
-        }
+    def _fresh(self, before: Settlement | None) -> Settlement | None:
+        """The sink's last settle if it is not ``before``: the item's own, if it had one."""
+        settlement = self.sink.settlement
+        return settlement if settlement is not before else None
+
+    async def _connect_model(self, model: ModelVoice) -> None:
+        from ..bridges.connection import RealtimeConnectionError
+
+        try:
+            await model.start()
+        except (RealtimeConnectionError, OSError, asyncio.TimeoutError) as error:
+            said = str(error) or type(error).__name__
+            logger.warning("session %s: cannot reach the realtime model: %s", self.session_id, said)
+            self._post({"type": "error", "message": f"the realtime model is unreachable: {said}"})
+            return
+        self._post({"type": "model", "state": "connected"})
+
+    async def _ask_model(self, model: ModelVoice, text: str) -> None:
+        from ..bridges.connection import RealtimeConnectionError
+
+        try:
+            await model.respond(text)
+        except (RealtimeConnectionError, RuntimeError) as error:
+            logger.warning("session %s: could not ask for a response: %s", self.session_id, error)
+            self._post({"type": "error", "message": f"could not ask for a response: {error}"})
+
+    def _model_started(self, handle: PlayoutHandle, forwarder: TranscriptForwarder | None) -> None:
+        """The bridge's ``item_started``: the page shows the item's captions."""
+        key = (handle.item_id, handle.content_index)
+        self._model_items[key] = (handle, forwarder, self.sink.settlement)
+        self._post({"type": "item-started", "item_id": handle.item_id, "text": ""})
+        if forwarder is not None:
+            self._watch_captions(handle, forwarder)
+
+    def _model_ended(self, heard: ItemHeard) -> None:
+        """The bridge's ``item_ended``: the item's report, with the truncation it sent."""
+        entry = self._model_items.pop((heard.item_id, heard.content_index), None)
+        if entry is None:
+            return
+        handle, forwarder, before = entry
+        if forwarder is None or not handle.done() or not forwarder.closed:
+            logger.warning("session %s: %s ended unfinished", self.session_id, heard.item_id)
+            return
+        report = PlayoutReport.from_playout(handle, forwarder)
+        self._post(
+            report_message(
+                self.sink,
+                handle,
+                report,
+                text=forwarder.text,
+                settlement=self._fresh(before),
+                truncation=heard.truncation,
+                plot=None,
+            )
+        )
+
+    def _model_gone(self, why: str) -> None:
+        self._post({"type": "error", "message": why})
 
     def _post(self, message: dict[str, Any]) -> None:
         if not self._closed:
@@ -335,6 +383,8 @@ class Session:
         self._closed = True
         try:
             self.interrupt()
+            if self._model is not None:
+                await self._model.aclose()
             pending = set(self._tasks)
             if pending:
                 _, late = await asyncio.wait(pending, timeout=CLOSE_TIMEOUT_S)
