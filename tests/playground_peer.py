@@ -126,6 +126,19 @@ class Tab:
 
         return await asyncio.wait_for(found(), timeout)
 
+    async def first_caption(self, item_id: str, timeout: float = WAIT_S) -> dict[str, Any]:
+        """The item's first caption with a word heard."""
+
+        async def found() -> dict[str, Any]:
+            while True:
+                for caption in self.of_kind("caption", item_id=item_id):
+                    if str(caption["heard"]).strip():
+                        return caption
+                self._new_message.clear()
+                await self._new_message.wait()
+
+        return await asyncio.wait_for(found(), timeout)
+
     def of_kind(self, kind: str, **fields: Any) -> list[dict[str, Any]]:
         return [
             m

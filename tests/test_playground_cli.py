@@ -54,7 +54,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         (["--port", "eighty"], "Invalid value for '--port'"),
         (["--host", " "], "Invalid value for '--host': must name an address"),
         (["--voice", "bogus"], "Invalid value for '--voice'"),
-        (["--realtime", "ws://x"], "No such option: --realtime"),
+        (["--realtime", "http://example.com"], "Invalid value for '--realtime'"),
+        (["--header", "X-A: b"], "Invalid value for '--header': goes with --realtime URL"),
+        (["--instructions", "hi"], "Invalid value for '--instructions': goes with --realtime"),
+        (["--realtime", "ws://127.0.0.1:1/", "--header", "nocolon"], "'--header'"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_option(

@@ -101,7 +101,7 @@ async def test_an_interrupt_cuts_the_item_and_its_count_is_what_the_tab_received
     async with Tab.opened(http, server.url) as tab:
         await tab.send({"type": "speak", "text": LONG})
         await tab.wait_for("item-started")
-        first = await wait_for_caption(tab, "item_1")
+        first = await tab.first_caption("item_1")
         before = tab.samples
         await tab.send({"type": "interrupt"})
         report = await tab.wait_for("report", item_id="item_1")
@@ -120,17 +120,6 @@ async def test_an_interrupt_cuts_the_item_and_its_count_is_what_the_tab_received
         check_captions(tab, "item_1")
 
 
-async def wait_for_caption(tab: Tab, item_id: str) -> dict[str, object]:
-    async def first() -> dict[str, object]:
-        while True:
-            for caption in tab.of_kind("caption", item_id=item_id):
-                if str(caption["heard"]).strip():
-                    return caption
-            await asyncio.sleep(0.01)
-
-    return await asyncio.wait_for(first(), 20)
-
-
 async def test_two_tabs_have_their_own_sessions_and_one_cut_leaves_the_other_playing(
     server: PlaygroundServer, http: aiohttp.ClientSession
 ) -> None:
@@ -139,7 +128,7 @@ async def test_two_tabs_have_their_own_sessions_and_one_cut_leaves_the_other_pla
         assert set(server.sessions) == {one.session, two.session}
         await one.send({"type": "speak", "text": LONG})
         await two.send({"type": "speak", "text": SHORT})
-        await wait_for_caption(one, "item_1")
+        await one.first_caption("item_1")
         await one.send({"type": "interrupt"})
         cut = await one.wait_for("report", item_id="item_1")
         whole = await two.wait_for("report", item_id="item_1")
@@ -217,7 +206,7 @@ async def test_a_tab_closed_mid_item_ends_its_session_once_and_no_other(
     async with Tab.opened(http, server.url) as stays, Tab.opened(http, server.url) as goes:
         await goes.send({"type": "speak", "text": LONG})
         await stays.send({"type": "speak", "text": SHORT})
-        await wait_for_caption(goes, "item_1")
+        await goes.first_caption("item_1")
         gone = server.sessions[goes.session]
         await goes.close()
         await asyncio.wait_for(gone.ended.wait(), 10)

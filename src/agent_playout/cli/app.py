@@ -36,6 +36,7 @@ from .playground import (
     PLAYGROUND_EPILOG,
     PlaygroundHostOption,
     PlaygroundPortOption,
+    PlaygroundRealtimeOption,
     serve,
 )
 from .realtime import (
@@ -389,7 +390,17 @@ def playground(
     port: PlaygroundPortOption = 8080,
     host: PlaygroundHostOption = "127.0.0.1",
     voice: VoiceOption = VoiceName.auto,
+    realtime: PlaygroundRealtimeOption = None,
+    header: HeaderOption = None,
+    instructions: InstructionsOption = None,
 ) -> None:
     """Serve a page to hear a response over WebRTC, watch its captions follow what the
     browser played, interrupt it, and read what was heard."""
-    serve(voice_name=voice.value, host=host, port=port)
+    serve(
+        voice_name=voice.value,
+        host=host,
+        port=port,
+        realtime=realtime,
+        headers=header or [],
+        instructions=instructions,
+    )

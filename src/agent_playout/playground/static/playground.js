@@ -244,6 +244,11 @@ function start() {
     const message = JSON.parse(event.data);
     if (message.type === "hello") {
       state.session = message.session;
+      state.mode = message.mode;
+      if (message.mode === "realtime") {
+        document.querySelector("label[for=text]").textContent =
+          "Instructions for the realtime model's next response";
+      }
       for (const text of message.responses) {
         const button = document.createElement("button");
         button.textContent = text.length > 48 ? `${text.slice(0, 46)}…` : text;
@@ -267,6 +272,8 @@ function start() {
       $("captions").classList.remove("cut");
       $("captions").querySelector(".heard").textContent = "";
       $("captions").querySelector(".rest").textContent = "";
+    } else if (message.type === "model") {
+      status(`session ${state.session}: ready (realtime model ${message.state})`);
     } else if (message.type === "error") {
       state.error = message.message;
       status(`error: ${message.message}`);
