@@ -99,6 +99,26 @@ async def test_random_interrupts_settle_to_exactly_what_the_receiver_took() -> N
                 assert abs(first - OPUS_DELAY) <= OPUS_SMEAR
                 assert abs((last - first) - heard) <= OPUS_SMEAR
             after = begins + sent_count
+        # the reporter's figures from the aiortc receiver's own getStats()
+        inbound = lb.received.inbound
+        assert inbound["packetsReceived"] >= inbound["jitterBufferEmittedCount"] // FRAME
+        assert inbound["packetsLost"] >= 0
+        assert inbound["totalSamplesReceived"] == (
+            inbound["jitterBufferEmittedCount"] + inbound["concealedSamples"]
+        )
+
+
+async def test_a_reporter_answers_report_now_so_a_settle_need_not_wait_for_its_pace() -> None:
+    sink = WebRtcSink(label="asked")
+    signal = chirp(48000)
+    async with loopback(sink, interval_ms=10_000) as lb:
+        await asyncio.sleep(0.1)
+        sent_count, heard = await asyncio.wait_for(
+            interrupt_after(lb, signal, 0.2), timeout=0.2 + 0.6
+        )
+        await asyncio.sleep(0.05)
+        check_cut(lb, signal, 0, sent_count, heard)
+        assert len(lb.received.reported) >= 2  # the first, and the answers to the asks
 
 
 async def test_playout_position_follows_the_receivers_emitted_count() -> None:

@@ -109,6 +109,52 @@ def test_audio_after_a_clear_follows_its_fade_in_the_same_frame() -> None:
     assert s.written == s.audio_sent == FRAME + 240 + 100
 
 
+def test_pause_fades_out_the_next_samples_then_holds_the_queue() -> None:
+    s = scheduler()
+    signal = (np.arange(6000) % 500 + 200).astype(np.int16)
+    s.push(signal)
+    s.frame(0)
+    s.pause()
+    assert s.paused
+    frame = s.frame(20 * MS)
+    assert np.array_equal(frame[:240], faded(signal[960:1200].reshape(-1, 1)).reshape(-1))
+    assert not frame[240:].any()
+    assert not s.frame(40 * MS).any()
+    assert (s.audio_sent, s.written, s.queued) == (1200, 6000, 4800)
+    assert s.underruns() == (0, 0)  # a pause is no underrun
+    s.resume()
+    frame = s.frame(60 * MS)
+    up = faded(signal[1200:1440].reshape(-1, 1), down=False).reshape(-1)
+    assert np.array_equal(frame[:240], up)
+    assert np.array_equal(frame[240:], signal[1440:2160])
+    assert s.audio_sent == 2160
+
+
+def test_resume_before_the_fade_out_went_out_sends_both_fades() -> None:
+    s = scheduler()
+    signal = (np.arange(3000) % 500 + 200).astype(np.int16)
+    s.push(signal)
+    s.pause()
+    s.resume()
+    frame = s.frame(0)
+    assert np.array_equal(frame[:240], faded(signal[:240].reshape(-1, 1)).reshape(-1))
+    up = faded(signal[240:480].reshape(-1, 1), down=False).reshape(-1)
+    assert np.array_equal(frame[240:480], up)
+    assert np.array_equal(frame[480:], signal[480:960])
+
+
+def test_clear_while_paused_keeps_only_the_pauses_fade_out() -> None:
+    s = scheduler()
+    s.push(audio(3000))
+    s.pause()
+    assert s.clear() == 240
+    s.frame(0)
+    assert not s.frame(20 * MS).any()
+    assert s.audio_sent == s.written == 240
+    s.frame(40 * MS)
+    assert s.clear() == 240  # the fade-out went: nothing more to keep
+
+
 def test_the_axes_map_through_silence_between_items_and_underruns() -> None:
     s = scheduler()
     send(s, 2)  # stream 0..1920: silence
@@ -258,6 +304,8 @@ OPS = st.lists(
         st.tuples(st.just("push"), st.integers(1, 3000)),
         st.tuples(st.just("frame"), st.integers(1, 4)),
         st.tuples(st.just("clear"), st.just(0)),
+        st.tuples(st.just("pause"), st.just(0)),
+        st.tuples(st.just("resume"), st.just(0)),
         st.tuples(st.just("report"), st.integers(0, 1 << 20)),
     ),
     max_size=40,
@@ -279,6 +327,10 @@ def test_any_run_keeps_the_axes_consistent_and_the_position_bounded(
             frames.extend(s.frame(len(frames) * 20 * MS) for _ in range(value))
         elif op == "clear":
             s.clear()
+        elif op == "pause":
+            s.pause()
+        elif op == "resume":
+            s.resume()
         else:
             with contextlib.suppress(ReportError):  # a count below the last one
                 s.on_report(report(seq, emitted=value % (s.stream_sent + 1)), 0)

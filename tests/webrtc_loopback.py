@@ -66,6 +66,8 @@ class Received:
     pts: list[int] = field(default_factory=list)
     reported: list[int] = field(default_factory=list)
     """The emitted count of each report, as it reached the sender."""
+    inbound: dict[str, float] = field(default_factory=dict)
+    """The last report's ``inbound`` figures."""
 
     def take(self, frame: AudioFrame) -> None:
         assert frame.pts is not None
@@ -108,7 +110,11 @@ async def _opened(channel: RTCDataChannel) -> None:
 
 @contextlib.asynccontextmanager
 async def loopback(
-    sink: WebRtcSink, *, attach: bool = True, on_report: Callable[[], None] | None = None
+    sink: WebRtcSink,
+    *,
+    attach: bool = True,
+    on_report: Callable[[], None] | None = None,
+    interval_ms: int = 50,
 ) -> AsyncIterator[Loopback]:
     """``sink`` sending to a receiving peer that reports back; both closed on the way out.
 
@@ -133,6 +139,7 @@ async def loopback(
         except (ValueError, TypeError, KeyError):  # a test's garbage, which the sink refused
             return
         received.reported.append(count)
+        received.inbound = inbound
         if on_report is not None:
             on_report()
 
@@ -145,7 +152,11 @@ async def loopback(
             receiver_channel = await channels.get()
             audio = next(t for t in receiver.getTransceivers() if t.kind == "audio")
             reporter = ReceiverReporter(
-                track, receiver_channel, receiver=audio.receiver, on_frame=received.take
+                track,
+                receiver_channel,
+                receiver=audio.receiver,
+                on_frame=received.take,
+                interval_ms=interval_ms,
             )
             reporter.start()
             await _opened(receiver_channel)

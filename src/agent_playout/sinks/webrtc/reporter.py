@@ -150,14 +150,21 @@ class ReceiverReporter:
         next_ns = clock.now_ns()
         while self._track.readyState == "live":
             await self._read_receiver_stats()
-            self.report()
+            try:
+                self.report()
+            except Exception as error:  # the channel closing under us
+                logger.debug("receiver report not sent: %s", error)
             next_ns += self._interval_ns
             await clock.sleep_until(next_ns)
 
     async def _read_receiver_stats(self) -> None:
         if self._receiver is None:
             return
-        stats = await self._receiver.getStats()
+        try:
+            stats = await self._receiver.getStats()
+        except Exception as error:  # a transport closing under us: report without them
+            logger.debug("receiver stats not read: %s", error)
+            return
         for entry in stats.values():
             if getattr(entry, "type", None) == "inbound-rtp":
                 self._packets_received = int(entry.packetsReceived)

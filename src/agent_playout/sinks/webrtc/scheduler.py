@@ -188,6 +188,8 @@ class WebRtcScheduler:
         self._delay_max = 0
         self._played = 0
         self._expecting = False
+        self._stop_at: int | None = None
+        """While paused: the audio count at which the pause's fade-out ends."""
         self._underruns = UnderrunMeter()
 
     # The queue.
@@ -208,19 +210,59 @@ class WebRtcScheduler:
         self._expecting = True
 
     def clear(self) -> int:
-        """Drop the queue but its next ``fade`` samples, faded out: the next frame carries them.
-        Returns ``written``, which then is what was sent plus that fade."""
-        keep = min(self.fade, self._queued)
-        head = take_samples(self._queue, keep * self.channels)
-        self._queue.clear()
-        if keep:
-            frames = head.reshape(-1, self.channels)
-            self._queue.append(faded(frames, down=True).reshape(-1))
+        """Drop the queue but its next ``fade`` samples, faded out: the next frame carries them
+        (while paused, only the pause's fade-out still to go). Returns ``written``, which then
+        is what was sent plus that fade."""
+        if self._stop_at is not None:
+            keep = min(max(self._stop_at - self.audio_sent, 0), self._queued)
+            head = take_samples(self._queue, keep * self.channels)
+            self._queue.clear()
+            if keep:
+                self._queue.append(head)
+        else:
+            keep = min(self.fade, self._queued)
+            head = take_samples(self._queue, keep * self.channels)
+            self._queue.clear()
+            if keep:
+                self._queue.append(self._faded(head, down=True))
         self._queued = keep
         self.written = self.audio_sent + keep
         self._expecting = False
         self._underruns.forget()
         return self.written
+
+    @property
+    def paused(self) -> bool:
+        return self._stop_at is not None
+
+    def pause(self) -> None:
+        """Hold the queue: the next frame carries a fade-out of its next ``fade`` samples (sent
+        and counted), then silence until ``resume``."""
+        if self._stop_at is not None:
+            return
+        keep = min(self.fade, self._queued)
+        if keep:
+            head = take_samples(self._queue, keep * self.channels)
+            self._queue.appendleft(self._faded(head, down=True))
+        self._stop_at = self.audio_sent + keep
+        self._underruns.forget()
+
+    def resume(self) -> None:
+        """Send the held queue again from the sample after the pause's fade-out, faded in."""
+        if self._stop_at is None:
+            return
+        pending = min(max(self._stop_at - self.audio_sent, 0), self._queued)
+        keep = min(self.fade, self._queued - pending)
+        if keep:
+            head = take_samples(self._queue, (pending + keep) * self.channels)
+            split = pending * self.channels
+            self._queue.appendleft(self._faded(head[split:], down=False))
+            if pending:
+                self._queue.appendleft(head[:split])
+        self._stop_at = None
+
+    def _faded(self, samples: Int16Array, *, down: bool) -> Int16Array:
+        return faded(samples.reshape(-1, self.channels), down=down).reshape(-1)
 
     def end_of_audio(self) -> None:
         """No more audio is expected for now: running dry is no underrun."""
@@ -232,6 +274,8 @@ class WebRtcScheduler:
         silence, so the receiver's axis keeps moving when nothing is queued."""
         channels = self.channels
         count = min(self._queued, FRAME)
+        if self._stop_at is not None:
+            count = min(count, max(self._stop_at - self.audio_sent, 0))
         out = np.zeros(FRAME * channels, dtype=np.int16)
         if count:
             out[: count * channels] = take_samples(self._queue, count * channels)
@@ -239,7 +283,7 @@ class WebRtcScheduler:
             self._underruns.refilled(self.stream_sent)
             self._add_segment(self.stream_sent, self.audio_sent, count)
             self.audio_sent += count
-        if count < FRAME and self._expecting:
+        if count < FRAME and self._expecting and self._stop_at is None:
             self._underruns.went_dry(self.stream_sent + count)
         self._frame_times.append(now_ns)
         self._frames_sent += 1

@@ -27,10 +27,12 @@ loss the position lags behind the truth by what was lost, for the same reason.
 
 Interrupts. WebRTC cannot clear the receiver's buffer: what was sent still plays. On
 ``clear_queue`` the track stops feeding at once: the next frame carries the declick fade-out
-of what was to be sent next (``fade_ms``, counted as sent and written), then silence. The
-engine then calls ``settle(start, end)``: once the reports cover ``end``, the listener heard
-the sent count less what the receiver reported lost (``packetsLost``, 20 ms each) or concealed
-(``concealedSamples``) since the item's first frame went out, the larger of the two.
+of what was to be sent next (``fade_ms``, counted as sent and written), then silence.
+``pause()`` fades out the same way and holds the queue; ``resume()`` sends on from the next
+sample, faded in. After an interrupt the engine calls ``settle(start, end)``: once the
+reports cover ``end``, the listener heard the sent count less what the receiver reported lost
+(``packetsLost``, 20 ms each) or concealed (``concealedSamples``) since the item's first frame
+went out, the larger of the two.
 
 Without a receiver (no channel ever attached, nothing relayed), ``samples_played`` is the sent
 position: **unconfirmed**, an upper bound that is never called exact, and ``settle`` raises
@@ -142,6 +144,7 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
         self.track = WebRtcTrack(self._next_frame, num_channels, self._track_stopped)
         """The audio track to add to the peer connection."""
         self._first_frame_ns: int | None = None
+        self._last_read_ns = 0
         self._frames = 0
         self._sent_waiters = Waiters()
         self._waits: list[_Wait] = []
@@ -227,7 +230,8 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
 
     def expect_reports(self, send: Callable[[str], None] | None = None) -> None:
         """A receiver reports to this sink (through ``receive_message``, e.g. relayed by a
-        server): ``samples_played`` waits for its reports from now on. ``send`` delivers the
+        server): ``samples_played`` waits for its reports from now on, holding where it was
+        (the sent position, if audio went out unconfirmed before). ``send`` delivers the
         sink's requests for a report at once, if the relay can."""
         if not self._receiver:
             self._played_floor = self._scheduler.audio_sent
@@ -284,6 +288,17 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
         self._sent_waiters.end()
         self._check_waits()
 
+    def pause(self) -> None:
+        """Hold the queue: the next frame carries a ``fade_ms`` fade-out (sent and counted),
+        then silence, until ``resume``; nothing queued is dropped."""
+        self._scheduler.pause()
+        self._paused = True
+
+    def resume(self) -> None:
+        """Send again from the sample after the pause's fade-out, faded in."""
+        self._scheduler.resume()
+        self._paused = False
+
     async def wait_for_playout(self) -> None:
         """Return once the receiver reports it played everything written (or cleared), or
         ``settle_timeout_ms`` after that was all sent; at once once sent, with no receiver."""
@@ -294,7 +309,7 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
         run_start, self._run_start = self._run_start, None
         if scheduler.audio_sent < end:
             await self._wait_for_sent(end)
-        if not self._receiver or self._receiver_gone:
+        if not self._receiver or self._receiver_gone or self.samples_played >= end:
             return
         since = scheduler.stream_of(end if run_start is None else run_start) or 0
         confirmed = await self._wait_reports(
@@ -362,7 +377,8 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
             await clock.sleep_until(due)
         pts = self._frames * FRAME
         self._frames += 1
-        samples = self._scheduler.frame(clock.now_ns())
+        self._last_read_ns = now = clock.now_ns()
+        samples = self._scheduler.frame(now)
         self._sent_waiters.release(self._scheduler.audio_sent)
         return samples, pts
 
@@ -380,26 +396,31 @@ class WebRtcSink(SinkSurface, ClosesOnExit):
 
     async def _wait_for_sent(self, target: int) -> None:
         """Wait until ``target`` audio was sent. Before the track's first frame that waits for
-        the peer to connect; once it sends, a sender that stops reading it fails the wait
-        ``settle_timeout_ms`` after the audio was due (``TrackEndedError``)."""
+        the peer to connect; once it sends, a sender that stops reading it for
+        ``settle_timeout_ms`` fails the wait (``TrackEndedError``). A pause only holds it."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sent_waiters.add(target, future)
         if self._first_frame_ns is None:
             await future
             return
-        due = samples_to_ns(max(target - self._scheduler.audio_sent, 0) + FRAME, RATE)
-        timeout_ms = self._settle_timeout_ns // 1_000_000
+        clock, timeout = self._clock, self._settle_timeout_ns
+        timer: TimerHandle | None = None
 
-        def stalled() -> None:
-            if not future.done():
-                future.set_exception(
-                    TrackEndedError(
-                        f"webrtc {self._label}: the track was not read for {timeout_ms} ms"
-                        " past when its audio was due (its sender stopped)"
-                    )
+        def watch() -> None:
+            nonlocal timer
+            if future.done():
+                return
+            if clock.now_ns() - self._last_read_ns < timeout:
+                timer = clock.call_at(self._last_read_ns + timeout, watch)
+                return
+            future.set_exception(
+                TrackEndedError(
+                    f"webrtc {self._label}: the track was not read for {timeout // 1_000_000}"
+                    " ms (its sender stopped)"
                 )
+            )
 
-        timer = self._clock.call_at(self._clock.now_ns() + due + self._settle_timeout_ns, stalled)
+        timer = clock.call_at(self._last_read_ns + timeout, watch)
         try:
             await future
         finally:

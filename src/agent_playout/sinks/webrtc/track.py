@@ -19,8 +19,11 @@ _LAYOUTS = {1: "mono", 2: "stereo"}
 class WebRtcTrack(MediaStreamTrack):
     """An audio ``MediaStreamTrack`` whose ``recv()`` gives the sink's next frame when it is due.
 
-    ``pull`` waits until the next frame is due and returns its interleaved samples and pts;
-    ``on_stop`` is told when the track ends (aiortc stops it when its sender stops).
+    It never waits for audio: with nothing queued the frame is silence, so the receiver's
+    counters keep moving with the sent stream (its count reaches the end of each item, and
+    its first packet is the track's first frame). ``pull`` waits until the next frame is due
+    and returns its interleaved samples and pts; ``on_stop`` is told when the track ends
+    (aiortc stops it when its sender stops).
     """
 
     kind = "audio"
