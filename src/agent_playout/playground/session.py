@@ -325,6 +325,7 @@ class Session:
     def _model_started(self, handle: PlayoutHandle, forwarder: TranscriptForwarder | None) -> None:
         """The bridge's ``item_started``: the page shows the item's captions."""
         key = (handle.item_id, handle.content_index)
+        self._items += 1
         self._model_items[key] = (handle, forwarder, self.sink.settlement)
         self._post({"type": "item-started", "item_id": handle.item_id, "text": ""})
         if forwarder is not None:
