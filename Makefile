@@ -1,9 +1,9 @@
-# Two commands for a fresh machine: `make demo` and `make test`.
+# Two commands for a fresh machine: `make demo` and `make test`; `make playground` serves the page.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest test-livekit-floor soak bench bench-quick clean
+.PHONY: demo playground test lint typecheck pytest test-livekit-floor soak bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.demo-installed
 	$(BIN)/agent-playout demo --force --report demo.json --plot demo.png
+
+$(VENV)/.playground-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[playground]'
+	touch $@
+
+# PORT=8080 by default; open the URL it prints in a browser
+playground: $(VENV)/.playground-installed
+	$(BIN)/agent-playout playground --port $(or $(PORT),8080)
 
 test: lint typecheck pytest
 

@@ -59,6 +59,17 @@ ALLOWED = {
     "sinks": {"sinks", "core", "transcript", *FOUNDATIONS},
     "engine": {"engine", "core", "transcript", "sinks.base", *FOUNDATIONS},
     "bridges": {"bridges", "engine", "sinks", "core", "transcript", *FOUNDATIONS},
+    "playground": {
+        "playground",
+        "cli",
+        "bridges",
+        "engine",
+        "sinks",
+        "core",
+        "transcript",
+        "tts",
+        *FOUNDATIONS,
+    },
 }
 """What each layer may import from the package: data flows down, nothing flows back up."""
 
@@ -85,6 +96,7 @@ def test_the_public_api_is_the_same_set_of_names() -> None:
             ["RealtimeBridge", "ItemHeard", "AudioFormat", "session_update", "connect_realtime"],
         ),
         ("agent_playout.bridges", ["SimulatedRealtimeServer", "ScriptedResponse"]),
+        ("agent_playout.playground", ["serve_playground", "PlaygroundServer", "Session"]),
         (
             "agent_playout.sinks.webrtc",
             ["WebRtcSink", "ReceiverReporter", "parse_report", "ReportError", "Settlement"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from agent_playout.engine.report import PlayoutReport, ReportWord
 pytest.importorskip("matplotlib")
 from matplotlib import image
 
-from agent_playout.cli.plot import plot_timeline
+from agent_playout.cli.plot import plot_timeline, timeline_png
 
 RATE = 22050
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -122,3 +123,11 @@ def test_missing_matplotlib_names_the_extra(
     item = (report(played=1.0, received=2.0, interrupted=True), speech(2.0))
     with pytest.raises(ImportError, match=r"agent-playout\[plot\]"):
         plot_timeline(tmp_path / "x.png", [item])
+
+
+def test_timeline_png_is_the_same_drawing_as_the_file(tmp_path: Path) -> None:
+    items = [(report(played=1.2, received=2.0, interrupted=True), speech(2.0))]
+    png = timeline_png(items)
+    assert png.startswith(PNG_SIGNATURE)
+    written = plot_timeline(tmp_path / "cut.png", items)
+    assert image.imread(str(written)).shape == image.imread(io.BytesIO(png)).shape

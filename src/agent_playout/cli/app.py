@@ -1,4 +1,5 @@
-"""The ``agent-playout`` commands (typer): ``say``, ``play``, ``demo``, ``phone`` and ``realtime``.
+"""The ``agent-playout`` commands (typer): ``say``, ``play``, ``demo``, ``phone``, ``realtime``
+and ``playground``.
 
 Each one streams an answer through ``AgentPlayout`` into the chosen output (``output``),
 shows its captions, prints what was heard and the realtime API event it implies
@@ -30,6 +31,13 @@ from .phone import (
     SayOption,
     TurnCutOption,
     answer_calls,
+)
+from .playground import (
+    PLAYGROUND_EPILOG,
+    PlaygroundHostOption,
+    PlaygroundPortOption,
+    PlaygroundRealtimeOption,
+    serve,
 )
 from .realtime import (
     REALTIME_EPILOG,
@@ -374,4 +382,25 @@ def realtime(
         report=report,
         false_interruption_timeout=false_interruption_timeout,
         force=force,
+    )
+
+
+@app.command(cls=_Command, epilog=PLAYGROUND_EPILOG)
+def playground(
+    port: PlaygroundPortOption = 8080,
+    host: PlaygroundHostOption = "127.0.0.1",
+    voice: VoiceOption = VoiceName.auto,
+    realtime: PlaygroundRealtimeOption = None,
+    header: HeaderOption = None,
+    instructions: InstructionsOption = None,
+) -> None:
+    """Serve a page to hear a response over WebRTC, watch its captions follow what the
+    browser played, interrupt it, and read what was heard."""
+    serve(
+        voice_name=voice.value,
+        host=host,
+        port=port,
+        realtime=realtime,
+        headers=header or [],
+        instructions=instructions,
     )

@@ -18,12 +18,10 @@ SIGTERM, 130 after Ctrl-C like the other commands.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import importlib.util
 import ipaddress
 import os
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,7 @@ from .output import writable
 from .phone_calls import Answerer, prepare
 from .phone_realtime import RealtimeAnswerer
 from .realtime_options import check_realtime_url, parse_headers
-from .service import ConsoleLog, ReportFile, Stop
+from .service import ConsoleLog, ReportFile, Stop, bind_error, check_bindable
 from .session import RunConsole, warm_voice
 
 if TYPE_CHECKING:
@@ -220,26 +218,8 @@ def _on_loopback(host: str) -> bool:
 
 def check_port(listener: Listener) -> None:
     """Fail now (exit 1) if the port cannot be bound, rather than after the voice has loaded
-    and the turns are spoken: bind each address the server would, with the same
-    ``SO_REUSEADDR`` (and ``IPV6_V6ONLY``) as asyncio's ``create_server``, then let go."""
-    if listener.port == 0:
-        return
-    try:
-        addresses = socket.getaddrinfo(
-            listener.host, listener.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        for family, kind, protocol, _, address in addresses:
-            try:
-                probe = socket.socket(family, kind, protocol)
-            except OSError:
-                continue  # a family this host lacks, which asyncio skips too
-            with probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                probe.bind(address)
-    except OSError as error:
-        fail(_bind_error(listener, error))
+    and the turns are spoken."""
+    check_bindable(listener.host, listener.port)
 
 
 class CallAnswerer(Protocol):
@@ -279,7 +259,7 @@ async def _serve(
             try:
                 await server.start()
             except OSError as error:
-                fail(_bind_error(listener, error))
+                fail(bind_error(listener.host, listener.port, error))
             try:
                 for line in listener.said_at_start:
                     answerer.log(line)
@@ -298,16 +278,6 @@ async def _serve(
         stop.restore_signals()
         console.stop_run_on_broken_pipe(None)
     return stop
-
-
-def _bind_error(listener: Listener, error: OSError) -> str:
-    """One line for a failed bind; asyncio's own message repeats the address and errno."""
-    where = f"{listener.host}:{listener.port}"
-    if error.errno == errno.EADDRINUSE:
-        return f"cannot listen on {where}: the port is in use; choose another --port"
-    if isinstance(error, socket.gaierror) or not error.errno:
-        return f"cannot listen on {where}: {error.strerror or error}"
-    return f"cannot listen on {where}: {os.strerror(error.errno)}"
 
 
 def answer_calls(

@@ -7,6 +7,7 @@ dark if it was heard and grey if not. matplotlib is imported only when a plot is
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,20 @@ def plot_timeline(
     path: str | Path, items: Sequence[tuple[PlayoutReport, npt.NDArray[np.int16]]]
 ) -> Path:
     """Draw one panel per ``(report, mono audio at report.input_sample_rate)`` into ``path``."""
+    target = Path(path)
+    _figure(items).savefig(target, dpi=110)
+    return target
+
+
+def timeline_png(items: Sequence[tuple[PlayoutReport, npt.NDArray[np.int16]]]) -> bytes:
+    """The same drawing as ``plot_timeline``, as PNG bytes (the playground serves them)."""
+    png = io.BytesIO()
+    _figure(items).savefig(png, dpi=110, format="png")
+    return png.getvalue()
+
+
+def _figure(items: Sequence[tuple[PlayoutReport, npt.NDArray[np.int16]]]) -> Any:
+    """The timeline's figure, laid out and drawn, on matplotlib's Agg canvas."""
     if not items:
         raise ValueError("plot_timeline needs at least one item")
     try:
@@ -48,9 +63,7 @@ def plot_timeline(
     for ax, (report, _) in zip(axes[:, 0], items, strict=True):
         rows = _draw_words(ax, report)
         ax.set_ylim(-1.05 - _ROW_HEIGHT * max(rows, 1), _TOP)
-    target = Path(path)
-    figure.savefig(target, dpi=110)
-    return target
+    return figure
 
 
 def _draw_item(ax: Any, report: PlayoutReport, audio: npt.NDArray[np.int16]) -> None:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import os
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,3 +137,35 @@ class Stop:
         if self.report_error is not None:
             return "the report could not be written"
         return "stdout was closed"
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Fail now (exit 1) if ``host:port`` cannot be bound, rather than after the voice has
+    loaded: bind each address the server would, with the same ``SO_REUSEADDR`` (and
+    ``IPV6_V6ONLY``) as asyncio's ``create_server``, then let go."""
+    if port == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, protocol, _, address in addresses:
+            try:
+                probe = socket.socket(family, kind, protocol)
+            except OSError:
+                continue  # a family this host lacks, which asyncio skips too
+            with probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+    except OSError as error:
+        fail(bind_error(host, port, error))
+
+
+def bind_error(host: str, port: int, error: OSError) -> str:
+    """One line for a failed bind; asyncio's own message repeats the address and errno."""
+    where = f"{host}:{port}"
+    if error.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the port is in use; choose another --port"
+    if isinstance(error, socket.gaierror) or not error.errno:
+        return f"cannot listen on {where}: {error.strerror or error}"
+    return f"cannot listen on {where}: {os.strerror(error.errno)}"
