@@ -2,7 +2,8 @@
 through ``voice.generation.forward_generation`` (the pipeline's and the realtime path's
 shared core: ``capture_frame`` runs, ``flush``, and on an interrupt the forwarding task
 cancelled, ``clear_buffer`` and ``wait_for_playout``), and LiveKit's own room output
-started without a server. (``bench/livekit_agents.py`` has its own copy: bench never imports tests.)"""
+started without a server.
+(``bench/livekit_agents.py`` has its own copy: bench never imports tests.)"""
 
 from __future__ import annotations
 
@@ -92,6 +93,7 @@ class Speech:
 
     async def result(self) -> Spoken:
         out = await asyncio.wait_for(self._task, 30)
+        self.handle._mark_done()  # as the activity does once the speech's task ended
         return Spoken(out.played, out.playback_position, out.synchronized_transcript)
 
 

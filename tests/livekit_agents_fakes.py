@@ -47,7 +47,8 @@ class _ReplyStream(llm.LLMStream):
             await asyncio.sleep(0.001)
             self._event_ch.send_nowait(
                 llm.ChatChunk(
-                    id="reply", delta=llm.ChoiceDelta(role="assistant", content=text[start : start + 3])
+                    id="reply",
+                    delta=llm.ChoiceDelta(role="assistant", content=text[start : start + 3]),
                 )
             )
 

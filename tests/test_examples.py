@@ -144,6 +144,29 @@ def test_livekit_output_plays_through_a_real_source_without_a_room(tmp_path: Pat
 
 
 @pytest.mark.realtime
+def test_the_livekit_agents_example_runs(tmp_path: Path) -> None:
+    agents = pytest.importorskip(
+        "livekit.agents",
+        reason="needs livekit-agents 1.x (the [livekit-agents] extra): make test-livekit-agents",
+    )
+    if agents.__version__.startswith("0."):
+        pytest.skip(f"needs livekit-agents 1.x, found {agents.__version__}")
+    output = run_example("livekit_agents.py", cwd=tmp_path)
+    played = int(printed(output, "played").removesuffix(" samples"))
+    # cut after 1 s of a 4 s speech, at a 10 ms tick, with its 10 ms fade counted
+    assert 0 < played < RATE
+    assert played % (RATE // 100) == 0
+    heard, interrupted = re.fullmatch(
+        r"(.*), interrupted=(\w+)", printed(output, "chat context")
+    ).groups()
+    text = ast.literal_eval(heard)
+    assert interrupted == "True"
+    assert text
+    assert "The next train to Boston leaves at six forty from platform three.".startswith(text)
+    assert len(text.split()) < 12
+
+
+@pytest.mark.realtime
 def test_command_line_writes_the_heard_audio_and_plays_it_back(tmp_path: Path) -> None:
     pytest.importorskip("piper", reason="the [tts] extra is not installed")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -311,6 +334,7 @@ TESTED = {
     "wav_output.py",
     "speakers.py",
     "livekit_output.py",
+    "livekit_agents.py",
     "command_line.sh",
     "phone_server.py",
     "phone_command.sh",

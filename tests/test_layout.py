@@ -57,6 +57,7 @@ ALLOWED = {
     "sinks": {"sinks", "core", "transcript", *FOUNDATIONS},
     "engine": {"engine", "core", "transcript", "sinks.base", *FOUNDATIONS},
     "bridges": {"bridges", "engine", "sinks", "core", "transcript", *FOUNDATIONS},
+    "integrations": {"integrations", "sinks", "core", "transcript", *FOUNDATIONS},
 }
 """What each layer may import from the package: data flows down, nothing flows back up."""
 

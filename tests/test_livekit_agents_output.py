@@ -8,7 +8,6 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 
-import numpy as np
 import pytest
 
 from .conftest import RATE, ramp
@@ -87,7 +86,9 @@ async def test_a_speech_played_out_reports_its_whole_length_and_its_runs(
     output, listener = rig
     started, progressed = events(output, "playback_started"), events(output, "playback_progressed")
     signal = ramp(RATE // 2 + 123)
-    spoken = await Speech(output, signal, text=TEXT, text_output=output.transcription_tap()).result()
+    spoken = await Speech(
+        output, signal, text=TEXT, text_output=output.transcription_tap()
+    ).result()
     assert (await listener.settled()).tolist() == signal.tolist()
     assert spoken.played == "full"
     assert output.last_playback_samples == signal.size
@@ -113,7 +114,9 @@ async def test_a_false_interruption_pauses_and_resumes_without_losing_a_sample(
     fade = output.sink.fade_samples
     assert spoken.played == "full"
     assert output.last_playback_samples == signal.size
-    assert first[0] == 0 and second[0] == first[1] and first[1] + second[1] == signal.size
+    assert first[0] == 0
+    assert second[0] == first[1]
+    assert first[1] + second[1] == signal.size
     assert heard[: first[1] - fade].tolist() == signal[: first[1] - fade].tolist()
     rest = signal.size - second[0] - fade
     assert heard[-rest:].tolist() == signal[-rest:].tolist()
@@ -168,7 +171,8 @@ async def test_livekit_transcript_synchronizer_keeps_working_on_top(
             pass
 
     synchronizer = TranscriptSynchronizer(
-        next_in_chain_audio=output, next_in_chain_text=Captions(label="captions", next_in_chain=None)
+        next_in_chain_audio=output,
+        next_in_chain_text=Captions(label="captions", next_in_chain=None),
     )
     try:
         signal = ramp(round(1.5 * RATE))
@@ -186,8 +190,10 @@ async def test_livekit_transcript_synchronizer_keeps_working_on_top(
         round(spoken.position * RATE),
         heard.size,
     )
-    assert spoken.transcript is not None and TEXT.startswith(spoken.transcript)
-    assert captions and TEXT.startswith("".join(captions))
+    assert spoken.transcript is not None
+    assert TEXT.startswith(spoken.transcript)
+    assert captions
+    assert TEXT.startswith("".join(captions))
 
 
 async def test_livekit_room_output_side_by_side_is_off_where_this_output_is_exact(

@@ -106,7 +106,7 @@ async def test_a_reply_played_out_goes_whole_into_the_chat_context(
     handle = agent_session.generate_reply(user_input="When does the train leave?")
     await asyncio.wait_for(handle.wait_for_playout(), 20)
     heard = await listener.settled()
-    [(spoken_text, length)] = speech.spoken
+    [(_, length)] = speech.spoken
     assert heard.tolist() == ramp(length, start=5000).tolist()
     assert output.last_playback_samples == output.captured >= length
     assert assistant_messages(agent_session)[-1] == (REPLY, False)

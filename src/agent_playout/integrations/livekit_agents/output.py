@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentSession
@@ -34,6 +35,7 @@ logger = logging.getLogger("agent_playout")
 
 DEFAULT_QUEUE_MS = 200
 """The source's queue when this output makes the source: the one LiveKit's room output uses."""
+
 
 class ExactAudioOutput(io.AudioOutput):
     """Plays a session's audio to a LiveKit room with exact positions and heard text.
@@ -55,7 +57,7 @@ class ExactAudioOutput(io.AudioOutput):
         self,
         room: rtc.Room | None = None,
         *,
-        session: AgentSession | None = None,
+        session: AgentSession[Any] | None = None,
         source: rtc.AudioSource | None = None,
         sample_rate: int = 24000,
         num_channels: int = 1,
@@ -156,9 +158,7 @@ class ExactAudioOutput(io.AudioOutput):
         """Publish the source and wait, as LiveKit's room output does, for a subscriber."""
         assert self._room is not None
         track = rtc.LocalAudioTrack.create_audio_track(self._track_name, self._source)
-        publication = await self._room.local_participant.publish_track(
-            track, self._publish_options
-        )
+        publication = await self._room.local_participant.publish_track(track, self._publish_options)
         await publication.wait_for_subscription()
         return publication
 
@@ -238,9 +238,7 @@ class ExactAudioOutput(io.AudioOutput):
                 self.captured_playout_segments,
             )
             if self._segment is segment:
-                self._finish(
-                    segment, segment.played(self._sink.samples_played), interrupted=True
-                )
+                self._finish(segment, segment.played(self._sink.samples_played), interrupted=True)
             return
         if self._segment is segment and segment.cut is None:
             self._finish(segment, segment.pushed, interrupted=False)
@@ -263,7 +261,8 @@ class ExactAudioOutput(io.AudioOutput):
         )
 
     def _report(self, run: Run | None) -> None:
-        if run is None:
+        """Report a run that played (older livekit-agents, 1.6.4 among them, have no such event)."""
+        if run is None or not hasattr(io, "PlaybackProgressedEvent"):
             return
         self.on_playback_progressed(
             started_at=run.started_at,
