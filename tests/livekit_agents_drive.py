@@ -8,8 +8,10 @@ started without a server.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from livekit import rtc
@@ -25,18 +27,23 @@ FRAME = 480
 
 
 class TTSFrames:
-    """``signal`` as a TTS node yields it: ``rtc.AudioFrame`` chunks, a turn apart."""
+    """``signal`` as a TTS node yields it: ``rtc.AudioFrame`` chunks, a turn apart, with a
+    stall of ``stall`` seconds before sample ``stall_at`` (a slow provider)."""
 
-    def __init__(self, signal: np.ndarray, *, frame: int = FRAME) -> None:
+    def __init__(
+        self, signal: np.ndarray, *, frame: int = FRAME, stall_at: int = -1, stall: float = 0.0
+    ) -> None:
         self._signal = signal
         self._frame = frame
+        self._stall_at = stall_at
+        self._stall = stall
         self.yielded = 0
 
     async def __aiter__(self) -> AsyncIterator[rtc.AudioFrame]:
         signal = self._signal
         for start in range(0, signal.size, self._frame):
             chunk = signal[start : start + self._frame]
-            await asyncio.sleep(0)
+            await asyncio.sleep(self._stall if start == self._stall_at else 0)
             self.yielded += chunk.size
             yield rtc.AudioFrame(chunk.tobytes(), RATE, 1, chunk.size)
 
@@ -67,11 +74,15 @@ class Speech:
         *,
         text: str | None = None,
         text_output: io.TextOutput | None = None,
+        audio: TTSFrames | None = None,
     ) -> None:
         self.handle = SpeechHandle.create()
         self.handle._authorize_generation()
         self.first_frame = asyncio.get_running_loop().create_future()
-        self.audio = TTSFrames(signal)
+        self.audio = audio or TTSFrames(signal)
+        extra: dict[str, Any] = {}
+        if "reconcile_playout_pause" in inspect.signature(generation.forward_generation).parameters:
+            extra["reconcile_playout_pause"] = lambda: None  # 1.8: no pause from before
         self._task = asyncio.create_task(
             generation.forward_generation(
                 speech_handle=self.handle,
@@ -80,7 +91,7 @@ class Speech:
                 audio_source=aiter(self.audio),
                 text_source=None if text is None else text_deltas(text),
                 on_first_frame=self._on_first_frame,
-                reconcile_playout_pause=lambda: None,
+                **extra,
             )
         )
 

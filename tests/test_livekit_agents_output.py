@@ -28,10 +28,15 @@ from livekit.agents.voice.transcription.synchronizer import TranscriptSynchroniz
 
 from agent_playout.integrations.livekit_agents import ExactAudioOutput  # noqa: E402
 
-from .livekit_agents_drive import Speech, heard_text, started_room_output  # noqa: E402
+from .livekit_agents_drive import Speech, TTSFrames, heard_text, started_room_output  # noqa: E402
 from .livekit_truth import Listener, heard_through  # noqa: E402
 
 pytestmark = pytest.mark.realtime
+
+runs_reported = pytest.mark.skipif(
+    not hasattr(io, "PlaybackProgressedEvent"),
+    reason=f"livekit-agents {agents.__version__} has no playback_progressed (1.8.9 has)",
+)
 
 QUEUE_MS = 200
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs far away home."
@@ -80,6 +85,7 @@ async def test_random_interrupts_report_the_samples_the_track_carried_and_the_wo
     assert len(finished) == 4
 
 
+@runs_reported
 async def test_a_speech_played_out_reports_its_whole_length_and_its_runs(
     rig: tuple[ExactAudioOutput, Listener],
 ) -> None:
@@ -96,6 +102,7 @@ async def test_a_speech_played_out_reports_its_whole_length_and_its_runs(
     assert [(p.offset, round(p.duration * RATE)) for p in progressed] == [(0.0, signal.size)]
 
 
+@runs_reported
 async def test_a_false_interruption_pauses_and_resumes_without_losing_a_sample(
     rig: tuple[ExactAudioOutput, Listener],
 ) -> None:
@@ -120,6 +127,25 @@ async def test_a_false_interruption_pauses_and_resumes_without_losing_a_sample(
     assert heard[: first[1] - fade].tolist() == signal[: first[1] - fade].tolist()
     rest = signal.size - second[0] - fade
     assert heard[-rest:].tolist() == signal[-rest:].tolist()
+
+
+@runs_reported
+async def test_a_stalled_tts_splits_the_runs_where_the_source_ran_dry(
+    rig: tuple[ExactAudioOutput, Listener],
+) -> None:
+    output, listener = rig
+    progressed = events(output, "playback_progressed")
+    signal = ramp(RATE // 2)
+    stall_at = 4800  # 200 ms in, the provider stalls for 400 ms
+    speech = Speech(output, signal, audio=TTSFrames(signal, stall_at=stall_at, stall=0.4))
+    spoken = await speech.result()
+    assert (await listener.settled()).tolist() == signal.tolist()
+    assert spoken.played == "full"
+    runs = [(round(p.offset * RATE), round(p.duration * RATE), p.started_at) for p in progressed]
+    assert [run[:2] for run in runs] == [(0, stall_at), (stall_at, signal.size - stall_at)]
+    # the stall began as the first 200 ms were queued: the second run starts 0.4 s after
+    # the first, once the first had ended
+    assert runs[1][2] - runs[0][2] > max(0.35, stall_at / RATE)
 
 
 async def test_an_interrupt_while_paused_reports_what_played_before_the_pause(

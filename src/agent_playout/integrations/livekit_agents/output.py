@@ -11,7 +11,8 @@ The contract is ``livekit.agents.voice.io.AudioOutput``'s, as ``AgentSession`` d
 ``capture_frame`` runs, ``flush()`` ends a segment, ``clear_buffer()`` cuts it short, and
 ``pause()``/``resume()`` hold and continue it on a false interruption. Each segment reports
 ``playback_started`` once, a ``playback_progressed`` for each run that played (runs are
-split by pauses), and one ``playback_finished``, which ``wait_for_playout()`` returns.
+split by pauses and by the source running dry), and one ``playback_finished``, which
+``wait_for_playout()`` returns.
 """
 
 from __future__ import annotations
@@ -193,8 +194,12 @@ class ExactAudioOutput(io.AudioOutput):
             self.on_playback_started(created_at=started_at)
         if segment.cut is not None:
             return  # cleared: the rest of the segment is dropped until its flush
+        sink = self._sink
+        if not sink.paused and sink.samples_played >= sink.samples_written:
+            # the source ran dry waiting for this frame: the run so far has ended
+            self._report(segment.end_run(segment.played(sink.samples_played), time.time()))
         segment.pushed_audio(frame.samples_per_channel)
-        await self._sink.capture_frame(frame)
+        await sink.capture_frame(frame)
 
     def flush(self) -> None:
         super().flush()
@@ -233,9 +238,10 @@ class ExactAudioOutput(io.AudioOutput):
             await self._sink.wait_for_playout()
         except Exception:
             logger.exception(
-                "ExactAudioOutput: the source failed while segment %d played out; it ends"
-                " where the count stands",
-                self.captured_playout_segments,
+                "ExactAudioOutput: the source failed while a segment played out; it ends"
+                " where the count stands, %d of its %d samples",
+                segment.played(self._sink.samples_played),
+                segment.pushed,
             )
             if self._segment is segment:
                 self._finish(segment, segment.played(self._sink.samples_played), interrupted=True)
