@@ -15,8 +15,8 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
 from .conftest import RATE, ramp
 
-SAMPLES_PER_CHAR = 960
-"""40 ms of audio per character of text (about the pace of speech)."""
+SAMPLES_PER_CHAR = 480
+"""20 ms of audio per character of text (a fast talker; the tests stay short)."""
 
 
 class ReplyLLM(llm.LLM):

@@ -67,12 +67,12 @@ async def test_random_interrupts_report_the_samples_the_track_carried_and_the_wo
     tap = output.transcription_tap()
     finished = events(output, "playback_finished")
     rng = random.Random(17)
-    for trial in range(4):
+    for trial in range(3):
         before = (await listener.settled()).size
-        signal = ramp(round(2.0 * RATE), start=trial * 11)
+        signal = ramp(round(1.5 * RATE), start=trial * 11)
         speech = Speech(output, signal, text=TEXT, text_output=tap)
         await speech.first_frame
-        await asyncio.sleep(rng.uniform(0.05, 1.2))
+        await asyncio.sleep(rng.uniform(0.05, 1.0))
         speech.interrupt()
         spoken = await speech.result()
         heard = (await listener.settled())[before:]
@@ -82,7 +82,7 @@ async def test_random_interrupts_report_the_samples_the_track_carried_and_the_wo
         assert heard_through(heard, signal, output.sink.fade_samples) == (samples, heard.size)
         assert spoken.transcript == heard_text(TEXT, speech.audio.yielded, samples)
         assert 0 < len(spoken.transcript) < len(TEXT)
-    assert len(finished) == 4
+    assert len(finished) == 3
 
 
 @runs_reported
@@ -232,16 +232,16 @@ async def test_livekit_room_output_side_by_side_is_off_where_this_output_is_exac
     rng = random.Random(5)
     errors: dict[str, list[int]] = {"ours": [], "theirs": []}
     try:
-        for trial in range(3):
+        for trial in range(2):
             for name, target, ears in (
                 ("ours", output, listener),
                 ("theirs", theirs, their_listener),
             ):
                 before = (await ears.settled()).size
-                signal = ramp(round(1.5 * RATE), start=trial)
+                signal = ramp(RATE, start=trial)
                 speech = Speech(target, signal)
                 await speech.first_frame
-                await asyncio.sleep(rng.uniform(0.1, 1.0))
+                await asyncio.sleep(rng.uniform(0.1, 0.7))
                 speech.interrupt()
                 spoken = await speech.result()
                 heard = (await ears.settled())[before:]
@@ -252,5 +252,5 @@ async def test_livekit_room_output_side_by_side_is_off_where_this_output_is_exac
     finally:
         await theirs.aclose()
         await their_listener.aclose()
-    assert errors["ours"] == [0, 0, 0]
+    assert errors["ours"] == [0, 0]
     assert all(abs(error) < RATE // 10 for error in errors["theirs"]), errors
