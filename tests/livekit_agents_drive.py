@@ -48,11 +48,12 @@ class TTSFrames:
             yield rtc.AudioFrame(chunk.tobytes(), RATE, 1, chunk.size)
 
 
-async def text_deltas(text: str) -> AsyncIterator[str]:
-    """``text`` as an LLM streams it: a few characters at a time."""
-    for start in range(0, len(text), 3):
+async def text_deltas(text: str | list[str]) -> AsyncIterator[str]:
+    """``text`` as an LLM streams it, a few characters at a time; a list, piece by piece."""
+    pieces = text if isinstance(text, list) else [text[i : i + 3] for i in range(0, len(text), 3)]
+    for piece in pieces:
         await asyncio.sleep(0)
-        yield text[start : start + 3]
+        yield piece
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Speech:
         audio_output: io.AudioOutput,
         signal: np.ndarray,
         *,
-        text: str | None = None,
+        text: str | list[str] | None = None,
         text_output: io.TextOutput | None = None,
         audio: TTSFrames | None = None,
     ) -> None:

@@ -23,6 +23,7 @@ if agents.__version__.startswith("0."):
     )
 
 from livekit import rtc  # noqa: E402
+from livekit.agents.types import TimedString  # noqa: E402
 from livekit.agents.voice import io  # noqa: E402
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer  # noqa: E402
 
@@ -83,6 +84,30 @@ async def test_random_interrupts_report_the_samples_the_track_carried_and_the_wo
         assert spoken.transcript == heard_text(TEXT, speech.audio.yielded, samples)
         assert 0 < len(spoken.transcript) < len(TEXT)
     assert len(finished) == 3
+
+
+async def test_tts_aligned_words_are_heard_by_their_own_times(
+    rig: tuple[ExactAudioOutput, Listener],
+) -> None:
+    output, listener = rig
+    words = TEXT.split(" ")
+    # all the words in the first half of the audio, which no syllable estimate would place
+    starts = [0.7 * index / len(words) for index in range(len(words))]
+    timed = [
+        TimedString(f"{word} ", start_time=start, end_time=start + 0.05)
+        for word, start in zip(words, starts, strict=True)
+    ]
+    signal = ramp(round(1.5 * RATE))
+    speech = Speech(output, signal, text=timed, text_output=output.transcription_tap())
+    await speech.first_frame
+    await asyncio.sleep(0.4)
+    speech.interrupt()
+    spoken = await speech.result()
+    samples = output.last_playback_samples
+    assert heard_through(await listener.settled(), signal, output.sink.fade_samples) is not None
+    heard = [word for word, start in zip(words, starts, strict=True) if start * RATE < samples]
+    assert spoken.transcript == " ".join(heard) + " "
+    assert 0 < len(heard) < len(words)
 
 
 @runs_reported
@@ -254,3 +279,35 @@ async def test_livekit_room_output_side_by_side_is_off_where_this_output_is_exac
         await their_listener.aclose()
     assert errors["ours"] == [0, 0]
     assert all(abs(error) < RATE // 10 for error in errors["theirs"]), errors
+
+
+async def test_a_frame_at_another_rate_is_refused_naming_both_and_loses_nothing(
+    rig: tuple[ExactAudioOutput, Listener],
+) -> None:
+    output, listener = rig
+    wrong = rtc.AudioFrame(ramp(441).tobytes(), 44100, 1, 441)
+    with pytest.raises(ValueError, match=r"44100 Hz x1; ExactAudioOutput plays 24000 Hz x1"):
+        await output.capture_frame(wrong)
+    nothing = await asyncio.wait_for(output.wait_for_playout(), 1)  # no segment was opened
+    assert nothing.playback_position == 0
+    signal = ramp(RATE // 4)
+    spoken = await Speech(output, signal).result()
+    assert spoken.played == "full"
+    assert (await listener.settled()).tolist() == signal.tolist()
+
+
+async def test_a_room_that_is_not_connected_is_named_before_any_audio_is_taken() -> None:
+    room = rtc.Room()
+    output = ExactAudioOutput(room)
+    try:
+        with pytest.raises(RuntimeError, match="room '' is not connected"):
+            await output.capture_frame(rtc.AudioFrame(ramp(240).tobytes(), RATE, 1, 240))
+        nothing = await asyncio.wait_for(output.wait_for_playout(), 1)  # no segment was opened
+        assert nothing.playback_position == 0
+    finally:
+        await output.aclose()
+
+
+def test_an_output_with_nowhere_to_play_is_refused() -> None:
+    with pytest.raises(ValueError, match="needs a room to publish to, or a source"):
+        ExactAudioOutput()

@@ -50,15 +50,21 @@ class CountingOutput(ExactAudioOutput):
         await super().capture_frame(frame)
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[tuple[AgentSession, RampTTS, CountingOutput, Listener]]:
+@pytest.fixture(params=["after start", "before start"])
+async def session(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[AgentSession, RampTTS, CountingOutput, Listener]]:
     source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
     listener = Listener(source)
     speech = RampTTS()
     session = AgentSession(llm=ReplyLLM(REPLY), tts=speech)
-    await session.start(Agent(instructions="Answer briefly."))
     output = CountingOutput(session=session, source=source, queue_size_ms=200)
-    session.output.audio = output
+    if request.param == "before start":
+        session.output.audio = output
+        await session.start(Agent(instructions="Answer briefly."))
+    else:
+        await session.start(Agent(instructions="Answer briefly."))
+        session.output.audio = output
     try:
         yield session, speech, output, listener
     finally:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from ...transcript.aligner import TranscriptAligner
+from ...transcript.timed_text import TimedText
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class SegmentText:
 
     def push(self, text: str) -> None:
         self.received = True
-        self.aligner.push_text(text)
+        self.aligner.push_text(timed(text))
 
     def end(self) -> None:
         self.text_ended = True
@@ -56,6 +58,22 @@ class SegmentText:
         else:
             aligner.advance(samples)
         return aligner.text[: aligner.heard_chars]
+
+
+def timed(text: str) -> str | TimedText:
+    """``text`` with its times, when it is a LiveKit ``TimedString`` that has both (a TTS
+    with aligned transcripts: seconds from the segment's first sample); else as it is."""
+    start, end = getattr(text, "start_time", None), getattr(text, "end_time", None)
+    if not (_seconds(start) and _seconds(end)):
+        return text
+    try:
+        return TimedText(str(text), float(start), float(end))
+    except ValueError:
+        return str(text)  # times no position can have: placed by the estimate instead
+
+
+def _seconds(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class TextSegments:
