@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from .livekit_agents_required import require_livekit_agents
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 RATE = 24000
@@ -145,12 +147,7 @@ def test_livekit_output_plays_through_a_real_source_without_a_room(tmp_path: Pat
 
 @pytest.mark.realtime
 def test_the_livekit_agents_example_runs(tmp_path: Path) -> None:
-    agents = pytest.importorskip(
-        "livekit.agents",
-        reason="needs livekit-agents 1.x (the [livekit-agents] extra): make test-livekit-agents",
-    )
-    if agents.__version__.startswith("0."):
-        pytest.skip(f"needs livekit-agents 1.x, found {agents.__version__}")
+    require_livekit_agents()
     output = run_example("livekit_agents.py", cwd=tmp_path)
     played = int(printed(output, "played").removesuffix(" samples"))
     # cut after 1 s of a 4 s speech, at a 10 ms tick, with its 10 ms fade counted

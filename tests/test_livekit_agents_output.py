@@ -11,16 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from .conftest import RATE, ramp
+from .livekit_agents_required import require_livekit_agents
 
-agents = pytest.importorskip(
-    "livekit.agents",
-    reason="needs livekit-agents 1.x (the [livekit-agents] extra): run `make test-livekit-agents`",
-)
-if agents.__version__.startswith("0."):
-    pytest.skip(
-        f"needs livekit-agents 1.x, found {agents.__version__}: run `make test-livekit-agents`",
-        allow_module_level=True,
-    )
+agents = require_livekit_agents()
 
 from livekit import rtc  # noqa: E402
 from livekit.agents.types import TimedString  # noqa: E402

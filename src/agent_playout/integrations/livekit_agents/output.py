@@ -44,9 +44,10 @@ class ExactAudioOutput(io.AudioOutput):
     ``room``: the output publishes its source there as ``track_name`` when it is attached
     to a connected room's session, and, like LiveKit's room output, holds audio back until
     a participant subscribed. Without a room, give ``source`` (published by you, or read
-    back with an ``rtc.AudioStream``). ``queue_size_ms`` is the queue of the source this
-    output makes (LiveKit's 200 ms by default); for a given ``source`` it is measured
-    unless told. ``fade_ms`` is the declick fade after a clear or pause.
+    back with an ``rtc.AudioStream``). ``sample_rate``, ``num_channels`` and
+    ``queue_size_ms`` make the source this output makes (LiveKit's 200 ms queue by
+    default); a given ``source`` keeps its format, and its queue is measured unless told.
+    ``fade_ms`` is the declick fade after a clear or pause.
 
     ``session``: with it the output puts a ``TranscriptTap`` in front of the session's
     transcription output once the session has started, and reports
