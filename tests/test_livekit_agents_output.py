@@ -103,6 +103,32 @@ async def test_tts_aligned_words_are_heard_by_their_own_times(
     assert 0 < len(heard) < len(words)
 
 
+async def test_the_text_of_a_speech_cut_before_its_audio_is_not_the_next_ones(
+    rig: tuple[ExactAudioOutput, Listener],
+) -> None:
+    output, _ = rig
+    tap = output.transcription_tap()
+    silent = ramp(RATE)
+    unheard = Speech(
+        output,
+        silent,
+        text="Words nobody heard.",
+        text_output=tap,
+        audio=TTSFrames(silent, stall_at=0, stall=5.0),  # the TTS never answers
+    )
+    await asyncio.sleep(0.1)
+    unheard.interrupt()
+    assert (await unheard.result()).played == "skipped"
+    signal = ramp(RATE)
+    speech = Speech(output, signal, text=TEXT, text_output=tap)
+    await speech.first_frame
+    await asyncio.sleep(0.5)
+    speech.interrupt()
+    spoken = await speech.result()
+    assert spoken.transcript == heard_text(TEXT, speech.audio.yielded, output.last_playback_samples)
+    assert spoken.transcript
+
+
 @runs_reported
 async def test_a_speech_played_out_reports_its_whole_length_and_its_runs(
     rig: tuple[ExactAudioOutput, Listener],

@@ -215,7 +215,10 @@ class ExactAudioOutput(io.AudioOutput):
 
     def clear_buffer(self) -> None:
         segment = self._segment
-        if segment is None or segment.cut is not None:
+        if segment is None:
+            self._texts.drop_unheard()
+            return
+        if segment.cut is not None:
             return
         self._sink.clear_queue()
         segment.cut = segment.played(self._sink.samples_written)

@@ -76,6 +76,10 @@ def _seconds(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+_KEPT = 16
+"""Text segments kept at most while no audio takes them."""
+
+
 class TextSegments:
     """Text segments in order, each waiting for the audio segment it belongs to.
 
@@ -91,10 +95,14 @@ class TextSegments:
         """True once a text output feeds this (else no segment has a transcript)."""
 
     def _open(self) -> SegmentText:
-        """The segment new text goes to: the newest, unless its text ended."""
-        if not self._segments or self._segments[-1].text_ended:
-            self._segments.append(SegmentText(self._rate))
-        return self._segments[-1]
+        """The segment new text goes to: the newest, unless its text ended. Text that no
+        audio ever takes (an output no longer attached) is kept for the last few only."""
+        segments = self._segments
+        if not segments or segments[-1].text_ended:
+            if len(segments) >= _KEPT and not segments[0].bound:
+                segments.popleft()
+            segments.append(SegmentText(self._rate))
+        return segments[-1]
 
     def push(self, text: str) -> None:
         self._open().push(text)
@@ -121,6 +129,11 @@ class TextSegments:
         while self._segments:
             if self._segments.popleft() is segment:
                 return
+
+    def drop_unheard(self) -> None:
+        """A speech was cleared before any of its audio came: its text, which no audio
+        took, must not become the next speech's."""
+        self._segments = deque(segment for segment in self._segments if segment.bound)
 
 
 class Segment:
