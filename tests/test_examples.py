@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from .livekit_agents_required import require_livekit_agents
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 RATE = 24000
@@ -141,6 +143,24 @@ def test_livekit_output_plays_through_a_real_source_without_a_room(tmp_path: Pat
     output = run_example("livekit_output.py", cwd=tmp_path)
     assert "room not connected: captions are not published" in output
     assert "audio_samples: 12000, heard: 'Half a second through LiveKit.'" in output
+
+
+@pytest.mark.realtime
+def test_the_livekit_agents_example_runs(tmp_path: Path) -> None:
+    require_livekit_agents()
+    output = run_example("livekit_agents.py", cwd=tmp_path)
+    played = int(printed(output, "played").removesuffix(" samples"))
+    # cut after 1 s of a 4 s speech, at a 10 ms tick, with its 10 ms fade counted
+    assert 0 < played < RATE
+    assert played % (RATE // 100) == 0
+    heard, interrupted = re.fullmatch(
+        r"(.*), interrupted=(\w+)", printed(output, "chat context")
+    ).groups()
+    text = ast.literal_eval(heard)
+    assert interrupted == "True"
+    assert text
+    assert "The next train to Boston leaves at six forty from platform three.".startswith(text)
+    assert len(text.split()) < 12
 
 
 @pytest.mark.realtime
@@ -332,6 +352,7 @@ TESTED = {
     "wav_output.py",
     "speakers.py",
     "livekit_output.py",
+    "livekit_agents.py",
     "command_line.sh",
     "phone_server.py",
     "phone_command.sh",

@@ -70,6 +70,7 @@ ALLOWED = {
         "tts",
         *FOUNDATIONS,
     },
+    "integrations": {"integrations", "sinks", "core", "transcript", *FOUNDATIONS},
 }
 """What each layer may import from the package: data flows down, nothing flows back up."""
 
