@@ -42,17 +42,19 @@ pytest: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q
 
 # The floor: LiveKit Agents 0.12's last release with the oldest rtc this package supports, and
-# the oldest websockets and twilio the [phone] and [realtime] extras allow, installed in one
-# resolve in a second venv, where FLOOR_TESTS (the LiveKit tests, the phone tests and the
-# realtime connection, simulator and phone bridge) run again. The target
+# the oldest websockets, twilio and aiohttp the [phone], [realtime] and [playground] extras
+# allow, installed in one resolve in a second venv, where FLOOR_TESTS (the LiveKit tests, the
+# phone tests, the realtime connection, simulator and phone bridge, and the playground's
+# server) run again. The target
 # keeps its first name, test-livekit-floor, which CI calls.
 FLOOR_VENV := .venv-lk012
 FLOOR_INSTALL := -e '.[dev]' 'livekit-agents[codecs]==0.12.21' 'livekit==1.1.10' \
-	'websockets==15.0' 'twilio==9.0.2'
+	'websockets==15.0' 'twilio==9.0.2' 'aiohttp==3.10.11'
 FLOOR_TESTS := tests/test_livekit_sink.py tests/test_ticks.py tests/test_livekit_transcript.py \
 	tests/test_multimodal_agent.py tests/test_frames.py tests/test_playout.py \
 	tests/test_livekit_scheduler.py tests/test_sinks_base.py tests/test_phone_*.py \
-	tests/test_bridge_connection.py tests/test_bridge_simulator.py tests/test_bridge_phone.py
+	tests/test_bridge_connection.py tests/test_bridge_simulator.py tests/test_bridge_phone.py \
+	tests/test_playground_server.py tests/test_playground_realtime.py
 
 $(FLOOR_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(FLOOR_VENV)
