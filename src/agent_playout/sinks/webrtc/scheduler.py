@@ -191,8 +191,10 @@ class WebRtcScheduler:
     charged, reaches ``E``; it waits until one does. The change is never charged below 0
     (``packetsLost`` goes down when a packet counted lost arrives late and is played) nor
     above the item. A drop counted first between two reports lies past the earlier one's
-    front, so no drop inside the span escapes the charge; one in the silence just before
-    ``S`` is charged only if no report placed it before ``S`` (the report interval at most).
+    front, so with fronts no drop inside the span escapes the charge, and one in the silence
+    just before ``S`` is charged only if no report placed it before ``S`` (a report interval
+    at most). Placed at its playout position instead, a report may already count a drop
+    the receiver saw ahead of its playout, up to its jitter-buffer delay into the item.
     """
 
     def __init__(self, num_channels: int = 1, *, queue_limit: int, fade: int) -> None:
