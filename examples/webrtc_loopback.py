@@ -73,7 +73,7 @@ async def main() -> None:
     print(f"heard: {handle.played_samples} samples at 48 kHz: {handle.played_text!r}")
     settled = sink.settlement
     assert settled is not None
-    print(f"sent: {settled.end - settled.start}, lost or concealed: {settled.lost}")
+    print(f"sent: {settled.end - settled.start}, lost or discarded: {settled.lost}")
     delays = sink.delays()
     print(f"sent to played: median {delays.median_ms:.0f} ms, max {delays.max_ms:.0f} ms")
     await playout.aclose()

@@ -218,7 +218,7 @@ def test_webrtc_loopback_hears_what_the_receiver_confirmed(tmp_path: Path) -> No
     output = run_example("webrtc_loopback.py", cwd=tmp_path)
     assert printed(output, "confirmed by the receiver") == "True"
     heard = re.search(r"^heard: (\d+) samples at 48 kHz: '(.*)'$", output, re.MULTILINE)
-    settled = re.search(r"^sent: (\d+), lost or concealed: (\d+)$", output, re.MULTILINE)
+    settled = re.search(r"^sent: (\d+), lost or discarded: (\d+)$", output, re.MULTILINE)
     delays = re.search(r"^sent to played: median (\d+) ms, max (\d+) ms$", output, re.MULTILINE)
     assert heard, output
     assert settled, output

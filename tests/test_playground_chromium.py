@@ -115,7 +115,7 @@ def check_item(state: dict[str, Any], item_id: str) -> dict[str, Any]:
     heard = report["heard_samples"]
     assert abs(heard - browser_played) <= FRAME, (
         f"{item_id}: heard {heard} of {settlement['sent']} sent (charged {settlement['lost']}"
-        f" lost or concealed), but the browser's stats say it dropped {dropped} packets while"
+        f" lost or discarded), but the browser's stats say it dropped {dropped} packets while"
         f" it rendered the item: {a} -> {b}"
     )
     rendered = last - first + 1 - not_of_the_stream(since, until)
@@ -154,6 +154,11 @@ async def test_chromium_hears_a_cut_response_with_captions_in_step_and_its_repor
             page = await browser.new_page(viewport={"width": 1280, "height": 1000})
             await page.goto(server.url)
             await page.wait_for_selector("#speak:not([disabled])", timeout=WAIT_MS)
+            # the ground truth, not the page, needs this: the worklet counting, and a report,
+            # before the item's sound begins
+            await page.wait_for_function(
+                "window.playground.reports.some(r => r.inbound && r.worklet)", timeout=WAIT_MS
+            )
             await page.fill("#text", RESPONSE)
             await page.click("#speak")
             await page.wait_for_function(

@@ -108,6 +108,24 @@ async def test_random_interrupts_settle_to_exactly_what_the_receiver_took() -> N
         )
 
 
+async def test_a_packet_the_receiver_never_played_is_charged_as_discarded() -> None:
+    sink = WebRtcSink(label="skips")
+    signal = chirp(48000)
+    async with loopback(sink, skip=frozenset({30})) as lb:  # 0.6 s in: inside the item
+        await asyncio.sleep(0.3)
+        sent_count, heard = await interrupt_after(lb, signal, 0.6)
+        begins = stream_start(lb.sent.samples(), 0)  # the skip is after it: no shift
+        assert lb.received.inbound["packetsDiscarded"] == 1
+        assert lb.received.inbound["packetsLost"] == 0
+        assert sink.settlement is not None
+        assert sink.settlement.lost == FRAME
+        assert heard == sent_count - FRAME
+        # the skipped frame was the item's, and the receiver's pts keep the stream's axis
+        assert begins < 30 * FRAME
+        assert begins + sent_count >= 31 * FRAME
+        assert heard == item_samples_taken(lb.received, begins, sent_count)
+
+
 async def test_a_reporter_answers_report_now_so_a_settle_need_not_wait_for_its_pace() -> None:
     sink = WebRtcSink(label="asked")
     signal = chirp(48000)

@@ -106,6 +106,14 @@ def test_packets_lost_may_be_negative_as_w3c_allows() -> None:
     assert report.inbound.packets_lost == -2
 
 
+def test_packets_discarded_is_read_and_is_a_counter() -> None:
+    report = parse_report(with_field("inbound", "packetsDiscarded", 3))
+    assert report.inbound is not None
+    assert report.inbound.packets_discarded == 3
+    with pytest.raises(ReportError, match=r"inbound\.packetsDiscarded is -1, a counter"):
+        parse_report(with_field("inbound", "packetsDiscarded", -1))
+
+
 @pytest.mark.parametrize(
     ("text", "names"),
     [

@@ -255,12 +255,92 @@ def test_losses_reported_after_the_item_went_out_are_charged_to_it() -> None:
     assert s.settled(0, 4800) == (4800 - FRAME, FRAME)
 
 
-def test_concealment_larger_than_the_lost_packets_is_charged_instead() -> None:
+def test_concealment_alone_charges_nothing() -> None:
+    # NetEq conceals while a packet is late, then still plays it: nothing sent went unheard
     s = scheduler()
     s.push(audio(4800))
     send(s, 6)
     s.on_report(report(0, emitted=6 * FRAME, packetsLost=0, concealedSamples=1500), 0)
-    assert s.settled(0, 4800) == (3300, 1500)
+    assert s.settled(0, 4800) == (4800, 0)
+
+
+def received(packets: int, lost: int = 0) -> dict[str, int]:
+    """The counters of a receiver whose highest packet is ``packets`` from its first."""
+    return {"packetsReceived": packets - lost, "packetsLost": lost}
+
+
+def item_after_silence(silent_frames: int, count: int) -> WebRtcScheduler:
+    s = scheduler()
+    send(s, silent_frames)
+    s.push(audio(count))
+    return s
+
+
+def test_a_packet_lost_inside_the_item_is_charged_one_frame_not_its_concealment() -> None:
+    s = item_after_silence(2, 4800)  # the item is stream [1920, 6720)
+    s.on_report(report(0, emitted=FRAME, **received(2)), 0)
+    send(s, 8)
+    s.on_report(report(1, emitted=3 * FRAME, concealedSamples=2000, **received(5, lost=1)), 0)
+    assert s.settled(0, 4800) is None
+    s.on_report(report(2, emitted=7 * FRAME, concealedSamples=2000, **received(9, lost=1)), 0)
+    assert s.settled(0, 4800) == (4800 - FRAME, FRAME)
+
+
+def test_a_loss_before_the_item_reported_after_its_first_frame_went_out_is_not_charged() -> None:
+    s = item_after_silence(6, 4800)  # the item is stream [5760, 10560)
+    send(s, 2)  # its first frames went out; the receiver is still in the silence before it
+    s.on_report(report(0, emitted=2 * FRAME, concealedSamples=8160, **received(5, lost=1)), 0)
+    send(s, 4)
+    s.on_report(report(1, emitted=12 * FRAME, concealedSamples=8160, **received(12, lost=1)), 0)
+    assert s.settled(0, 4800) == (4800, 0)
+
+
+def test_without_a_receive_front_a_report_is_placed_at_its_playout_position() -> None:
+    s = item_after_silence(6, 4800)
+    send(s, 2)
+    s.on_report(report(0, emitted=2 * FRAME, packetsLost=1), 0)  # played to stream 1608
+    send(s, 4)
+    s.on_report(report(1, emitted=11 * FRAME, packetsLost=2), 0)
+    assert s.settled(0, 4800) == (4800 - FRAME, FRAME)
+
+
+def test_no_report_before_the_start_charges_from_the_streams_start() -> None:
+    s = item_after_silence(1, 4800)
+    send(s, 6)
+    s.on_report(report(0, emitted=7 * FRAME, **received(7, lost=1)), 0)
+    assert s.settled(0, 4800) == (4800 - FRAME, FRAME)  # the stream's start lost nothing
+
+
+def test_a_lost_packet_that_came_late_and_played_is_not_charged_nor_a_negative() -> None:
+    s = item_after_silence(2, 4800)
+    s.on_report(report(0, emitted=FRAME, **received(2, lost=1)), 0)  # before the item
+    send(s, 4)
+    s.on_report(report(1, emitted=3 * FRAME, **received(5, lost=2)), 0)  # one inside it
+    send(s, 4)
+    # both came late and played: packetsLost goes down (W3C) and below the start's count
+    s.on_report(report(2, emitted=8 * FRAME, **received(9)), 0)
+    assert s.settled(0, 4800) == (4800, 0)
+
+
+def test_discarded_packets_are_charged_and_a_lost_one_discarded_counts_once() -> None:
+    s = item_after_silence(2, 4800)
+    s.on_report(report(0, emitted=FRAME, **received(2)), 0)
+    send(s, 4)
+    s.on_report(report(1, emitted=3 * FRAME, **received(5, lost=1)), 0)
+    send(s, 4)
+    s.on_report(report(2, emitted=5 * FRAME, packetsDiscarded=2, **received(9)), 0)
+    s.on_report(report(3, emitted=5 * FRAME + 2 * FRAME, packetsDiscarded=2, **received(9)), 0)
+    assert s.settled(0, 4800) == (4800 - 2 * FRAME, 2 * FRAME)
+
+
+def test_a_drop_reported_after_a_report_reached_the_end_is_not_charged() -> None:
+    s = item_after_silence(2, 4800)
+    s.on_report(report(0, emitted=FRAME, **received(2)), 0)
+    send(s, 8)
+    s.on_report(report(1, emitted=8 * FRAME, **received(8)), 0)  # past the end
+    send(s, 4)
+    s.on_report(report(2, emitted=10 * FRAME, **received(14, lost=2)), 0)  # later silence
+    assert s.settled(0, 4800) == (4800, 0)
 
 
 def test_a_loss_never_charges_more_than_the_item() -> None:

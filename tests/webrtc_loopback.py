@@ -35,18 +35,26 @@ def first_channel(frame: AudioFrame) -> np.ndarray:
 
 
 class Sent(MediaStreamTrack):
-    """Passes the sink's frames to the sender, keeping a copy of each: what went out."""
+    """Passes the sink's frames to the sender, keeping a copy of each: what went out. The
+    frames numbered in ``skip`` never reach the sender: the receiver sees a gap in the
+    timestamps with no packet missing, as after a packet its jitter buffer discarded."""
 
     kind = "audio"
 
-    def __init__(self, inner: MediaStreamTrack) -> None:
+    def __init__(self, inner: MediaStreamTrack, skip: frozenset[int] = frozenset()) -> None:
         super().__init__()
         self.inner = inner
+        self.skip = skip
         self.chunks: list[np.ndarray] = []
+        self._taken = 0
 
     async def recv(self) -> Frame:
-        frame = await self.inner.recv()
-        assert isinstance(frame, AudioFrame)
+        while True:
+            frame = await self.inner.recv()
+            assert isinstance(frame, AudioFrame)
+            self._taken += 1
+            if self._taken - 1 not in self.skip:
+                break
         self.chunks.append(first_channel(frame))
         return frame
 
@@ -115,6 +123,7 @@ async def loopback(
     attach: bool = True,
     on_report: Callable[[], None] | None = None,
     interval_ms: int = 50,
+    skip: frozenset[int] = frozenset(),
 ) -> AsyncIterator[Loopback]:
     """``sink`` sending to a receiving peer that reports back; both closed on the way out.
 
@@ -122,7 +131,7 @@ async def loopback(
     """
     sender, receiver = RTCPeerConnection(), RTCPeerConnection()
     received = Received()
-    sent = Sent(sink.track)
+    sent = Sent(sink.track, skip)
     tracks: asyncio.Queue[MediaStreamTrack] = asyncio.Queue()
     channels: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
     receiver.on("track", tracks.put_nowait)

@@ -135,7 +135,7 @@ class ItemTimeline:
 
     def settle(self, heard: int) -> None:
         """An interrupted item's receiver confirmed ``heard`` samples: the count can only
-        drop to it (audio the receiver lost or concealed), never rise past what was sent."""
+        drop to it (packets the receiver dropped), never rise past what was sent."""
         if self._state is not ItemState.INTERRUPTED:
             raise PlayoutStateError(
                 f"item {self.item_id!r} is {self._state.value}, not interrupted"

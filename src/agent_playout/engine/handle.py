@@ -75,7 +75,7 @@ class PlayoutHandle:
     @property
     def position_confirmed(self) -> bool | None:
         """For an output that cannot take back what it sent (WebRTC): True once the receiver
-        confirmed ``played_samples`` (what was sent less what it lost or concealed), False
+        confirmed ``played_samples`` (what was sent less the packets it dropped), False
         if it could not, and the count is what was sent. None when no confirmation applies."""
         return self._record.position_confirmed
 

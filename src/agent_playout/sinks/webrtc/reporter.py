@@ -11,7 +11,11 @@ frame as it arrives, and its counts mean what the browser's do:
 - ``concealedSamples`` and ``concealmentEvents``: the gaps between frames' pts (packets that
   never came, which a player fills with silence); ``totalSamplesReceived`` is both together;
 - ``packetsReceived`` and ``packetsLost``: the receiver's own ``getStats()`` ``inbound-rtp``
-  figures, when a receiver is given.
+  figures, when a receiver is given;
+- ``packetsDiscarded``: packets the player skipped that the receiver does not count lost
+  (aiortc's jitter buffer drops a packet that comes too late, or too early for its 16 slots,
+  and counts it received): the skipped packets less ``packetsLost``, never decreasing. Those
+  two are what the sink charges as not heard; without a receiver every skip counts here.
 """
 
 from __future__ import annotations
@@ -69,10 +73,14 @@ class ReceiverReporter:
         self.concealed = 0
         """Samples per channel missing between frames (gaps in pts)."""
         self.concealment_events = 0
+        self.skipped_packets = 0
+        """Packets missing between the frames taken (a gap of ``n`` samples is ``n`` / the
+        next frame's samples, rounded up)."""
         self.frames = 0
         self._next_pts: int | None = None
         self._packets_received: int | None = None
         self._packets_lost: int | None = None
+        self._packets_discarded = 0
         self._seq = 0
         self._tasks: list[asyncio.Task[None]] = []
         channel.on("message", self._on_message)
@@ -110,6 +118,9 @@ class ReceiverReporter:
             inbound["packetsReceived"] = self._packets_received
         if self._packets_lost is not None:
             inbound["packetsLost"] = self._packets_lost
+        discarded = self.skipped_packets - (self._packets_lost or 0)
+        self._packets_discarded = max(self._packets_discarded, discarded)
+        inbound["packetsDiscarded"] = self._packets_discarded
         at_ms = self._clock.now_ns() / 1_000_000
         text = report_text(self._seq, at_ms, inbound)
         self._seq += 1
@@ -127,8 +138,10 @@ class ReceiverReporter:
         pts, samples = frame.pts, frame.samples
         if pts is not None:
             if self._next_pts is not None and pts > self._next_pts:
-                self.concealed += pts - self._next_pts
+                gap = pts - self._next_pts
+                self.concealed += gap
                 self.concealment_events += 1
+                self.skipped_packets += -(-gap // max(samples, 1))
             self._next_pts = pts + samples
         self.emitted += samples
         self.frames += 1

@@ -49,6 +49,8 @@ class InboundStats:
     packets_received: int | None = None
     packets_lost: int | None = None
     """Signed in W3C (duplicates can make it negative), and may go down after a late packet."""
+    packets_discarded: int | None = None
+    """Packets that arrived too late (or too early) to be played: counted lost until they came."""
     audio_level: float | None = None
     total_audio_energy: float | None = None
 
@@ -98,6 +100,7 @@ _INBOUND: Final = (
     ("jitterBufferTargetDelay", "jitter_buffer_target_delay", "seconds"),
     ("packetsReceived", "packets_received", "count"),
     ("packetsLost", "packets_lost", "signed"),
+    ("packetsDiscarded", "packets_discarded", "count"),
     ("audioLevel", "audio_level", "level"),
     ("totalAudioEnergy", "total_audio_energy", "seconds"),
 )

@@ -49,6 +49,9 @@ SEGMENT_MEMORY = 65_536
 FRAME_MEMORY = 3000
 """Send times remembered, one per frame (60 s): enough for any report still to come."""
 
+DROP_MEMORY = 65_536
+"""Changes of the receiver's drop count remembered (one per report that moved it)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Delays:
@@ -63,8 +66,9 @@ class Delays:
 @dataclass(frozen=True, slots=True)
 class Settlement:
     """The last ``settle``: samples ``[start, end)`` on the audio axis, how many the listener
-    heard, and how many the receiver reported lost or concealed over them. ``confirmed`` is
-    False when the receiver could not tell: ``heard`` is then the sent count, an upper bound."""
+    heard, and how many were charged as dropped over them (packets the receiver reported lost
+    or discarded, 20 ms each). ``confirmed`` is False when the receiver could not tell:
+    ``heard`` is then the sent count, an upper bound."""
 
     start: int
     end: int
@@ -73,14 +77,16 @@ class Settlement:
     confirmed: bool
 
 
-@dataclass(frozen=True, slots=True)
-class _Losses:
-    """The receiver's loss counters as they stood when a report arrived, stamped with the
-    stream count sent by then: that report cannot know of a packet sent later."""
+class _Drops:
+    """A run of reports with one drop count (``packetsLost + packetsDiscarded``): where its
+    first report was placed on the stream axis, and how far the run's playout went."""
 
-    stream_sent: int
-    packets_lost: int
-    concealed: int
+    __slots__ = ("dropped", "placed", "reached")
+
+    def __init__(self, placed: int, dropped: int, reached: int) -> None:
+        self.placed = placed
+        self.dropped = dropped
+        self.reached = reached
 
 
 class ReportLedger:
@@ -92,7 +98,10 @@ class ReportLedger:
         """Stream samples the receiver took out for playout (its jitterBufferEmittedCount, or
         the worklet's fallback count at 48 kHz), or None before a report with either."""
         self.packets_lost = 0
-        self.concealed = 0
+        """The last ``packetsLost`` reported: it goes down when a packet counted lost came
+        late and was played."""
+        self.packets_discarded = 0
+        self.packets_received: int | None = None
         self._counters: dict[tuple[str, str], int] = {}
 
     def check(self, report: ReceiverReport, stream_sent: int) -> int | None:
@@ -117,8 +126,8 @@ class ReportLedger:
             raise ReportError(f"{field} says {emitted} samples, more than the {stream_sent} sent")
         return emitted
 
-    def keep(self, report: ReceiverReport, emitted: int | None) -> bool:
-        """Keep a checked report; True when its loss counters moved."""
+    def keep(self, report: ReceiverReport, emitted: int | None) -> None:
+        """Keep a checked report."""
         self.seq = report.seq
         for section, _, attribute in COUNTERS:
             stats = getattr(report, section)
@@ -128,15 +137,27 @@ class ReportLedger:
         if emitted is not None and (self.emitted is None or emitted > self.emitted):
             self.emitted = emitted
         inbound = report.inbound
-        moved = False
         if inbound is not None:
-            if inbound.packets_lost is not None and inbound.packets_lost > self.packets_lost:
+            if inbound.packets_lost is not None:
                 self.packets_lost = inbound.packets_lost
-                moved = True
-            if inbound.concealed_samples is not None and inbound.concealed_samples > self.concealed:
-                self.concealed = inbound.concealed_samples
-                moved = True
-        return moved
+            if inbound.packets_discarded is not None:
+                self.packets_discarded = inbound.packets_discarded
+            if inbound.packets_received is not None:
+                self.packets_received = inbound.packets_received
+
+    @property
+    def dropped(self) -> int:
+        """Packets the receiver will never play: lost (never came) or discarded (came too late).
+        A packet counted lost that comes too late moves to discarded, so the sum holds."""
+        return self.packets_lost + self.packets_discarded
+
+    def front(self) -> int | None:
+        """The receiver's receive front on the stream axis: the end of the highest packet it
+        got, ``(packetsReceived + packetsLost)`` packets of ``FRAME`` from its first, which is
+        the track's first frame; None without both counters."""
+        if self.packets_received is None:
+            return None
+        return max(self.packets_received + self.packets_lost, 0) * FRAME
 
 
 def _emitted(report: ReceiverReport) -> int | None:
@@ -155,10 +176,25 @@ class WebRtcScheduler:
     """The queue, the two axes and the receiver's position, for one track.
 
     The receiver's playout position on the stream axis is its emitted count less the Opus
-    delay, never above what was sent; mapped onto the audio axis it is ``played``. Lost or
-    concealed audio is counted from the reports' ``packetsLost`` (20 ms each) and
-    ``concealedSamples``: a settle charges an item with every loss reported after the
-    item's first frame was sent, the larger of the two counts, which never under-charges.
+    delay, never above what was sent; mapped onto the audio axis it is ``played``.
+
+    What the listener did not hear of what was sent is the packets the receiver dropped:
+    ``packetsLost`` (never came) plus ``packetsDiscarded`` (came too late to play), 20 ms
+    (``FRAME``) each. Concealment is not charged: a receiver conceals while a packet is late
+    and then still plays it, or stretches time to catch up, and neither takes any sent audio
+    away. Each report is placed on the stream axis where the receiver was: at its receive
+    front (``ReportLedger.front``) when it gives ``packetsReceived`` and ``packetsLost``, for
+    a packet is counted dropped there, else at its playout position; never before the
+    previous report's place. A settle of stream span ``[S, E)`` charges the change in the
+    drop count from the last report placed at or before ``S`` (the stream's start, with
+    nothing dropped, if none) to the first report whose playout position, plus the packets
+    charged, reaches ``E``; it waits until one does. The change is never charged below 0
+    (``packetsLost`` goes down when a packet counted lost arrives late and is played) nor
+    above the item. A drop counted first between two reports lies past the earlier one's
+    front, so with fronts no drop inside the span escapes the charge, and one in the silence
+    just before ``S`` is charged only if no report placed it before ``S`` (a report interval
+    at most). Placed at its playout position instead, a report may already count a drop
+    the receiver saw ahead of its playout, up to its jitter-buffer delay into the item.
     """
 
     def __init__(self, num_channels: int = 1, *, queue_limit: int, fade: int) -> None:
@@ -181,8 +217,8 @@ class WebRtcScheduler:
         """(stream start, audio start, samples) of each run of audio sent."""
         self._frame_times: deque[int] = deque(maxlen=FRAME_MEMORY)
         self._frames_sent = 0
-        self._losses: list[_Losses] = [_Losses(0, 0, 0)]
-        self._loss_stamps: list[int] = [0]
+        self._drops: list[_Drops] = [_Drops(0, 0, 0)]
+        self._drop_places: list[int] = [0]
         self._delays: deque[int] = deque(maxlen=DELAY_WINDOW)
         self._delay_count = 0
         self._delay_max = 0
@@ -375,10 +411,9 @@ class WebRtcScheduler:
         ledger = self.ledger
         before = self.receiver_stream
         emitted = ledger.check(report, self.stream_sent)
-        if ledger.keep(report, emitted):
-            self._losses.append(_Losses(self.stream_sent, ledger.packets_lost, ledger.concealed))
-            self._loss_stamps.append(self.stream_sent)
+        ledger.keep(report, emitted)
         reached = self.receiver_stream
+        self._place_drops(reached)
         if reached > before and reached > 0:
             sent = self.sent_at(reached - 1)
             if sent is not None:
@@ -401,23 +436,42 @@ class WebRtcScheduler:
         """The median delay so far (0 before any)."""
         return round(statistics.median(self._delays)) if self._delays else 0
 
-    def lost_since(self, stream: int) -> int:
-        """Samples the receiver reported lost or concealed in reports that may cover stream
-        samples from ``stream`` on: those that arrived after its frame was sent."""
-        index = bisect.bisect_right(self._loss_stamps, stream) - 1
-        base = self._losses[max(index, 0)]
-        ledger = self.ledger
-        return max(
-            (ledger.packets_lost - base.packets_lost) * FRAME, ledger.concealed - base.concealed
-        )
+    def _place_drops(self, reached: int) -> None:
+        """Note the report just kept: where it goes on the stream axis, and its drop count."""
+        ledger, last = self.ledger, self._drops[-1]
+        front = ledger.front()
+        placed = reached if front is None else min(front, self.stream_sent)
+        placed = max(placed, self._drop_places[-1])
+        if ledger.dropped == last.dropped:
+            last.reached = max(last.reached, reached)
+            return
+        self._drops.append(_Drops(placed, ledger.dropped, reached))
+        self._drop_places.append(placed)
+        if len(self._drops) > DROP_MEMORY:
+            half = DROP_MEMORY // 2
+            del self._drops[:half]
+            del self._drop_places[:half]
+
+    def dropped_over(self, since_stream: int, stream_end: int) -> int | None:
+        """Samples charged as dropped over stream ``[since_stream, stream_end)`` once a report
+        reached ``stream_end`` (see the class docstring); None while none has."""
+        if not self.has_report:
+            return None
+        index = max(bisect.bisect_right(self._drop_places, since_stream) - 1, 0)
+        base = self._drops[index].dropped
+        for run in self._drops[index:]:
+            charged = max(run.dropped - base, 0) * FRAME
+            if run.reached + charged >= stream_end:
+                return charged
+        return None
 
     def covers(self, audio_end: int, since_stream: int) -> bool:
-        """Whether the receiver's reports cover audio up to ``audio_end``, counting what they
-        reported lost since ``since_stream`` as passed."""
+        """Whether a report reached audio ``audio_end``, counting the packets dropped since
+        ``since_stream`` as passed (a dropped packet is never emitted)."""
         stream_end = self.stream_after(audio_end)
-        if stream_end is None or not self.has_report:
+        if stream_end is None:
             return False
-        return self.receiver_stream + self.lost_since(since_stream) >= stream_end
+        return self.dropped_over(since_stream, stream_end) is not None
 
     def settled(self, start: int, end: int) -> tuple[int, int] | None:
         """(heard, lost) of audio ``[start, end)`` once the reports cover ``end``, else None."""
@@ -426,9 +480,13 @@ class WebRtcScheduler:
         since = self.stream_of(start)
         if since is None:
             since = 0
-        if not self.covers(end, since):
+        stream_end = self.stream_after(end)
+        if stream_end is None:
             return None
-        lost = min(self.lost_since(since), end - start)
+        dropped = self.dropped_over(since, stream_end)
+        if dropped is None:
+            return None
+        lost = min(dropped, end - start)
         return end - start - lost, lost
 
     def underruns(self) -> tuple[int, int]:

@@ -31,10 +31,18 @@ Interrupts. WebRTC cannot clear the receiver's buffer: what was sent still plays
 ``clear_queue`` the track stops feeding at once: the next frame carries the declick fade-out
 of what was to be sent next (``fade_ms``, counted as sent and written), then silence.
 ``pause()`` fades out the same way and holds the queue; ``resume()`` sends on from the next
-sample, faded in. After an interrupt the engine calls ``settle(start, end)``: once the
-reports cover ``end``, the listener heard the sent count less what the receiver reported lost
-(``packetsLost``, 20 ms each) or concealed (``concealedSamples``) since the item's first frame
-went out, the larger of the two.
+sample, faded in. After an interrupt the engine calls ``settle(start, end)``: once a report
+reached ``end``, the listener heard the sent count less 20 ms for each packet the receiver
+dropped over the item, ``packetsLost`` (never came) plus ``packetsDiscarded`` (came too late
+to play). Concealment and time-stretch are not charged: a receiver conceals while a packet is
+late and then still plays it, so they take nothing sent away. Each report is placed where the
+receiver was, not by what had been sent when it arrived: at its receive front
+(``packetsReceived + packetsLost`` packets, where a packet is counted dropped) when it gives
+both, else at its playout position. The charge is the change in the drop count from the last
+report placed at or before the item's first sample to the first that reached ``end``, never
+below 0 (``packetsLost`` goes down when a late packet is played); so a gap in the silence
+before the item, reported after its first frame went out, is not the item's
+(``WebRtcScheduler`` states the rule and its edges).
 
 Without a receiver (no channel ever attached, nothing relayed), ``samples_played`` is the sent
 position: **unconfirmed**, an upper bound that is never called exact, and ``settle`` raises
