@@ -164,6 +164,12 @@ async def test_chromium_hears_a_cut_response_with_captions_in_step_and_its_repor
             await page.wait_for_function(
                 "window.playground.captions.some(c => c.heard.trim())", timeout=WAIT_MS
             )
+            # the first item plays on to its fourth word, so the captions are followed over
+            # a second and more (the second item is cut at its first caption)
+            await page.wait_for_function(
+                "window.playground.captions.some(c => c.heard.trim().split(/\\s+/).length >= 4)",
+                timeout=WAIT_MS,
+            )
             await page.click("#interrupt")
             await page.wait_for_function(
                 "window.playground.items.item_1 !== undefined", timeout=WAIT_MS
