@@ -16,6 +16,7 @@ from av import AudioFrame as AvFrame
 from agent_playout import (
     AgentPlayout,
     AudioFrame,
+    PlayoutHandle,
     PositionUnconfirmedError,
     SettlingSink,
     TranscriptForwarder,
@@ -38,9 +39,12 @@ def chunk(samples: int = CHUNK, value: int = 1000) -> AudioFrame:
 
 class Peer:
     """aiortc's sender pulling the track at its pace, and a receiver that takes each frame
-    ``delay_ms`` after it was sent and reports every 50 ms (while ``reporting``)."""
+    ``delay_ms`` after it was sent and reports every 50 ms (while ``reporting``). With
+    ``receiving`` the sink expects its reports from the start, and asks it for them."""
 
-    def __init__(self, sink: WebRtcSink, clock: VirtualClock, delay_ms: int = 100) -> None:
+    def __init__(
+        self, sink: WebRtcSink, clock: VirtualClock, delay_ms: int = 100, *, receiving: bool = False
+    ) -> None:
         self.sink = sink
         self.clock = clock
         self.delay_ns = delay_ms * MS
@@ -51,6 +55,8 @@ class Peer:
         self.asked: list[str] = []
         self._seq = 0
         self._tasks: list[asyncio.Task[None]] = []
+        if receiving:
+            sink.expect_reports(self.ask)
 
     def start(self) -> Peer:
         self._tasks = [asyncio.create_task(self._pull()), asyncio.create_task(self._report())]
@@ -86,6 +92,18 @@ class Peer:
             await self.clock.sleep(0.05)
             if self.reporting and self.periodic:
                 self.report()
+
+
+def play_tone(playout: AgentPlayout, item_id: str, texts: list[str], samples: int) -> PlayoutHandle:
+    """Play ``samples`` of a steady tone at 48 kHz, in 20 ms frames, with ``texts``."""
+    signal = np.full(samples, 3000, dtype=np.int16)
+    return playout.play(
+        item_id=item_id,
+        content_index=0,
+        transcription_fwd=TranscriptForwarder(),
+        text_stream=stream(texts),
+        audio_stream=stream(frames_of(signal, FRAME, rate=RATE)),
+    )
 
 
 def sent_audio(peer: Peer) -> np.ndarray:
@@ -149,8 +167,7 @@ async def test_without_a_receiver_the_position_is_the_sent_one_and_unconfirmed(
 
 async def test_with_a_receiver_the_position_waits_for_its_reports(clock: VirtualClock) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=100)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, delay_ms=100, receiving=True)
     peer.reporting = False
     peer.start()
     await clock.run(sink.capture_frame(chunk()))
@@ -168,8 +185,7 @@ async def test_the_position_is_the_receivers_mapped_count_as_it_plays(
     clock: VirtualClock,
 ) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=100)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, delay_ms=100, receiving=True)
     peer.start()
     await clock.advance(0.04)  # two silent frames first
     for _ in range(4):
@@ -194,8 +210,7 @@ async def test_wait_for_playout_returns_once_the_receiver_played_it_all(
     clock: VirtualClock,
 ) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=100)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, delay_ms=100, receiving=True)
     peer.start()
     await clock.run(sink.capture_frame(chunk()))
     await clock.run(sink.wait_for_playout())
@@ -208,8 +223,7 @@ async def test_wait_for_playout_is_bounded_when_the_receiver_is_silent(
     clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     sink = WebRtcSink(clock=clock, settle_timeout_ms=300, label="mute")
-    peer = Peer(sink, clock)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, receiving=True)
     peer.reporting = False
     peer.start()
     await clock.run(sink.capture_frame(chunk()))
@@ -226,8 +240,7 @@ async def test_settle_waits_for_the_report_covering_the_end_and_asks_for_it(
 ) -> None:
     sink = WebRtcSink(clock=clock)
     assert isinstance(sink, SettlingSink)
-    peer = Peer(sink, clock, delay_ms=100)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, delay_ms=100, receiving=True)
     peer.start()
     await clock.run(sink.capture_frame(chunk(9600)))
     await clock.advance(0.05)
@@ -253,8 +266,7 @@ async def test_settle_asks_until_a_receiver_that_only_answers_requests_covers_it
     clock: VirtualClock,
 ) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=100)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, delay_ms=100, receiving=True)
     peer.periodic = False
     peer.start()
     await clock.run(sink.capture_frame(chunk()))
@@ -269,8 +281,7 @@ async def test_settle_asks_until_a_receiver_that_only_answers_requests_covers_it
 
 async def test_settle_raises_when_no_report_covers_the_end_in_time(clock: VirtualClock) -> None:
     sink = WebRtcSink(clock=clock, settle_timeout_ms=400, label="late")
-    peer = Peer(sink, clock)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, receiving=True)
     peer.reporting = False
     peer.start()
     await clock.run(sink.capture_frame(chunk()))
@@ -287,8 +298,7 @@ async def test_settle_raises_when_no_report_covers_the_end_in_time(clock: Virtua
 
 async def test_settle_raises_at_once_when_the_reports_stop(clock: VirtualClock) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, receiving=True)
     peer.start()
     await clock.run(sink.capture_frame(chunk()))
     sink.clear_queue()
@@ -305,8 +315,7 @@ async def test_bad_reports_are_logged_once_a_second_and_the_position_kept(
     clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     sink = WebRtcSink(clock=clock, label="bad")
-    peer = Peer(sink, clock)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, receiving=True)
     peer.start()
     await clock.run(sink.capture_frame(chunk()))
     await clock.advance(0.3)
@@ -374,8 +383,7 @@ async def test_a_clear_releases_a_capture_waiting_for_room(clock: VirtualClock) 
 
 async def test_close_mid_item_ends_every_wait(clock: VirtualClock) -> None:
     sink = WebRtcSink(clock=clock, queue_size_ms=50)
-    peer = Peer(sink, clock)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, receiving=True)
     peer.start()
     waiting = asyncio.ensure_future(sink.capture_frame(chunk(9600)))
     await clock.advance(0.03)
@@ -424,19 +432,11 @@ async def test_an_interrupted_item_ends_at_the_count_the_receiver_confirmed(
     clock: VirtualClock,
 ) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=120)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, delay_ms=120, receiving=True)
     peer.start()
     playout = AgentPlayout(audio_source=sink)
     text = "one two three four five six seven eight"
-    signal = np.full(2 * RATE, 3000, dtype=np.int16)
-    handle = playout.play(
-        item_id="it_1",
-        content_index=0,
-        transcription_fwd=TranscriptForwarder(),
-        text_stream=stream(re.findall(r"\S+\s*", text)),
-        audio_stream=stream(frames_of(signal, 960, rate=RATE)),
-    )
+    handle = play_tone(playout, "it_1", re.findall(r"\S+\s*", text), 2 * RATE)
     seen: list[tuple[int, int, int, str]] = []
 
     def truth() -> int:
@@ -474,17 +474,10 @@ async def test_an_item_cut_after_the_reports_stopped_keeps_the_sent_count_unconf
     clock: VirtualClock,
 ) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=120)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, delay_ms=120, receiving=True)
     peer.start()
     playout = AgentPlayout(audio_source=sink)
-    handle = playout.play(
-        item_id="it_gone",
-        content_index=0,
-        transcription_fwd=TranscriptForwarder(),
-        text_stream=stream(["a few words to say"]),
-        audio_stream=stream(frames_of(np.full(RATE, 3000, dtype=np.int16), 960, rate=RATE)),
-    )
+    handle = play_tone(playout, "it_gone", ["a few words to say"], RATE)
     await clock.advance(0.4)
     peer.reporting = False
     sink.receiver_closed()  # the data channel closed mid-item
@@ -502,18 +495,10 @@ async def test_a_paused_playout_holds_its_audio_and_resumes_at_the_next_sample(
     clock: VirtualClock,
 ) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=100)
-    sink.expect_reports(peer.ask)
+    peer = Peer(sink, clock, delay_ms=100, receiving=True)
     peer.start()
     playout = AgentPlayout(audio_source=sink)
-    signal = np.full(RATE, 3000, dtype=np.int16)
-    handle = playout.play(
-        item_id="it_pause",
-        content_index=0,
-        transcription_fwd=TranscriptForwarder(),
-        text_stream=stream(["held and resumed"]),
-        audio_stream=stream(frames_of(signal, 960, rate=RATE)),
-    )
+    handle = play_tone(playout, "it_pause", ["held and resumed"], RATE)
     await clock.advance(0.3)
     playout.pause()
     assert sink.paused
