@@ -25,7 +25,6 @@ from .phone import (
     HostOption,
     JsonLinesReportOption,
     MaxCallsOption,
-    PortOption,
     PublicUrlOption,
     RealtimeOption,
     SayOption,
@@ -35,7 +34,6 @@ from .phone import (
 from .playground import (
     PLAYGROUND_EPILOG,
     PlaygroundHostOption,
-    PlaygroundPortOption,
     PlaygroundRealtimeOption,
     serve,
 )
@@ -47,6 +45,7 @@ from .realtime import (
 )
 from .realtime_options import HeaderOption, InstructionsOption, RealtimeUrlOption
 from .recording import read_audio
+from .service import PortOption
 from .session import RunConsole, play_item, run, warm_voice
 
 
@@ -387,7 +386,7 @@ def realtime(
 
 @app.command(cls=_Command, epilog=PLAYGROUND_EPILOG)
 def playground(
-    port: PlaygroundPortOption = 8080,
+    port: PortOption = 8080,
     host: PlaygroundHostOption = "127.0.0.1",
     voice: VoiceOption = VoiceName.auto,
     realtime: PlaygroundRealtimeOption = None,

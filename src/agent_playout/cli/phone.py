@@ -35,7 +35,14 @@ from .output import writable
 from .phone_calls import Answerer, prepare
 from .phone_realtime import RealtimeAnswerer
 from .realtime_options import check_realtime_url, parse_headers
-from .service import ConsoleLog, ReportFile, Stop, bind_error, check_bindable
+from .service import (
+    LOOPBACK,
+    ConsoleLog,
+    ReportFile,
+    Stop,
+    bind_error,
+    check_bindable,
+)
 from .session import RunConsole, warm_voice
 
 if TYPE_CHECKING:
@@ -44,17 +51,6 @@ if TYPE_CHECKING:
 PHONE_EXTRA = "pip install 'agent-playout[phone]'"
 PHONE_PACKAGES = ("websockets", "twilio")
 AUTH_TOKEN_VARIABLE = "TWILIO_AUTH_TOKEN"
-LOOPBACK = "127.0.0.1"
-
-PortOption = Annotated[
-    int,
-    typer.Option(
-        metavar="PORT",
-        min=0,
-        max=65535,
-        help="The TCP port to listen on; 0 picks a free one (the start line says which).",
-    ),
-]
 SayOption = Annotated[
     list[str] | None,
     typer.Option(

@@ -18,24 +18,13 @@ import typer
 from ..tts import Voice
 from .exits import fail, interrupted
 from .realtime_options import check_realtime_url, dialect_for, parse_headers, shown_url
-from .service import ConsoleLog, Stop, bind_error, check_bindable
+from .service import LOOPBACK, ConsoleLog, Stop, bind_error, check_bindable
 from .session import RunConsole, warm_voice
 
 if TYPE_CHECKING:
     from ..playground.realtime import RealtimeTarget
 
 PLAYGROUND_PACKAGES = ("aiohttp", "aiortc")
-LOOPBACK = "127.0.0.1"
-
-PlaygroundPortOption = Annotated[
-    int,
-    typer.Option(
-        metavar="PORT",
-        min=0,
-        max=65535,
-        help="The TCP port to serve the page on; 0 picks a free one (the start line says which).",
-    ),
-]
 PlaygroundHostOption = Annotated[
     str,
     typer.Option(

@@ -1,6 +1,6 @@
-"""What the long-running commands (``phone``, ``realtime``) share: their log on the console,
-the stop (a signal, a closed stdout, a report that cannot be written) and the JSON Lines
-report."""
+"""What the long-running commands (``phone``, ``realtime``, ``playground``) share: where
+they listen, their log on the console, the stop (a signal, a closed stdout, a report that
+cannot be written) and the JSON Lines report."""
 
 from __future__ import annotations
 
@@ -14,13 +14,26 @@ import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from ..errors import PlayoutError
 from .exits import BROKEN_PIPE_EXIT, fail, interrupted
+
+LOOPBACK = "127.0.0.1"
+"""Where the long-running commands listen unless told otherwise."""
+
+PortOption = Annotated[
+    int,
+    typer.Option(
+        metavar="PORT",
+        min=0,
+        max=65535,
+        help="The TCP port to listen on; 0 picks a free one (the start line says which).",
+    ),
+]
 
 
 class ReportFile:
