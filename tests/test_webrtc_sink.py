@@ -185,8 +185,7 @@ async def test_the_position_is_the_receivers_mapped_count_as_it_plays(
     clock: VirtualClock,
 ) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=100, receiving=True)
-    peer.start()
+    peer = Peer(sink, clock, delay_ms=100, receiving=True).start()
     await clock.advance(0.04)  # two silent frames first
     for _ in range(4):
         await clock.run(sink.capture_frame(chunk()))
@@ -210,8 +209,7 @@ async def test_wait_for_playout_returns_once_the_receiver_played_it_all(
     clock: VirtualClock,
 ) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=100, receiving=True)
-    peer.start()
+    peer = Peer(sink, clock, delay_ms=100, receiving=True).start()
     await clock.run(sink.capture_frame(chunk()))
     await clock.run(sink.wait_for_playout())
     assert sink.samples_played == CHUNK
@@ -240,8 +238,7 @@ async def test_settle_waits_for_the_report_covering_the_end_and_asks_for_it(
 ) -> None:
     sink = WebRtcSink(clock=clock)
     assert isinstance(sink, SettlingSink)
-    peer = Peer(sink, clock, delay_ms=100, receiving=True)
-    peer.start()
+    peer = Peer(sink, clock, delay_ms=100, receiving=True).start()
     await clock.run(sink.capture_frame(chunk(9600)))
     await clock.advance(0.05)
     sink.clear_queue()
@@ -298,8 +295,7 @@ async def test_settle_raises_when_no_report_covers_the_end_in_time(clock: Virtua
 
 async def test_settle_raises_at_once_when_the_reports_stop(clock: VirtualClock) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, receiving=True)
-    peer.start()
+    peer = Peer(sink, clock, receiving=True).start()
     await clock.run(sink.capture_frame(chunk()))
     sink.clear_queue()
     settling = asyncio.ensure_future(sink.settle(0, sink.samples_written))
@@ -315,8 +311,7 @@ async def test_bad_reports_are_logged_once_a_second_and_the_position_kept(
     clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     sink = WebRtcSink(clock=clock, label="bad")
-    peer = Peer(sink, clock, receiving=True)
-    peer.start()
+    peer = Peer(sink, clock, receiving=True).start()
     await clock.run(sink.capture_frame(chunk()))
     await clock.advance(0.3)
     played = sink.samples_played
@@ -383,8 +378,7 @@ async def test_a_clear_releases_a_capture_waiting_for_room(clock: VirtualClock) 
 
 async def test_close_mid_item_ends_every_wait(clock: VirtualClock) -> None:
     sink = WebRtcSink(clock=clock, queue_size_ms=50)
-    peer = Peer(sink, clock, receiving=True)
-    peer.start()
+    peer = Peer(sink, clock, receiving=True).start()
     waiting = asyncio.ensure_future(sink.capture_frame(chunk(9600)))
     await clock.advance(0.03)
     settling = asyncio.ensure_future(sink.settle(0, 9600))
@@ -432,8 +426,7 @@ async def test_an_interrupted_item_ends_at_the_count_the_receiver_confirmed(
     clock: VirtualClock,
 ) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=120, receiving=True)
-    peer.start()
+    peer = Peer(sink, clock, delay_ms=120, receiving=True).start()
     playout = AgentPlayout(audio_source=sink)
     text = "one two three four five six seven eight"
     handle = play_tone(playout, "it_1", re.findall(r"\S+\s*", text), 2 * RATE)
@@ -474,8 +467,7 @@ async def test_an_item_cut_after_the_reports_stopped_keeps_the_sent_count_unconf
     clock: VirtualClock,
 ) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=120, receiving=True)
-    peer.start()
+    peer = Peer(sink, clock, delay_ms=120, receiving=True).start()
     playout = AgentPlayout(audio_source=sink)
     handle = play_tone(playout, "it_gone", ["a few words to say"], RATE)
     await clock.advance(0.4)
@@ -495,8 +487,7 @@ async def test_a_paused_playout_holds_its_audio_and_resumes_at_the_next_sample(
     clock: VirtualClock,
 ) -> None:
     sink = WebRtcSink(clock=clock)
-    peer = Peer(sink, clock, delay_ms=100, receiving=True)
-    peer.start()
+    peer = Peer(sink, clock, delay_ms=100, receiving=True).start()
     playout = AgentPlayout(audio_source=sink)
     handle = play_tone(playout, "it_pause", ["held and resumed"], RATE)
     await clock.advance(0.3)
