@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_playout import AudioByteStream, AudioFrame
-from agent_playout.core.frames import SampleChunker, as_int16, frame_samples
+from agent_playout.core.frames import (
+    PcmQueue,
+    SampleChunker,
+    as_int16,
+    frame_samples,
+    pcm_in_format,
+)
 
 
 def test_frame_data_is_an_int16_memoryview_like_rtc() -> None:
@@ -219,3 +225,55 @@ def test_frames_cut_by_the_chunker_carry_their_own_length_in_the_header() -> Non
     assert [f.data.tobytes() for f in frames] == [
         np.arange(start, min(start + 6, 16), dtype=np.int16).tobytes() for start in (0, 6, 12)
     ]
+
+
+def test_pcm_in_format_passes_frames_of_the_format_and_refers_the_rest_to_the_full_check() -> None:
+    rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
+    data = np.arange(480, dtype=np.int16)
+    ours = AudioFrame(data, 24000, 2, 240)
+    theirs = rtc.AudioFrame(data.tobytes(), 24000, 2, 240)
+    assert np.array_equal(np.asarray(pcm_in_format(ours, 24000, 2)), data)
+    assert np.array_equal(np.asarray(pcm_in_format(theirs, 24000, 2)), data)
+    assert pcm_in_format(ours, 16000, 2) is None
+    assert pcm_in_format(theirs, 24000, 1) is None
+    assert pcm_in_format(AudioFrame(b"", 24000, 2, 0), 24000, 2) is None
+    assert pcm_in_format(rtc.AudioFrame(b"", 24000, 2, 0), 24000, 2) is None
+
+
+class _Lying:
+    """A frame-like object whose header or data disagree with what it claims."""
+
+    def __init__(self, data: object, count: object, rate: object = 24000) -> None:
+        self.data, self.samples_per_channel = data, count
+        self.sample_rate, self.num_channels = rate, 1
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        _Lying(memoryview(bytes(8)).cast("h"), 5),
+        _Lying(memoryview(bytes(8)), 8),
+        _Lying(bytes(8), 4),
+        _Lying(memoryview(bytes(8)).cast("h"), 4.0),
+        _Lying(memoryview(bytes(8)).cast("h"), 4, rate=24000.0),
+        _Lying(memoryview(bytes(16)).cast("h", (4, 2)), 8),
+        object(),
+    ],
+)
+def test_pcm_in_format_refers_any_frame_it_cannot_trust(frame: object) -> None:
+    assert pcm_in_format(frame, 24000, 1) is None
+
+
+def test_pcm_queue_hands_out_what_was_put_in_order_in_frames_of_at_most_the_asked_size() -> None:
+    queue = PcmQueue(24000, 2)
+    source = np.arange(2 * 700, dtype=np.int16)
+    reused = bytearray(source[:600].tobytes())
+    queue.put(memoryview(reused).cast("h"), 300)
+    reused[:] = bytes(len(reused))
+    queue.put(source[600:], 400)
+    assert queue.samples == 700
+    frames = [queue.take(250) for _ in range(3)]
+    assert [frame.samples_per_channel for frame in frames] == [250, 250, 200]
+    assert queue.samples == 0
+    assert all((frame.sample_rate, frame.num_channels) == (24000, 2) for frame in frames)
+    assert np.array_equal(np.concatenate([frame.array for frame in frames]), source)

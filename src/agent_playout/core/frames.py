@@ -219,6 +219,43 @@ def frame_pcm(frame: object) -> Pcm:
     return pcm if len(pcm) == needed else pcm[:needed]
 
 
+def pcm_in_format(frame: object, sample_rate: int, num_channels: int) -> Pcm | None:
+    """The samples of a well-formed, non-empty ``frame`` of exactly ``sample_rate`` Hz x
+    ``num_channels``, or None when anything about it differs (then ``frame_pcm`` says what).
+
+    The engine's per-frame path once an item's format is known: a frame of that format
+    needs only its count and its data checked, so this reads each field once and calls no
+    numpy (an ``rtc.AudioFrame``'s int16 memoryview is used as is).
+    """
+    if type(frame) is AudioFrame:
+        if frame._sample_rate != sample_rate or frame._num_channels != num_channels:
+            return None
+        samples = frame._array
+        return samples if samples.size else None
+    try:
+        rate, channels = frame.sample_rate, frame.num_channels  # type: ignore[attr-defined]
+        if rate != sample_rate or channels != num_channels:
+            return None
+        count = frame.samples_per_channel  # type: ignore[attr-defined]
+        data = frame.data  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    if (
+        type(rate) is int
+        and type(channels) is int
+        and type(count) is int
+        and count > 0
+        and channels > 0
+        and type(data) is memoryview
+        and data.format == "h"
+        and data.ndim == 1
+        and data.contiguous
+        and len(data) == count * num_channels
+    ):
+        return data
+    return None
+
+
 def _check_count(count: object) -> None:
     """``samples_per_channel`` of a frame must be an int >= 0 (0 only for empty data)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -293,6 +330,39 @@ class SampleChunker:
             AudioFrame._trusted(block[start : start + size], rate, channels)
             for start in range(0, block.size, size)
         ]
+
+
+class PcmQueue:
+    """Interleaved int16 PCM waiting for the sink, taken out in frames of at most a chunk.
+
+    ``put`` copies each piece into one byte buffer (a producer may reuse its own), so the
+    per-frame cost is one copy; ``take`` cuts a frame only when the sink wants one.
+    """
+
+    __slots__ = ("_channels", "_group_bytes", "_pending", "_rate", "samples")
+
+    def __init__(self, sample_rate: int, num_channels: int) -> None:
+        self._rate = sample_rate
+        self._channels = num_channels
+        self._group_bytes = num_channels * _BYTES_PER_SAMPLE
+        self._pending = bytearray()
+        self.samples = 0
+        """Samples per channel waiting."""
+
+    def put(self, pcm: Pcm, samples: int) -> None:
+        """Queue ``pcm``, which holds ``samples`` samples per channel."""
+        self._pending += pcm.tobytes() if isinstance(pcm, np.ndarray) else pcm
+        self.samples += samples
+
+    def take(self, samples: int) -> AudioFrame:
+        """A frame of the first ``samples`` per channel waiting (fewer if fewer wait)."""
+        count = min(samples, self.samples)
+        size = count * self._group_bytes
+        pending = self._pending
+        block = np.frombuffer(pending[:size], _INT16)
+        del pending[:size]
+        self.samples -= count
+        return AudioFrame._trusted(block, self._rate, self._channels)
 
 
 class AudioByteStream(SampleChunker):
