@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncIterable, Callable
 from typing import Any
 
 from ..clock import Clock
-from ..core.frames import AudioFrame, Pcm, SampleChunker, frame_pcm, pcm_array
+from ..core.frames import Pcm, PcmQueue, frame_pcm, pcm_array, pcm_in_format
 from ..core.positions import refill_level, samples_in
 from ..core.resample import FormatConverter
 from ..errors import OutputEndedError
@@ -71,10 +70,14 @@ class ItemRun:
         self._clock = clock
         self._paused = paused
         self._emit = emit
-        self._chunks: deque[AudioFrame] = deque()
-        self._buffered = 0
-        self._read_ahead = samples_in(read_ahead_ms, sink.sample_rate)
-        self._refill_at = refill_level(self._read_ahead, samples_in(REFILL_MS, sink.sample_rate))
+        self._queue = PcmQueue(sink.sample_rate, sink.num_channels)
+        self._chunk_samples = chunk = samples_in(CHUNK_MS, sink.sample_rate)
+        # The reader is held only with a whole chunk queued, and let go before the pusher
+        # runs short of one: neither can then wait for the other.
+        self._read_ahead = max(samples_in(read_ahead_ms, sink.sample_rate), chunk)
+        self._refill_at = max(
+            refill_level(self._read_ahead, samples_in(REFILL_MS, sink.sample_rate)), chunk - 1
+        )
         self._reader: asyncio.Task[None] | None = None
         self._pusher_waiting: asyncio.Future[None] | None = None
         self._reader_waiting: asyncio.Future[None] | None = None
@@ -198,29 +201,41 @@ class ItemRun:
             self.fail(task_error(pusher, f"the audio pusher of item {self.record.item_id!r}"))
 
     async def play_audio(self) -> None:
-        """Push what the reader buffers until it ends, then drain the sink.
+        """Push what the reader queues, a chunk at a time, until it ends; then drain the sink.
 
-        Every way out stops the item first, and so cancels the reader with the other tasks.
+        The rest of a stream that ended (or was rejected part way) goes out as one shorter
+        chunk. Every way out stops the item first, and so cancels the reader with the others.
         """
         reader = self._reader
         assert reader is not None
-        chunks = self._chunks
+        queue = self._queue
+        chunk = self._chunk_samples
+        record = self.record
+        sink = self.sink
+        push = record.push
         try:
             while True:
-                if reader.done() and _broken(reader):
-                    what = f"the audio reader of item {self.record.item_id!r}"
-                    self.fail(task_error(reader, what))
-                    return
-                if chunks:
-                    await self._capture(self._next_chunk())
-                    continue
                 if reader.done():
-                    break
-                self._pusher_waiting = asyncio.get_running_loop().create_future()
-                try:
-                    await self._pusher_waiting
-                finally:
-                    self._pusher_waiting = None
+                    if _broken(reader):
+                        what = f"the audio reader of item {record.item_id!r}"
+                        self.fail(task_error(reader, what))
+                        return
+                    if not queue.samples:
+                        break
+                elif queue.samples < chunk:
+                    self._pusher_waiting = asyncio.get_running_loop().create_future()
+                    try:
+                        await self._pusher_waiting
+                    finally:
+                        self._pusher_waiting = None
+                    continue
+                frame = queue.take(chunk)
+                if queue.samples <= self._refill_at:
+                    wake(self._reader_waiting)
+                if not record.timeline.started:
+                    self._first_push()
+                push(frame.samples_per_channel, sink.samples_written)
+                await sink.capture_frame(frame)
             rejected = reader.exception()
             if isinstance(rejected, InputRejected):
                 self.fail(rejected.error, drain=True)
@@ -228,39 +243,49 @@ class ItemRun:
         except Exception as error:
             self.fail(error)
 
-    def _next_chunk(self) -> AudioFrame:
-        chunk = self._chunks.popleft()
-        self._buffered -= chunk.samples_per_channel
-        if self._buffered <= self._refill_at:
-            wake(self._reader_waiting)
-        return chunk
+    def _first_push(self) -> None:
+        """The item's first audio goes to the sink: its underruns start counting, and an
+        output paused before it began holds the item paused from its first sample."""
+        record = self.record
+        sink = self.sink
+        record.start_underruns(sink_underruns(sink))
+        if self._paused():
+            record.push(0, sink.samples_written)
+            record.pause()
 
     async def _read_audio(self, audio_stream: AsyncIterable[Any]) -> None:
-        """Take frames as they arrive: count them, convert them, buffer them in 50 ms chunks.
+        """Take frames as they arrive: count them, convert them, queue them for the pusher.
 
-        This runs for every frame the model sends, so it keeps to plain comparisons and one
-        copy of the audio; numpy is only called when a 50 ms chunk is complete.
+        This runs for every frame the model sends: a frame in the item's format costs plain
+        comparisons and one copy (``pcm_in_format``); the first frame, and any other, is
+        checked in full.
         """
         record = self.record
+        receive = record.receive
         captions = self.captions
         forwarder = None if captions is None else captions.forwarder
-        sink = self.sink
-        chunk_samples = samples_in(CHUNK_MS, sink.sample_rate)
-        chunker = SampleChunker(sink.sample_rate, sink.num_channels, chunk_samples)
-        turn_samples = samples_in(TURN_MS, sink.sample_rate)
+        queue = self._queue
+        put = queue.put
+        chunk = self._chunk_samples
+        out_channels = self.sink.num_channels
+        turn_samples = samples_in(TURN_MS, self.sink.sample_rate)
         unyielded = 0
         converter: FormatConverter | None = None
+        convert: Callable[[Any], Any] | None = None
         in_rate = in_channels = 0
         try:
             async for frame in audio_stream:
-                pcm = _validate(frame, record.item_id)
-                if not len(pcm):
-                    continue
-                if converter is None:
-                    converter = await self._start(frame)
-                    in_rate, in_channels = converter.in_rate, converter.in_channels
-                elif frame.sample_rate != in_rate or frame.num_channels != in_channels:
-                    raise _format_changed(record.item_id, in_rate, in_channels, frame)
+                pcm = pcm_in_format(frame, in_rate, in_channels)
+                if pcm is None:
+                    pcm = _validate(frame, record.item_id)
+                    if not len(pcm):
+                        continue
+                    if converter is None:
+                        converter = await self._start(frame)
+                        in_rate, in_channels = converter.in_rate, converter.in_channels
+                        convert = None if converter.is_identity else converter.process
+                    elif frame.sample_rate != in_rate or frame.num_channels != in_channels:
+                        raise _format_changed(record.item_id, in_rate, in_channels, frame)
                 if forwarder is not None and captions is not None:  # inline: once a frame
                     try:
                         forwarder.push_audio(frame)
@@ -269,26 +294,32 @@ class ItemRun:
                         forwarder = None
                     if captions.due is not None:
                         captions.input_taken()
-                record.receive(len(pcm) // in_channels)
-                if not converter.is_identity:
-                    pcm = converter.process(pcm_array(pcm))
-                chunks = chunker.push(pcm)
-                if chunks:
-                    self._buffer(chunks, len(chunks) * chunk_samples)
-                    unyielded += len(chunks) * chunk_samples
+                count = len(pcm) // in_channels
+                receive(count)
+                if convert is None:
+                    put(pcm, count)
+                    unyielded += count
+                else:
+                    converted = convert(pcm_array(pcm))
+                    put(converted, len(converted) // out_channels)
+                    unyielded += len(converted) // out_channels
+                if queue.samples >= chunk:
+                    waiting = self._pusher_waiting
+                    if waiting is not None:
+                        wake(waiting)
                     if unyielded >= turn_samples or (
-                        self._pusher_waiting is not None and self._sink_starving(chunk_samples)
+                        waiting is not None and self._sink_starving(chunk)
                     ):
                         unyielded = 0
                         await asyncio.sleep(0)
-                if self._buffered > self._read_ahead:
-                    await self._wait_for_room()
+                    if queue.samples > self._read_ahead:
+                        await self._wait_for_room()
         except asyncio.CancelledError as error:
             what = f"audio_stream of item {record.item_id!r}"
             raise stray_cancel(error, what, record.stopped) from error
-        if converter is not None:
-            for chunk in chunker.push(converter.flush()) + chunker.flush():
-                self._buffer([chunk], chunk.samples_per_channel)
+        if converter is not None and convert is not None:
+            tail = converter.flush()
+            put(tail, len(tail) // out_channels)
         if captions is not None:
             captions.audio_ended()
 
@@ -310,19 +341,13 @@ class ItemRun:
             )
 
     async def _wait_for_room(self) -> None:
-        """Hold the reader while more than ``read_ahead`` is buffered (see ``REFILL_MS``)."""
-        while self._buffered > self._read_ahead:
+        """Hold the reader while more than ``read_ahead`` is queued (see ``REFILL_MS``)."""
+        while self._queue.samples > self._read_ahead:
             self._reader_waiting = asyncio.get_running_loop().create_future()
             try:
                 await self._reader_waiting
             finally:
                 self._reader_waiting = None
-
-    def _buffer(self, chunks: list[AudioFrame], samples: int) -> None:
-        """Queue ``chunks``, ``samples`` per channel in all, for the pusher."""
-        self._chunks.extend(chunks)
-        self._buffered += samples
-        wake(self._pusher_waiting)
 
     def _sink_starving(self, chunk_samples: int) -> bool:
         """Whether the sink holds less than a chunk, so the pusher must run before the reader
@@ -350,17 +375,6 @@ class ItemRun:
         if self._absorb_cancel:
             await self._absorb_listener_cancel()
         return converter
-
-    async def _capture(self, chunk: AudioFrame) -> None:
-        record = self.record
-        sink = self.sink
-        if not record.timeline.started:
-            record.start_underruns(sink_underruns(sink))
-            if self._paused():
-                record.push(0, sink.samples_written)
-                record.pause()
-        record.push(chunk.samples_per_channel, sink.samples_written)
-        await sink.capture_frame(chunk)
 
     async def _drain(self, *, complete: bool) -> None:
         """Wait until the sink has played everything pushed, then end the item.
