@@ -20,7 +20,7 @@ from ..core.timeline import ItemState
 from ..core.units import NS_PER_SECOND
 from ..errors import PlayoutClosedError, PlayoutStateError
 from ..events import EventEmitter
-from ..sinks.base import PositionedSink, SettlingSink, positioned
+from ..sinks.base import PositionedSink, SettlingSink, is_settling, positioned
 from ..transcript.forwarder import SegmentsForwarder, TranscriptForwarder, is_segments_forwarder
 from ..transcript.timed_text import TimedText
 from .claims import claim, release_claim, underlying
@@ -78,9 +78,7 @@ class AgentPlayout(EventEmitter[EventTypes]):
         self._read_ahead_ms = read_ahead_ms
         self._audio_source = audio_source
         self._sink: PositionedSink = positioned(audio_source)
-        self._settling: SettlingSink | None = (
-            self._sink if isinstance(self._sink, SettlingSink) else None
-        )
+        self._settling: SettlingSink | None = self._sink if is_settling(self._sink) else None
         sink_clock = getattr(self._sink, "clock", None)
         self._clock: Clock = clock or sink_clock or MonotonicClock()
         self._current: PlayoutHandle | None = None

@@ -10,11 +10,12 @@ import sys
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeGuard, TypeVar, cast, runtime_checkable
 
 import numpy as np
 
 from ..core.frames import Int16Array, frame_samples
+from ..core.protocols import conforms
 from .adapters import LIVEKIT_SOURCE, adapter_for, type_names
 
 AudioCallback = Callable[[Int16Array], None]
@@ -352,6 +353,16 @@ def is_livekit_source(sink: object) -> bool:
     return LIVEKIT_SOURCE in type_names(sink)
 
 
+def is_positioned(sink: object) -> TypeGuard[PositionedSink]:
+    """``isinstance(sink, PositionedSink)``, cached per class."""
+    return conforms(sink, PositionedSink)
+
+
+def is_settling(sink: object) -> TypeGuard[SettlingSink]:
+    """``isinstance(sink, SettlingSink)``, cached per class."""
+    return conforms(sink, SettlingSink)
+
+
 def positioned(sink: object) -> PositionedSink:
     """The sink as the engine drives it: itself if it reports a position, else adapted.
 
@@ -359,20 +370,20 @@ def positioned(sink: object) -> PositionedSink:
     ``rtc.AudioSource`` through ``LiveKitSink``, which measures its queue (rtc does not say
     the ``queue_size_ms`` it was made with) before its first audio.
     """
-    if isinstance(sink, PositionedSink):
+    if is_positioned(sink):
         return sink
     adapter = adapter_for(sink)
     if adapter is not None:
         adapted = adapter(sink)
-        if not isinstance(adapted, PositionedSink):
+        if not is_positioned(adapted):
             raise TypeError(
                 f"the adapter registered for {type(sink).__name__} made a"
                 f" {type(adapted).__name__}, which does not report samples_played and"
                 " samples_written"
             )
         return adapted
-    if isinstance(sink, AudioSink):
-        return EstimatedPosition(sink)
+    if conforms(sink, AudioSink):
+        return EstimatedPosition(cast(AudioSink, sink))
     missing = [
         name
         for name in (

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 from ..core.frames import AudioFrameLike
+from ..core.protocols import conforms
 from ..events import EventEmitter
 from .aligner import TranscriptAligner
 from .sentences import HeardWord as HeardWord
@@ -90,58 +91,29 @@ class TimedTextForwarder(Protocol):
     def timestamp_repairs(self) -> int: ...
 
 
-_CONFORMING: set[tuple[type, type]] = set()
-
-
-@functools.cache
-def _members(protocol: type) -> frozenset[str]:
-    return frozenset(
-        name for base in protocol.__mro__ for name in vars(base) if not name.startswith("_")
-    )
-
-
-def _conforms(obj: object, protocol: type) -> bool:
-    """``isinstance(obj, protocol)`` for a runtime-checkable Protocol, remembered per class.
-
-    The check walks the protocol's members (~25 µs, paid on every ``play()``); a class
-    that defines them all conforms for each of its instances, so it is checked once. An
-    object without one of the members is turned down by ``hasattr`` alone (a forwarder
-    that is not position-driven is asked on every ``play()``).
-    """
-    kind = type(obj)
-    if (kind, protocol) in _CONFORMING:
-        return True
-    members = _members(protocol)
-    if not all(hasattr(obj, name) for name in members) or not isinstance(obj, protocol):
-        return False
-    if all(hasattr(kind, name) for name in members):
-        _CONFORMING.add((kind, protocol))
-    return True
-
-
 def is_segments_forwarder(obj: object) -> TypeGuard[SegmentsForwarder]:
     """``isinstance(obj, SegmentsForwarder)``, cached per class."""
-    return _conforms(obj, SegmentsForwarder)
+    return conforms(obj, SegmentsForwarder)
 
 
 def is_position_driven(obj: object) -> TypeGuard[PositionDriven]:
     """``isinstance(obj, PositionDriven)``, cached per class."""
-    return _conforms(obj, PositionDriven)
+    return conforms(obj, PositionDriven)
 
 
 def is_item_aware(obj: object) -> TypeGuard[ItemAware]:
     """``isinstance(obj, ItemAware)``, cached per class."""
-    return _conforms(obj, ItemAware)
+    return conforms(obj, ItemAware)
 
 
 def is_caption_lookahead(obj: object) -> TypeGuard[CaptionLookahead]:
     """``isinstance(obj, CaptionLookahead)``, cached per class."""
-    return _conforms(obj, CaptionLookahead)
+    return conforms(obj, CaptionLookahead)
 
 
 def is_timed_text_forwarder(obj: object) -> TypeGuard[TimedTextForwarder]:
     """``isinstance(obj, TimedTextForwarder)``, cached per class."""
-    return _conforms(obj, TimedTextForwarder)
+    return conforms(obj, TimedTextForwarder)
 
 
 _CLOSED = object()
