@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
@@ -335,32 +336,59 @@ class SampleChunker:
 class PcmQueue:
     """Interleaved int16 PCM waiting for the sink, taken out in frames of at most a chunk.
 
-    ``put`` copies each piece into one byte buffer (a producer may reuse its own), so the
-    per-frame cost is one copy; ``take`` cuts a frame only when the sink wants one.
+    ``put`` copies each piece once into bytes of its own (a producer may reuse its buffer);
+    ``take`` joins the pieces a frame spans, or views a piece that holds the whole frame.
+    Immutable pieces are kept rather than one growing buffer: a bytearray cut at the front
+    and extended at the back reallocates on most writes.
     """
 
-    __slots__ = ("_channels", "_group_bytes", "_pending", "_rate", "samples")
+    __slots__ = ("_channels", "_group_bytes", "_head", "_pieces", "_rate", "samples")
 
     def __init__(self, sample_rate: int, num_channels: int) -> None:
         self._rate = sample_rate
         self._channels = num_channels
         self._group_bytes = num_channels * _BYTES_PER_SAMPLE
-        self._pending = bytearray()
+        self._pieces: deque[bytes] = deque()
+        self._head = 0
+        """Bytes of the first piece already taken."""
         self.samples = 0
         """Samples per channel waiting."""
 
     def put(self, pcm: Pcm, samples: int) -> None:
         """Queue ``pcm``, which holds ``samples`` samples per channel."""
-        self._pending += pcm.tobytes() if isinstance(pcm, np.ndarray) else pcm
+        self._pieces.append(pcm.tobytes() if isinstance(pcm, np.ndarray) else bytes(pcm))
         self.samples += samples
 
     def take(self, samples: int) -> AudioFrame:
-        """A frame of the first ``samples`` per channel waiting (fewer if fewer wait)."""
+        """A frame of the first ``samples`` per channel waiting (fewer if fewer wait; at least
+        one must). The frame is read-only: it may view a queued piece."""
         count = min(samples, self.samples)
         size = count * self._group_bytes
-        pending = self._pending
-        block = np.frombuffer(pending[:size], _INT16)
-        del pending[:size]
+        pieces = self._pieces
+        head = self._head
+        first = pieces[0]
+        if len(first) - head >= size:
+            block = np.frombuffer(first, _INT16, count * self._channels, head)
+            head += size
+            if head == len(first):
+                pieces.popleft()
+                head = 0
+        else:
+            parts = [first[head:]]
+            pieces.popleft()
+            wanted = size - len(parts[0])
+            while wanted:
+                piece = pieces[0]
+                if len(piece) > wanted:
+                    parts.append(piece[:wanted])
+                    head = wanted
+                    break
+                parts.append(piece)
+                pieces.popleft()
+                wanted -= len(piece)
+                head = 0
+            block = np.frombuffer(b"".join(parts), _INT16)
+        self._head = head
         self.samples -= count
         return AudioFrame._trusted(block, self._rate, self._channels)
 
