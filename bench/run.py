@@ -30,6 +30,9 @@ RESULTS = ROOT / "bench" / "results"
 REAL_TIME_SLACK = 1.1
 """A 2 s item is in real time if it ends within 2.2 s of ``play()``."""
 ENGINES = ("ours", "peer")
+EXACTNESS_WAIT_MS = 0.2
+"""Issue 18's allowance over the peer's median where exactness needs a wait: the LiveKit sink
+holds a clear that lands just before a native tick for a few guard ms to know the position."""
 QUIET_CORES = 0.3
 """Background CPU (in cores) under which the machine counts as quiet enough to measure."""
 
@@ -287,8 +290,8 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
         target, met = ("", None) if goal is None else (goal[0], _met(goal[1], ours, peer))
         out.append(Row(label, ours, peer, fmt, target, met))
 
-    def fifth(ours: float, peer: float) -> bool:
-        return ours <= peer / 5
+    def at_most_peer(ours: float, peer: float) -> bool:
+        return ours <= peer
 
     for n in plan.null_sessions:
         key = f"cpu_null_{n}"
@@ -297,7 +300,7 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
             key,
             "engine_ms_per_audio_s",
             fmt="{:.3f}",
-            goal=("≤ peer/5", fifth) if n == 1000 else None,
+            goal=("≤ peer", at_most_peer),
         )
         add(f"null sink N={n}: process CPU ms/audio-s", key, "process_ms_per_audio_s", fmt="{:.3f}")
         add(f"null sink N={n}: wall s for {plan.null_seconds:g} s items", key, "wall_s")
@@ -309,14 +312,9 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
             key,
             "process_ms_per_audio_s",
             fmt="{:.1f}",
-            goal=("≤ 5", lambda ours, _: ours <= 5) if gated else None,
+            goal=("≤ 3", lambda ours, _: ours <= 3) if gated else None,
         )
-        add(
-            f"rtc N={n}: loop-thread CPU ms/audio-s",
-            key,
-            "loop_ms_per_audio_s",
-            goal=("≤ peer/5", fifth) if gated else None,
-        )
+        add(f"rtc N={n}: loop-thread CPU ms/audio-s", key, "loop_ms_per_audio_s")
         add(
             f"rtc N={n}: last {plan.rtc_seconds:g} s item ends at (s)",
             key,
@@ -330,19 +328,17 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
             "native_captures_per_session",
             fmt="{:.0f}",
         )
-    for name, label in (
-        ("first_frame_ms", "play → first frame at source (ms)"),
-        ("interrupt_to_cleared_ms", "interrupt → source cleared (ms)"),
-        ("interrupt_to_finished_ms", "interrupt → handle finished (ms)"),
+
+    def within_wait(ours: float, peer: float) -> bool:
+        return ours <= peer + EXACTNESS_WAIT_MS
+
+    wait_goal: Goal = (f"≤ peer + {EXACTNESS_WAIT_MS:g} (exactness wait)", within_wait)
+    for name, label, median_goal in (
+        ("first_frame_ms", "play → first frame at source (ms)", ("≤ peer", at_most_peer)),
+        ("interrupt_to_cleared_ms", "interrupt → source cleared (ms)", wait_goal),
+        ("interrupt_to_finished_ms", "interrupt → handle finished (ms)", wait_goal),
     ):
-        add(
-            f"{label}, median",
-            "interrupts",
-            name,
-            "median",
-            fmt="{:.3f}",
-            goal=("≤ peer", lambda ours, peer: ours <= peer),
-        )
+        add(f"{label}, median", "interrupts", name, "median", fmt="{:.3f}", goal=median_goal)
         add(
             f"{label}, p99",
             "interrupts",

@@ -38,3 +38,58 @@ def test_a_worker_subprocess_returns_json_and_the_table_renders_without_the_peer
     text = run.table(lines)
     assert "null sink N=3: engine CPU ms/audio-s" in text
     assert all(line.met is None for line in lines if line.label.startswith("null sink"))
+
+
+def _by_label(lines: list[run.Row]) -> dict[str, run.Row]:
+    return {line.label: line for line in lines}
+
+
+def test_issue_18_goals_mark_ours_against_the_peer_met_or_missed() -> None:
+    plan = run.Plan(null_sessions=(10, 100), rtc_sessions=(200,))
+
+    def latencies(first: float, cleared: float, finished: float) -> dict[str, object]:
+        return {
+            "first_frame_ms": {"median": first, "p99": 1.0},
+            "interrupt_to_cleared_ms": {"median": cleared, "p99": 2.5},
+            "interrupt_to_finished_ms": {"median": finished, "p99": 1.9},
+        }
+
+    results = {
+        "cpu_null_10": {
+            "ours": {"engine_ms_per_audio_s": 0.10},
+            "peer": {"engine_ms_per_audio_s": 0.12},
+        },
+        "cpu_null_100": {
+            "ours": {"engine_ms_per_audio_s": 0.13},
+            "peer": {"engine_ms_per_audio_s": 0.12},
+        },
+        "cpu_rtc_200": {
+            "ours": {"process_ms_per_audio_s": 3.4, "end_max_s": 2.1},
+            "peer": {"process_ms_per_audio_s": 36.0, "end_max_s": 2.6},
+        },
+        "interrupts": {
+            "ours": latencies(first=0.40, cleared=0.45, finished=0.60),
+            "peer": latencies(first=0.41, cleared=0.28, finished=0.35),
+        },
+    }
+    lines = _by_label(run.rows(results, plan))
+    assert lines["null sink N=10: engine CPU ms/audio-s"].met is True
+    assert lines["null sink N=100: engine CPU ms/audio-s"].met is False
+    assert lines["null sink N=100: engine CPU ms/audio-s"].target == "≤ peer"
+    assert lines["rtc N=200: process CPU ms/audio-s"].met is False
+    assert lines["rtc N=200: last 2 s item ends at (s)"].met is True
+    assert lines["rtc N=200: loop-thread CPU ms/audio-s"].target == ""
+    assert lines["play → first frame at source (ms), median"].met is True
+    cleared = lines["interrupt → source cleared (ms), median"]
+    assert cleared.met is True
+    assert "exactness wait" in cleared.target
+    assert lines["interrupt → handle finished (ms), median"].met is False
+    assert lines["interrupt → source cleared (ms), p99"].met is False
+    assert lines["interrupt → handle finished (ms), p99"].met is True
+
+
+def test_a_peer_goal_has_no_verdict_without_the_peer() -> None:
+    plan = run.Plan(null_sessions=(10,), rtc_sessions=())
+    results = {"cpu_null_10": {"ours": {"engine_ms_per_audio_s": 0.1}}}
+    lines = _by_label(run.rows(results, plan))
+    assert lines["null sink N=10: engine CPU ms/audio-s"].met is None
