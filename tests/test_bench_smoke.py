@@ -30,6 +30,29 @@ def test_bytestream_reports_throughput_for_every_write_size() -> None:
     assert all(result[key] > 0 for key in ("10ms_mb_per_s", "20ms_mb_per_s"))
 
 
+def test_many_items_all_finish_exactly_and_count_tasks_memory_and_objects() -> None:
+    result = worker.run("ours", "many_items", {"items": 50})
+    assert result["exact_items"] == 50
+    assert result["checkpoint"] == 5
+    assert result["virtual_s"] == pytest.approx(5.0)
+    assert isinstance(result["tasks_start"], int)
+    assert isinstance(result["tasks_end"], int)
+    assert result["rss_end_mb"] > 0
+    assert result["objects_end"] > 0
+
+
+def test_single_session_reports_import_time_memory_and_idle_cpu() -> None:
+    params = {"item_s": 0.2, "idle_sessions": 2, "idle_s": 0.2, "import_runs": 1}
+    result = worker.run("ours", "single_session", params)
+    assert 0 < result["import_s"] < 30
+    assert result["item_exact"]
+    assert result["rss_after_item_mb"] > 0
+    assert result["idle_ms_per_s_per_session"] > 0
+    assert result["idle_engine_ms_per_s_per_session"] == pytest.approx(
+        result["idle_ms_per_s_per_session"] - result["idle_bare_ms_per_s_per_session"]
+    )
+
+
 def test_a_worker_subprocess_returns_json_and_the_table_renders_without_the_peer() -> None:
     plan = run.Plan(null_sessions=(3,), null_seconds=0.2, rtc_sessions=())
     result = run.run_worker(sys.executable, "ours", "cpu_null", {"sessions": 3, "seconds": 0.2})
