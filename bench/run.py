@@ -115,6 +115,9 @@ class Plan:
     bytestream_mb: float = 40.0
     core_levels: tuple[int, ...] = (25, 50, 75, 100, 150, 200, 300)
     processes: int = 2
+    single_idle_sessions: int = 20
+    single_idle_s: float = 5.0
+    items: int = 10_000
     quiet_wait_s: float = 20.0
 
     @classmethod
@@ -130,6 +133,8 @@ class Plan:
             growth_window_minutes=1.0,
             bytestream_mb=5.0,
             core_levels=(25, 50),
+            single_idle_s=2.0,
+            items=500,
             quiet_wait_s=5.0,
         )
 
@@ -168,6 +173,12 @@ def measure(
         {"minutes": plan.growth_minutes, "window_minutes": plan.growth_window_minutes},
     )
     both("bytestream", "bytestream", {"megabytes": plan.bytestream_mb})
+    both(
+        "single_session",
+        "single_session",
+        {"idle_sessions": plan.single_idle_sessions, "idle_s": plan.single_idle_s},
+    )
+    both("many_items", "many_items", {"items": plan.items})
     log("  sessions per core: ours")
     results["one_core"] = sessions_per_core(pythons["ours"], plan)
     sustained = max(results["one_core"]["sustained"], plan.core_levels[0])
@@ -257,6 +268,17 @@ def _growth(run: dict[str, Any] | None) -> dict[str, float] | None:
         return None
     return {
         "cpu": run["end_ms_per_audio_s"] / run["start_ms_per_audio_s"],
+        "rss": run["rss_end_mb"] - run["rss_start_mb"],
+        "objects": run["objects_end"] - run["objects_start"],
+    }
+
+
+def _many_items(run: dict[str, Any] | None) -> dict[str, float] | None:
+    """How tasks, memory and live objects changed from the first checkpoint to the last item."""
+    if run is None:
+        return None
+    return {
+        "tasks": run["tasks_end"] - run["tasks_start"],
         "rss": run["rss_end_mb"] - run["rss_start_mb"],
         "objects": run["objects_end"] - run["objects_start"],
     }
@@ -394,6 +416,39 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
         ours, peer = (_get(growth[engine], name) for engine in ENGINES)
         met = None if ours is None else ours <= bound
         out.append(Row(f"{minutes}: {label}", ours, peer, fmt, "flat", met))
+    checkpoint = max(plan.items // 10, 1)
+    many = {engine: _many_items(results.get("many_items", {}).get(engine)) for engine in ENGINES}
+    for name, label, fmt, bound in (
+        ("tasks", "asyncio tasks", "{:+.0f}", 0.0),
+        ("rss", "RSS MB", "{:+.1f}", 5.0),
+        ("objects", "live objects", "{:+.0f}", 100.0),
+    ):
+        ours, peer = (_get(many[engine], name) for engine in ENGINES)
+        met = None if ours is None else ours <= bound
+        out.append(
+            Row(
+                f"{plan.items:,} items: {label}, after item {plan.items:,} − after {checkpoint:,}",
+                ours,
+                peer,
+                fmt,
+                "flat",
+                met,
+            )
+        )
+    add("one session: import s", "single_session", "import_s", fmt="{:.3f}")
+    add("one session: RSS MB after one item", "single_session", "rss_after_item_mb", fmt="{:.1f}")
+    sources = plan.single_idle_sessions
+    add(
+        f"idle CPU ms/s per session ({sources} rtc sources, raw)",
+        "single_session",
+        "idle_ms_per_s_per_session",
+    )
+    add(
+        "idle CPU ms/s per session, the engine's share (raw − bare sources)",
+        "single_session",
+        "idle_engine_ms_per_s_per_session",
+        fmt="{:+.2f}",
+    )
     for size in ("10ms", "20ms", "random"):
         add(
             f"AudioByteStream MB/s, {size} writes (higher is better)",

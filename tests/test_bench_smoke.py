@@ -116,3 +116,36 @@ def test_a_peer_goal_has_no_verdict_without_the_peer() -> None:
     results = {"cpu_null_10": {"ours": {"engine_ms_per_audio_s": 0.1}}}
     lines = _by_label(run.rows(results, plan))
     assert lines["null sink N=10: engine CPU ms/audio-s"].met is None
+
+
+def test_many_items_rows_mark_flat_from_fixed_bounds_and_single_session_rows_show_both() -> None:
+    plan = run.Plan(null_sessions=(), rtc_sessions=(), items=1000)
+
+    def items(tasks: int, rss: float, objects: int) -> dict[str, float]:
+        return {
+            "tasks_start": 5,
+            "tasks_end": 5 + tasks,
+            "rss_start_mb": 80.0,
+            "rss_end_mb": 80.0 + rss,
+            "objects_start": 30_000,
+            "objects_end": 30_000 + objects,
+        }
+
+    single = {"import_s": 0.4, "rss_after_item_mb": 70.0, "idle_ms_per_s_per_session": 0.5}
+    results = {
+        "many_items": {"ours": items(0, 6.0, 40), "peer": items(3, 1.0, 900)},
+        "single_session": {
+            "ours": {**single, "idle_engine_ms_per_s_per_session": 0.02},
+            "peer": {**single, "import_s": 1.2, "idle_engine_ms_per_s_per_session": 0.1},
+        },
+    }
+    lines = _by_label(run.rows(results, plan))
+    tail = "after item 1,000 − after 100"
+    tasks = lines[f"1,000 items: asyncio tasks, {tail}"]
+    assert (tasks.ours, tasks.peer, tasks.met) == (0, 3, True)
+    assert lines[f"1,000 items: RSS MB, {tail}"].met is False
+    assert lines[f"1,000 items: live objects, {tail}"].met is True
+    imports = lines["one session: import s"]
+    assert (imports.ours, imports.peer, imports.met) == (0.4, 1.2, None)
+    share = lines["idle CPU ms/s per session, the engine's share (raw − bare sources)"]
+    assert share.cells()[1:3] == ["+0.02", "+0.10"]
