@@ -284,6 +284,21 @@ def _many_items(run: dict[str, Any] | None) -> dict[str, float] | None:
     }
 
 
+def phone_scale(results_dir: Path = RESULTS) -> dict[str, Any] | None:
+    """Ours' sustained phone calls from ``bench.phone``'s last full run: phone-scale.json
+    (``--scale-only``) if present, else phone.json; None if neither exists."""
+    for name in ("phone-scale.json", "phone.json"):
+        path = results_dir / name
+        if path.exists():
+            report = json.loads(path.read_text())
+            return {
+                "sustained": report["results"]["scale"]["ours"]["sustained"],
+                "date": report["date"],
+                "file": name,
+            }
+    return None
+
+
 def _get(values: dict[str, float] | None, name: str) -> float | None:
     return None if values is None else values[name]
 
@@ -459,6 +474,16 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
     core = results.get("one_core")
     if core:
         out.append(Row("rtc sessions in real time on one core", core["sustained"], None, "{:.0f}"))
+    phone = results.get("phone_scale")
+    out.append(
+        Row(
+            "phone gateway: most calls in real time in one process (ours), "
+            + (f"{phone['file']} of {phone['date'][:10]}" if phone else "not measured"),
+            phone["sustained"] if phone else None,
+            None,
+            "{:.0f}",
+        )
+    )
     spread = results.get("processes")
     if spread:
         total = spread["processes"] * spread["sessions_per_process"]
@@ -507,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pythons["peer"] = ensure_peer_env()
         print(f"peer venv: {pythons['peer']}", flush=True)
     results = measure(plan, pythons, lambda line: print(line, flush=True))
+    results["phone_scale"] = phone_scale()
     now = datetime.datetime.now(datetime.timezone.utc)
     lines = rows(results, plan)
     report = {

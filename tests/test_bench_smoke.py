@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +151,29 @@ def test_many_items_rows_mark_flat_from_fixed_bounds_and_single_session_rows_sho
     assert (imports.ours, imports.peer, imports.met) == (0.4, 1.2, None)
     share = lines["idle CPU ms/s per session, the engine's share (raw − bare sources)"]
     assert share.cells()[1:3] == ["+0.02", "+0.10"]
+
+
+def test_the_phone_row_takes_phone_scale_json_over_phone_json_and_says_which(
+    tmp_path: Path,
+) -> None:
+    plan = run.Plan(null_sessions=(), rtc_sessions=())
+    label = "phone gateway: most calls in real time in one process (ours)"
+
+    def phone_row() -> run.Row:
+        scale = run.phone_scale(tmp_path)
+        (row,) = (line for line in run.rows({"phone_scale": scale}, plan) if label in line.label)
+        return row
+
+    assert phone_row().ours is None
+    assert phone_row().label.endswith("not measured")
+
+    def write(name: str, date: str, sustained: int) -> None:
+        report = {"date": date, "results": {"scale": {"ours": {"sustained": sustained}}}}
+        (tmp_path / name).write_text(json.dumps(report))
+
+    write("phone.json", "2026-12-02T03:17:47+00:00", 60)
+    assert (phone_row().ours, phone_row().label) == (60, f"{label}, phone.json of 2026-12-02")
+    write("phone-scale.json", "2026-12-03T10:00:00+00:00", 150)
+    row = phone_row()
+    assert (row.ours, row.peer) == (150, None)
+    assert row.label == f"{label}, phone-scale.json of 2026-12-03"
