@@ -251,15 +251,18 @@ def _fmt(fmt: str, value: float | None) -> str:
     return fmt.format(value)
 
 
-Goal = tuple[str, Callable[..., bool]]
-"""A target as printed, and the check of (ours, peer) against it."""
+Goal = tuple[str, Callable[[Any, Any], "bool | None"]]
+"""A target as printed, and its verdict on (ours, peer): None when a figure it needs is missing."""
 
 
-def _met(check: Callable[..., bool], *values: Any) -> bool | None:
-    """``check(*values)``, or None (no verdict) when a value is missing."""
-    if any(value is None for value in values):
-        return None
-    return check(*values)
+def versus_peer(text: str, check: Callable[[float, float], bool]) -> Goal:
+    """A target relative to the peer's figure: no verdict without both."""
+    return text, lambda ours, peer: None if ours is None or peer is None else check(ours, peer)
+
+
+def fixed(text: str, check: Callable[[float], bool]) -> Goal:
+    """A target on ours' figure alone: a verdict even when the peer was not run."""
+    return text, lambda ours, _: None if ours is None else check(ours)
 
 
 def _growth(run: dict[str, Any] | None) -> dict[str, float] | None:
@@ -324,11 +327,13 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
         goal: Goal | None = None,
     ) -> None:
         ours, peer = pair(key, *path)
-        target, met = ("", None) if goal is None else (goal[0], _met(goal[1], ours, peer))
+        target, met = ("", None) if goal is None else (goal[0], goal[1](ours, peer))
         out.append(Row(label, ours, peer, fmt, target, met))
 
     def at_most_peer(ours: float, peer: float) -> bool:
         return ours <= peer
+
+    peer_goal = versus_peer("≤ peer", at_most_peer)
 
     for n in plan.null_sessions:
         key = f"cpu_null_{n}"
@@ -337,7 +342,7 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
             key,
             "engine_ms_per_audio_s",
             fmt="{:.3f}",
-            goal=("≤ peer", at_most_peer),
+            goal=peer_goal,
         )
         add(f"null sink N={n}: process CPU ms/audio-s", key, "process_ms_per_audio_s", fmt="{:.3f}")
         add(f"null sink N={n}: wall s for {plan.null_seconds:g} s items", key, "wall_s")
@@ -349,14 +354,14 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
             key,
             "process_ms_per_audio_s",
             fmt="{:.1f}",
-            goal=("≤ 3", lambda ours, _: ours <= 3) if gated else None,
+            goal=fixed("≤ 3", lambda ours: ours <= 3) if gated else None,
         )
         add(f"rtc N={n}: loop-thread CPU ms/audio-s", key, "loop_ms_per_audio_s")
         add(
             f"rtc N={n}: last {plan.rtc_seconds:g} s item ends at (s)",
             key,
             "end_max_s",
-            goal=(f"≤ {limit:.1f}", lambda ours, _: ours <= limit) if gated else None,
+            goal=fixed(f"≤ {limit:.1f}", lambda ours: ours <= limit) if gated else None,
         )
         add(f"rtc N={n}: sessions late", key, "late", fmt="{:.0f}")
         add(
@@ -369,9 +374,9 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
     def within_wait(ours: float, peer: float) -> bool:
         return ours <= peer + EXACTNESS_WAIT_MS
 
-    wait_goal: Goal = (f"≤ peer + {EXACTNESS_WAIT_MS:g} (exactness wait)", within_wait)
+    wait_goal = versus_peer(f"≤ peer + {EXACTNESS_WAIT_MS:g} (exactness wait)", within_wait)
     for name, label, median_goal in (
-        ("first_frame_ms", "play → first frame at source (ms)", ("≤ peer", at_most_peer)),
+        ("first_frame_ms", "play → first frame at source (ms)", peer_goal),
         ("interrupt_to_cleared_ms", "interrupt → source cleared (ms)", wait_goal),
         ("interrupt_to_finished_ms", "interrupt → handle finished (ms)", wait_goal),
     ):
@@ -382,7 +387,7 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
             name,
             "p99",
             fmt="{:.3f}",
-            goal=("< 2", lambda ours, _: ours < 2),
+            goal=fixed("< 2", lambda ours: ours < 2),
         )
     trials = plan.interrupt_trials
     add(
@@ -390,14 +395,14 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
         "interrupts",
         "position_exact",
         fmt="{:.0f}",
-        goal=(str(trials), lambda ours, _: ours == trials),
+        goal=fixed(str(trials), lambda ours: ours == trials),
     )
     add(
         "position error, max |samples|",
         "interrupts",
         "position_error_max_abs",
         fmt="{:.0f}",
-        goal=("0", lambda ours, _: ours == 0),
+        goal=fixed("0", lambda ours: ours == 0),
     )
     add("position error, mean |samples|", "interrupts", "position_error_mean_abs", fmt="{:.1f}")
     for kind in ("interrupt_then_play", "play_while_playing"):
@@ -407,7 +412,7 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
             "failures",
             kind,
             fmt="{:.0f}",
-            goal=("0", lambda ours, _: ours == 0),
+            goal=fixed("0", lambda ours: ours == 0),
         )
     minutes = f"{plan.growth_minutes:g} min item"
     add(

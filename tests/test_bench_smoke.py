@@ -113,11 +113,16 @@ def test_issue_18_goals_mark_ours_against_the_peer_met_or_missed() -> None:
     assert lines["interrupt → handle finished (ms), p99"].met is True
 
 
-def test_a_peer_goal_has_no_verdict_without_the_peer() -> None:
-    plan = run.Plan(null_sessions=(10,), rtc_sessions=())
-    results = {"cpu_null_10": {"ours": {"engine_ms_per_audio_s": 0.1}}}
+def test_without_the_peer_a_peer_goal_has_no_verdict_and_a_fixed_goal_has_one() -> None:
+    plan = run.Plan(null_sessions=(10,), rtc_sessions=(200,))
+    results = {
+        "cpu_null_10": {"ours": {"engine_ms_per_audio_s": 0.1}},
+        "cpu_rtc_200": {"ours": {"process_ms_per_audio_s": 3.4, "end_max_s": 2.1}},
+    }
     lines = _by_label(run.rows(results, plan))
     assert lines["null sink N=10: engine CPU ms/audio-s"].met is None
+    assert lines["rtc N=200: process CPU ms/audio-s"].met is False
+    assert lines["rtc N=200: last 2 s item ends at (s)"].met is True
 
 
 def test_many_items_rows_mark_flat_from_fixed_bounds_and_single_session_rows_show_both() -> None:
