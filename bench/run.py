@@ -227,11 +227,13 @@ class Row:
     fmt: str = "{:.2f}"
     target: str = ""
     met: bool | None = None
+    ratio: bool = True
+    """False where the figures are differences (end − start, raw − bare): no ours/peer then."""
 
     def cells(self) -> list[str]:
         ratio = (
             f"{self.ours / self.peer:.2f}"
-            if self.ours is not None and self.peer not in (None, 0)
+            if self.ratio and self.ours is not None and self.peer not in (None, 0)
             else ""
         )
         verdict = {True: "met", False: "MISSED", None: ""}[self.met]
@@ -325,10 +327,11 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
         *path: str,
         fmt: str = "{:.2f}",
         goal: Goal | None = None,
+        ratio: bool = True,
     ) -> None:
         ours, peer = pair(key, *path)
         target, met = ("", None) if goal is None else (goal[0], goal[1](ours, peer))
-        out.append(Row(label, ours, peer, fmt, target, met))
+        out.append(Row(label, ours, peer, fmt, target, met, ratio))
 
     def at_most_peer(ours: float, peer: float) -> bool:
         return ours <= peer
@@ -435,7 +438,7 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
     ):
         ours, peer = (_get(growth[engine], name) for engine in ENGINES)
         met = None if ours is None else ours <= bound
-        out.append(Row(f"{minutes}: {label}", ours, peer, fmt, "flat", met))
+        out.append(Row(f"{minutes}: {label}", ours, peer, fmt, "flat", met, name == "cpu"))
     checkpoint = max(plan.items // 10, 1)
     many = {engine: _many_items(results.get("many_items", {}).get(engine)) for engine in ENGINES}
     for name, label, fmt, bound in (
@@ -453,6 +456,7 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
                 fmt,
                 "flat",
                 met,
+                ratio=False,
             )
         )
     add("one session: import s", "single_session", "import_s", fmt="{:.3f}")
@@ -468,6 +472,7 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
         "single_session",
         "idle_engine_ms_per_s_per_session",
         fmt="{:+.2f}",
+        ratio=False,
     )
     for size in ("10ms", "20ms", "random"):
         add(

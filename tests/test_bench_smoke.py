@@ -155,7 +155,8 @@ def test_many_items_rows_mark_flat_from_fixed_bounds_and_single_session_rows_sho
     imports = lines["one session: import s"]
     assert (imports.ours, imports.peer, imports.met) == (0.4, 1.2, None)
     share = lines["idle CPU ms/s per session, the engine's share (raw − bare sources)"]
-    assert share.cells()[1:3] == ["+0.02", "+0.10"]
+    assert share.cells()[1:4] == ["+0.02", "+0.10", ""]
+    assert imports.cells()[3] == "0.33"
 
 
 def test_the_phone_row_takes_phone_scale_json_over_phone_json_and_says_which(
