@@ -85,7 +85,7 @@ $(AGENTS_VENV)/.installed: pyproject.toml
 
 test-livekit-agents: $(AGENTS_VENV)/.installed
 	$(AGENTS_VENV)/bin/pip check
-	$(AGENTS_VENV)/bin/mypy
+	$(AGENTS_VENV)/bin/mypy src/agent_playout
 	$(AGENTS_VENV)/bin/python -m pytest -q $(AGENTS_TESTS)
 
 $(AGENTS_FLOOR_VENV)/.installed: pyproject.toml

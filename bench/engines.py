@@ -21,6 +21,8 @@ class Engine(Protocol):
     """What a workload needs from an engine."""
 
     name: str
+    import_statement: str
+    """What a one-job process imports to run this engine on an rtc source (timed cold)."""
 
     def versions(self) -> dict[str, str]: ...
 
@@ -53,6 +55,7 @@ class Ours:
     """agent_playout: exact positions; an ``rtc.AudioSource`` is driven through LiveKitSink."""
 
     name = "ours"
+    import_statement = "import agent_playout, agent_playout.sinks.livekit"
 
     def __init__(self) -> None:
         import agent_playout
@@ -84,6 +87,7 @@ class Peer:
     """LiveKit Agents 0.12.21's ``multimodal.AgentPlayout``, used as its users use it."""
 
     name = "peer"
+    import_statement = "import livekit.agents.multimodal.agent_playout"
 
     def __init__(self) -> None:
         from livekit.agents.multimodal import agent_playout

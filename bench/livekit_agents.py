@@ -113,7 +113,12 @@ async def trial(
     before = (await listener.settled()).size
     handle = SpeechHandle.create()
     handle._authorize_generation()
-    started = asyncio.get_running_loop().create_future()
+    started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def first_frame(*_: object) -> None:
+        if not started.done():
+            started.set_result(None)
+
     task = asyncio.create_task(
         generation.forward_generation(
             speech_handle=handle,
@@ -121,7 +126,7 @@ async def trial(
             text_output=text,
             audio_source=frames(signal),
             text_source=deltas(),
-            on_first_frame=lambda *_: started.done() or started.set_result(None),
+            on_first_frame=first_frame,
             reconcile_playout_pause=lambda: None,
         )
     )

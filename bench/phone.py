@@ -14,7 +14,8 @@ measures:
 - the same calls through Pipecat's FastAPI WebSocket transport and Twilio serializer.
 
 Writes bench/results/phone.json and bench/results/phone.md (``--quick``: -quick files, tiny
-sizes, ours only unless ``--pipecat``).
+sizes, ours only unless ``--pipecat``). ``--scale-only`` runs only ours' scale ramp and writes
+bench/results/phone-scale.json, which ``bench.run`` shows as the phone gateway's row.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ def execute(
     )
     try:
         assert server.stdout is not None
+        assert server.stderr is not None
         ready = server.stdout.readline()
         if not ready:
             raise RuntimeError(
@@ -491,6 +493,39 @@ def _cell(value: Any, fmt: str = "{:.1f}") -> str:
     return fmt.format(value)
 
 
+def scale_table(scale_results: dict[str, Any]) -> list[str]:
+    """The scale ramp's Markdown table and the most calls each engine kept in real time."""
+    out = [
+        "Scale (the server pinned to one core, the phones' processes to the other):",
+        "",
+        "| engine | calls | real time | positions within 20 ms | max error | underrun ms"
+        " | loop lag p99 / max (ms) | CPU ms per call-second | server cores, mean / busiest s"
+        " | RSS MB per call | phones: cores, lag max (ms) |",
+        "|---|---:|---|---:|---:|---:|---|---:|---|---:|---|",
+    ]
+    for engine, scale in scale_results.items():
+        for level in scale["levels"]:
+            if "failed" in level:
+                out.append(f"| {engine} | {level['run']['calls']} | failed | | | | | | | | |")
+                continue
+            out.append(
+                f"| {engine} | {level['run']['calls']} | {'yes' if level['real_time'] else 'NO'}"
+                f" | {level['within_target']}/{level['cuts']} | {_cell(level['error']['max_ms'])}"
+                f" | {_cell(level['underrun_ms_total'])}"
+                f" | {_cell(level['lag_p99_ms'])} / {_cell(level['lag_max_ms'])}"
+                f" | {_cell(level['cpu_ms_per_call_s'], '{:.2f}')}"
+                f" | {_cell(level['server_cores'], '{:.2f}')}"
+                f" / {_cell(level['server_cpu_peak_cores'], '{:.2f}')}"
+                f" | {_cell(level['rss_per_call_mb'], '{:.3f}')}"
+                f" | {_cell(level['phone_cores'], '{:.2f}')}, {_cell(level['phone_lag_max_ms'])} |"
+            )
+    sustained = ", ".join(
+        f"{engine} {scale['sustained']}" for engine, scale in scale_results.items()
+    )
+    out += ["", f"Most calls kept in real time with every position within 20 ms: {sustained}."]
+    return out
+
+
 def tables(results: dict[str, Any]) -> str:
     """The Markdown tables for the README."""
     out = [
@@ -536,35 +571,7 @@ def tables(results: dict[str, Any]) -> str:
             f" | {_cell(summary['messages_both_ways_per_call_s'])}"
             f" | {_cell(summary['cpu_ms_per_call_s'], '{:.2f}')} |"
         )
-    out += [
-        "",
-        "Scale (the server pinned to one core, the phones' processes to the other):",
-        "",
-        "| engine | calls | real time | positions within 20 ms | max error | underrun ms"
-        " | loop lag p99 / max (ms) | CPU ms per call-second | server cores, mean / busiest s"
-        " | RSS MB per call | phones: cores, lag max (ms) |",
-        "|---|---:|---|---:|---:|---:|---|---:|---|---:|---|",
-    ]
-    for engine, scale in results["scale"].items():
-        for level in scale["levels"]:
-            if "failed" in level:
-                out.append(f"| {engine} | {level['run']['calls']} | failed | | | | | | | | |")
-                continue
-            out.append(
-                f"| {engine} | {level['run']['calls']} | {'yes' if level['real_time'] else 'NO'}"
-                f" | {level['within_target']}/{level['cuts']} | {_cell(level['error']['max_ms'])}"
-                f" | {_cell(level['underrun_ms_total'])}"
-                f" | {_cell(level['lag_p99_ms'])} / {_cell(level['lag_max_ms'])}"
-                f" | {_cell(level['cpu_ms_per_call_s'], '{:.2f}')}"
-                f" | {_cell(level['server_cores'], '{:.2f}')}"
-                f" / {_cell(level['server_cpu_peak_cores'], '{:.2f}')}"
-                f" | {_cell(level['rss_per_call_mb'], '{:.3f}')}"
-                f" | {_cell(level['phone_cores'], '{:.2f}')}, {_cell(level['phone_lag_max_ms'])} |"
-            )
-    sustained = ", ".join(
-        f"{engine} {scale['sustained']}" for engine, scale in results["scale"].items()
-    )
-    out += ["", f"Most calls kept in real time with every position within 20 ms: {sustained}."]
+    out += ["", *scale_table(results["scale"])]
     loads = [
         summary["background_cores"]
         for section in ("position", "scale")
@@ -611,13 +618,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pipecat", action="store_true", help="with --quick: run Pipecat too")
     parser.add_argument("--no-pipecat", action="store_true", help="skip the Pipecat venv")
     parser.add_argument("--no-save", action="store_true", help="print only, write no files")
+    parser.add_argument(
+        "--scale-only",
+        action="store_true",
+        help="only ours' scale ramp, written to phone-scale.json (phone.json is left alone)",
+    )
     args = parser.parse_args(argv)
     plan = Plan.quick(pipecat=args.pipecat) if args.quick else Plan()
     if args.no_pipecat:
         plan = Plan(**{**asdict(plan), "pipecat": False})
     started = time.perf_counter()
     background = busy_cores(1.0)
-    results = measure(plan, lambda line: print(line, flush=True))
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    if args.scale_only:
+        results = {"scale": {"ours": ramp(plan, "ours", sys.executable, log)}}
+        text = "\n".join(scale_table(results["scale"]))
+    else:
+        results = measure(plan, log)
+        text = tables(results)
     now = datetime.datetime.now(datetime.timezone.utc)
     report = {
         "date": now.isoformat(timespec="seconds"),
@@ -626,16 +647,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plan": asdict(plan),
         "quick": args.quick,
         "duration_s": round(time.perf_counter() - started, 1),
-        "tables": tables(results),
+        "tables": text,
         "results": results,
     }
     print(f"\n{now:%Y-%m-%d %H:%M} UTC, {report['duration_s']} s\n")
-    print(report["tables"])
+    print(text)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        suffix = "-quick" if args.quick else ""
-        (RESULTS / f"phone{suffix}.json").write_text(json.dumps(report, indent=1, default=str))
-        (RESULTS / f"phone{suffix}.md").write_text(report["tables"] + "\n")
+        name = ("phone-scale" if args.scale_only else "phone") + ("-quick" if args.quick else "")
+        (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=1, default=str))
+        if not args.scale_only:
+            (RESULTS / f"{name}.md").write_text(text + "\n")
     return 0
 
 

@@ -65,7 +65,7 @@ class CountingSerializer(TwilioFrameSerializer):
         self.messages = 0
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
-        message = await super().serialize(frame)
+        message: str | bytes | None = await super().serialize(frame)
         if message is not None:
             self.messages += 1
             if isinstance(frame, AudioRawFrame):

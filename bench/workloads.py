@@ -11,6 +11,8 @@ import asyncio
 import gc
 import random
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -327,6 +329,117 @@ async def growth(engine: Engine, *, minutes: float, window_minutes: float) -> di
     }
 
 
+def _import_s(engine: Engine) -> float:
+    """Seconds ``engine.import_statement`` takes in a fresh interpreter (this one's, same env)."""
+    code = (
+        "import time\nstart = time.perf_counter()\n"
+        f"{engine.import_statement}\nprint(time.perf_counter() - start)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+async def _idle_cpu_ms_per_s(engine: Engine | None, sessions: int, seconds: float) -> float:
+    """Process CPU (ms per second) of ``sessions`` idle rtc sources, each with a playout if
+    ``engine`` is given; measured ``seconds`` long once their native tick threads run."""
+    sources = [rtc.AudioSource(RATE, 1, queue_size_ms=QUEUE_MS) for _ in range(sessions)]
+    playouts = (
+        [engine.playout(engine.rtc_sink(source, QUEUE_MS)) for source in sources]
+        if engine is not None
+        else []
+    )
+    await asyncio.sleep(0.3)
+    start = time.process_time()
+    await asyncio.sleep(seconds)
+    cpu_s = time.process_time() - start
+    del playouts
+    for source in sources:
+        await source.aclose()
+    return cpu_s * 1000 / seconds
+
+
+async def single_session(
+    engine: Engine,
+    *,
+    item_s: float = 2.0,
+    idle_sessions: int = 20,
+    idle_s: float = 5.0,
+    import_runs: int = 3,
+) -> dict[str, Any]:
+    """Workload 7: what a one-job-per-process deployment pays for the engine.
+
+    Import time is the median of ``import_runs`` fresh interpreters each timing only the
+    engine's import (so this worker's own imports preload nothing). RSS is this worker's
+    after one ``item_s`` item played to the end on a real ``rtc.AudioSource``. Idle CPU is
+    ``idle_sessions`` playouts on real sources left without an item, and as many sources
+    with no engine, each for ``idle_s`` in two halves ordered bare, engine, engine, bare (so
+    drift in the machine's load falls on both alike); the difference is the engine's share.
+    """
+    import_s = statistics.median(_import_s(engine) for _ in range(import_runs))
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=QUEUE_MS)
+    playout = engine.playout(engine.rtc_sink(source, QUEUE_MS))
+    samples = round(item_s * RATE)
+    rss_before = rss_mb()
+    handle = engine.play(playout, "one", audio_stream(frames_of(ramp(samples))))
+    await engine.finished(handle)
+    rss_after = rss_mb()
+    await source.aclose()
+    idle_runs: dict[bool, list[float]] = {False: [], True: []}
+    for with_engine in (False, True, True, False):
+        idle_runs[with_engine].append(
+            await _idle_cpu_ms_per_s(engine if with_engine else None, idle_sessions, idle_s / 2)
+        )
+    bare, idle = (statistics.fmean(idle_runs[with_engine]) for with_engine in (False, True))
+    return {
+        "import_s": import_s,
+        "item_samples": handle.audio_samples,
+        "item_exact": handle.audio_samples == samples,
+        "rss_before_item_mb": rss_before,
+        "rss_after_item_mb": rss_after,
+        "idle_sessions": idle_sessions,
+        "idle_ms_per_s_per_session": idle / idle_sessions,
+        "idle_bare_ms_per_s_per_session": bare / idle_sessions,
+        "idle_engine_ms_per_s_per_session": (idle - bare) / idle_sessions,
+    }
+
+
+async def many_items(engine: Engine, *, items: int, item_s: float = 0.1) -> dict[str, Any]:
+    """Workload 8: ``items`` short items one after another on one playout, on a virtual clock.
+
+    Tasks, memory and live objects are read after item ``items // 10`` (start) and after the
+    last (end): a leak per item shows as growth between them.
+    """
+    clock = VirtualClock()
+    playout = engine.playout(PacedNullSource(clock))
+    frames = frames_of(ramp(round(item_s * RATE)))
+    samples = round(item_s * RATE)
+    checkpoint = max(items // 10, 1)
+    marks: dict[str, float] = {}
+    exact = 0
+
+    async def one_after_another() -> None:
+        nonlocal exact
+        for i in range(1, items + 1):
+            handle = engine.play(playout, f"item_{i}", audio_stream(frames))
+            await engine.finished(handle)
+            exact += handle.audio_samples == samples
+            for side, at in (("start", checkpoint), ("end", items)):
+                if i == at:
+                    marks[f"tasks_{side}"] = len(asyncio.all_tasks())
+                    marks[f"rss_{side}_mb"], marks[f"objects_{side}"] = rss_mb(), live_objects()
+
+    await clock.run(one_after_another())
+    return {
+        "items": items,
+        "checkpoint": checkpoint,
+        "exact_items": exact,
+        "virtual_s": clock.now_ns() / 1e9,
+        **marks,
+    }
+
+
 def bytestream(engine: Engine, *, megabytes: float, seed: int = 6) -> dict[str, Any]:
     """Workload 6: re-chunking into 50 ms frames, in MB/s of input, for three write sizes."""
     rng = random.Random(seed)
@@ -360,4 +473,6 @@ WORKLOADS: dict[str, Callable[..., Any]] = {
     "robustness": robustness,
     "growth": growth,
     "bytestream": bytestream,
+    "single_session": single_session,
+    "many_items": many_items,
 }

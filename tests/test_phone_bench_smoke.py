@@ -48,3 +48,19 @@ def test_profile_groups_share_the_busy_time_and_leave_out_the_wait(tmp_path: Pat
     groups = phone.profile_groups(path)
     assert groups["JSON"] > 0
     assert sum(groups.values()) == pytest.approx(100, abs=1)
+
+
+@pytest.mark.realtime
+def test_scale_only_writes_ours_ramp_to_its_own_file_and_leaves_phone_json_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(phone, "RESULTS", tmp_path)
+    assert phone.main(["--quick", "--scale-only"]) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["phone-scale-quick.json"]
+    report = json.loads((tmp_path / "phone-scale-quick.json").read_text())
+    assert {"date", "machine", "plan", "results"} <= report.keys()
+    assert list(report["results"]) == ["scale"]
+    scale = report["results"]["scale"]
+    assert list(scale) == ["ours"]
+    assert scale["ours"]["sustained"] == 5
+    assert [level["run"]["calls"] for level in scale["ours"]["levels"]] == [5]
