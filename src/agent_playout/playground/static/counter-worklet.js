@@ -35,7 +35,7 @@ class FrameCounter extends AudioWorkletProcessor {
         this.sincePost = 0;
         this.port.postMessage({
           frames: this.frames, sampleRate: sampleRate, nonSilentFrames: this.nonSilentFrames,
-          first: this.first, last: this.last,
+          first: this.first, last: this.last, renderedTo: currentFrame + samples.length,
         });
       }
     }

@@ -30,6 +30,13 @@ let socket = null;
 let pc = null;
 let channel = null;
 let counter = null;
+let audioContext = null;
+
+// The frame the page's audio graph renders now: the worklet posts every 10 ms, so a caption
+// reads its count and how far the graph has gone since that post.
+function contextFrame() {
+  return audioContext ? Math.round(audioContext.currentTime * audioContext.sampleRate) : null;
+}
 let reporting = false;
 let again = false;
 
@@ -107,6 +114,7 @@ function gathered(connection) {
 async function countFrames(stream) {
   try {
     const context = new AudioContext({ sampleRate: 48000 });
+    audioContext = context;
     await context.audioWorklet.addModule("/static/counter-worklet.js");
     counter = new AudioWorkletNode(context, "frame-counter");
     const mute = context.createGain();
@@ -165,7 +173,7 @@ function showCaption(message) {
   box.querySelector(".rest").textContent = message.rest;
   state.captions.push({
     ...message, shown_ms: performance.now(), browser: state.lastReport,
-    worklet: state.worklet ? { ...state.worklet } : null,
+    worklet: state.worklet ? { ...state.worklet, contextFrame: contextFrame() } : null,
   });
   if (state.captions.length > KEPT) state.captions.splice(0, state.captions.length - KEPT);
 }
