@@ -31,14 +31,14 @@ let pc = null;
 let channel = null;
 let counter = null;
 let audioContext = null;
+let reporting = false;
+let again = false;
 
 // The frame the page's audio graph renders now: the worklet posts every 10 ms, so a caption
 // reads its count and how far the graph has gone since that post.
 function contextFrame() {
   return audioContext ? Math.round(audioContext.currentTime * audioContext.sampleRate) : null;
 }
-let reporting = false;
-let again = false;
 
 function status(text) { $("status").textContent = text; }
 
