@@ -308,6 +308,25 @@ def _get(values: dict[str, float] | None, name: str) -> float | None:
     return None if values is None else values[name]
 
 
+FlatSpec = tuple[str, str, str, float]
+"""A flatness row: the figure's key, its label, its format, and the most it may grow."""
+
+
+def _flat_rows(
+    label_of: Callable[[str], str],
+    figures: dict[str, dict[str, float] | None],
+    specs: tuple[FlatSpec, ...],
+    ratio_for: str = "",
+) -> list[Row]:
+    """Rows for figures that must stay flat: met when ours grew by at most the bound."""
+    out = []
+    for name, label, fmt, bound in specs:
+        ours, peer = (_get(figures[engine], name) for engine in ENGINES)
+        met = None if ours is None else ours <= bound
+        out.append(Row(label_of(label), ours, peer, fmt, "flat", met, name == ratio_for))
+    return out
+
+
 def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
     """The comparison table, with each target checked against the measured values."""
     out: list[Row] = []
@@ -431,34 +450,29 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
         fmt="{:.3f}",
     )
     growth = {engine: _growth(results.get("growth", {}).get(engine)) for engine in ENGINES}
-    for name, label, fmt, bound in (
-        ("cpu", "CPU ms/audio-s, end ÷ start", "{:.2f}", 1.25),
-        ("rss", "RSS MB, end − start", "{:+.1f}", 5.0),
-        ("objects", "live objects, end − start", "{:+.0f}", 100.0),
-    ):
-        ours, peer = (_get(growth[engine], name) for engine in ENGINES)
-        met = None if ours is None else ours <= bound
-        out.append(Row(f"{minutes}: {label}", ours, peer, fmt, "flat", met, name == "cpu"))
+    out += _flat_rows(
+        lambda label: f"{minutes}: {label}",
+        growth,
+        (
+            ("cpu", "CPU ms/audio-s, end ÷ start", "{:.2f}", 1.25),
+            ("rss", "RSS MB, end − start", "{:+.1f}", 5.0),
+            ("objects", "live objects, end − start", "{:+.0f}", 100.0),
+        ),
+        ratio_for="cpu",
+    )
     checkpoint = max(plan.items // 10, 1)
     many = {engine: _many_items(results.get("many_items", {}).get(engine)) for engine in ENGINES}
-    for name, label, fmt, bound in (
-        ("tasks", "asyncio tasks", "{:+.0f}", 0.0),
-        ("rss", "RSS MB", "{:+.1f}", 5.0),
-        ("objects", "live objects", "{:+.0f}", 100.0),
-    ):
-        ours, peer = (_get(many[engine], name) for engine in ENGINES)
-        met = None if ours is None else ours <= bound
-        out.append(
-            Row(
-                f"{plan.items:,} items: {label}, after item {plan.items:,} − after {checkpoint:,}",
-                ours,
-                peer,
-                fmt,
-                "flat",
-                met,
-                ratio=False,
-            )
-        )
+    out += _flat_rows(
+        lambda label: (
+            f"{plan.items:,} items: {label}, after item {plan.items:,} − after {checkpoint:,}"
+        ),
+        many,
+        (
+            ("tasks", "asyncio tasks", "{:+.0f}", 0.0),
+            ("rss", "RSS MB", "{:+.1f}", 5.0),
+            ("objects", "live objects", "{:+.0f}", 100.0),
+        ),
+    )
     add("one session: import s", "single_session", "import_s", fmt="{:.3f}")
     add("one session: RSS MB after one item", "single_session", "rss_after_item_mb", fmt="{:.1f}")
     sources = plan.single_idle_sessions
