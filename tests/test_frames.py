@@ -9,10 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_playout import AudioByteStream, AudioFrame
+from agent_playout.core import frames as frames_module
 from agent_playout.core.frames import (
     PcmQueue,
     SampleChunker,
     as_int16,
+    frame_pcm,
     frame_samples,
     pcm_in_format,
 )
@@ -238,6 +240,42 @@ def test_pcm_in_format_passes_frames_of_the_format_and_refers_the_rest_to_the_fu
     assert pcm_in_format(theirs, 24000, 1) is None
     assert pcm_in_format(AudioFrame(b"", 24000, 2, 0), 24000, 2) is None
     assert pcm_in_format(rtc.AudioFrame(b"", 24000, 2, 0), 24000, 2) is None
+
+
+def test_pcm_in_format_reads_rtc_frames_through_their_fields_once_a_first_one_is_checked() -> None:
+    rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
+    data = np.arange(480, dtype=np.int16)
+    frame_pcm(rtc.AudioFrame(data.tobytes(), 24000, 2, 240))
+    assert type(rtc.AudioFrame(b"", 24000, 1, 0)) in frames_module._RTC_LAYOUT
+    for buffer in (data.tobytes(), bytearray(data.tobytes()), memoryview(data)):
+        pcm = pcm_in_format(rtc.AudioFrame(buffer, 24000, 2, 240), 24000, 2)
+        assert np.array_equal(np.asarray(pcm), data)
+    oversized = rtc.AudioFrame(data.tobytes() + bytes(4), 24000, 2, 240)
+    assert pcm_in_format(oversized, 24000, 2) is None
+    assert np.array_equal(np.asarray(frame_pcm(oversized)), data)
+
+
+class _PosingAsRtc:
+    """A frame whose private fields disagree with its properties, from rtc's module name."""
+
+    def __init__(self) -> None:
+        self._data, self._sample_rate, self._num_channels = bytes(8), 24000, 1
+        self._samples_per_channel = 4
+
+    data = property(lambda self: memoryview(bytes([1, 0] * 4)).cast("h"))
+    sample_rate = property(lambda self: 24000)
+    num_channels = property(lambda self: 1)
+    samples_per_channel = property(lambda self: 4)
+
+
+_PosingAsRtc.__module__ = "livekit.rtc.audio_frame"
+
+
+def test_pcm_in_format_never_trusts_fields_that_disagree_with_the_frames_properties() -> None:
+    frame = _PosingAsRtc()
+    assert list(frame_pcm(frame)) == [1, 1, 1, 1]
+    assert _PosingAsRtc not in frames_module._RTC_LAYOUT
+    assert list(pcm_in_format(frame, 24000, 1) or []) == [1, 1, 1, 1]
 
 
 class _Lying:

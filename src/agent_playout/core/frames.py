@@ -173,6 +173,13 @@ _FRAME_TYPES: set[type] = set()
 """Classes seen to define the frame surface (``rtc.AudioFrame``): a runtime Protocol check
 costs ~50 µs a frame. Objects with the fields only on the instance are checked each time."""
 
+_RTC_MODULE = "livekit.rtc.audio_frame"
+_RTC_LAYOUT_CHECKED: set[type] = set()
+_RTC_LAYOUT: set[type] = set()
+"""``livekit.rtc.AudioFrame`` classes seen to keep their header and buffer in ``_data``,
+``_sample_rate``, ``_num_channels`` and ``_samples_per_channel`` (1.1 and 1.2 do): the
+per-frame path reads those, not four properties and two casts. Checked on a first frame."""
+
 Pcm = Int16Array | memoryview
 """Flat, contiguous interleaved int16 samples: an array, or a memoryview of format "h"."""
 
@@ -217,7 +224,23 @@ def frame_pcm(frame: object) -> Pcm:
         raise ValueError(
             f"the frame's samples_per_channel is 0 but its data holds {len(pcm)} samples"
         )
+    if kind not in _RTC_LAYOUT_CHECKED and kind.__module__ == _RTC_MODULE:
+        _check_rtc_layout(frame, (rate, channels, count), pcm)
     return pcm if len(pcm) == needed else pcm[:needed]
+
+
+def _check_rtc_layout(frame: object, header: tuple[int, int, int], pcm: Pcm) -> None:
+    """Trust ``frame``'s class's fields (``_RTC_LAYOUT``) if they hold what its properties say."""
+    kind = type(frame)
+    _RTC_LAYOUT_CHECKED.add(kind)
+    fields: Any = frame
+    try:
+        stored = (fields._sample_rate, fields._num_channels, fields._samples_per_channel)
+        raw = bytes(fields._data)
+    except (AttributeError, TypeError):
+        return
+    if stored == header and raw[: len(pcm) * _BYTES_PER_SAMPLE] == bytes(pcm):
+        _RTC_LAYOUT.add(kind)
 
 
 def pcm_in_format(frame: object, sample_rate: int, num_channels: int) -> Pcm | None:
@@ -226,13 +249,28 @@ def pcm_in_format(frame: object, sample_rate: int, num_channels: int) -> Pcm | N
 
     The engine's per-frame path once an item's format is known: a frame of that format
     needs only its count and its data checked, so this reads each field once and calls no
-    numpy (an ``rtc.AudioFrame``'s int16 memoryview is used as is).
+    numpy (an ``rtc.AudioFrame``'s buffer is viewed as int16, from its fields once trusted).
     """
     if type(frame) is AudioFrame:
         if frame._sample_rate != sample_rate or frame._num_channels != num_channels:
             return None
         samples = frame._array
         return samples if samples.size else None
+    if type(frame) in _RTC_LAYOUT:
+        fields: Any = frame
+        rate, channels = fields._sample_rate, fields._num_channels
+        count, raw = fields._samples_per_channel, fields._data
+        if (
+            rate == sample_rate
+            and channels == num_channels
+            and type(rate) is int
+            and type(channels) is int
+            and type(count) is int
+            and count > 0
+            and len(raw) == count * num_channels * _BYTES_PER_SAMPLE
+        ):
+            return memoryview(raw).cast("h")
+        return None
     try:
         rate, channels = frame.sample_rate, frame.num_channels  # type: ignore[attr-defined]
         if rate != sample_rate or channels != num_channels:
