@@ -542,6 +542,39 @@ async def test_audio_is_read_ahead_of_the_listener_up_to_the_limit(clock: Virtua
     assert handle.audio_samples == 5 * RATE
 
 
+async def _all_at_once(frames: list[AudioFrame]) -> AsyncIterator[AudioFrame]:
+    """A model's answer already received in full: the stream never waits, so never yields."""
+    for frame in frames:
+        yield frame
+
+
+async def test_a_long_answer_sent_at_once_lets_other_sessions_run_every_100_ms_of_audio(
+    clock: VirtualClock,
+) -> None:
+    playout = AgentPlayout(audio_source=NullSink(clock=clock, queue_size_ms=100))
+    handle = playout.play(
+        item_id="long",
+        content_index=0,
+        transcription_fwd=TranscriptForwarder(),
+        text_stream=stream([]),
+        audio_stream=_all_at_once(frames_of(ramp(5 * RATE), RATE // 50)),
+    )
+    seen: list[int] = []
+
+    async def other_session() -> None:
+        while handle.received_samples < 5 * RATE:
+            seen.append(handle.received_samples)
+            await asyncio.sleep(0)
+
+    probe = asyncio.ensure_future(other_session())
+    await clock.advance(0.01)
+    assert probe.done()
+    steps = np.diff([*seen, 5 * RATE])
+    assert steps.max() <= RATE * (0.1 + 0.02)
+    await clock.run(handle.wait_for_playout())
+    assert handle.audio_samples == 5 * RATE
+
+
 def test_a_negative_read_ahead_is_refused() -> None:
     with pytest.raises(ValueError, match="read_ahead_ms must be >= 0, got -1"):
         AgentPlayout(audio_source=NullSink(), read_ahead_ms=-1)
