@@ -250,6 +250,8 @@ def test_pcm_in_format_reads_rtc_frames_through_their_fields_once_a_first_one_is
     for buffer in (data.tobytes(), bytearray(data.tobytes()), memoryview(data)):
         pcm = pcm_in_format(rtc.AudioFrame(buffer, 24000, 2, 240), 24000, 2)
         assert np.array_equal(np.asarray(pcm), data)
+    no_channels = rtc.AudioFrame(b"", 0, 0, 5)
+    assert pcm_in_format(no_channels, 0, 0) is None  # an item's first frame is asked so
     oversized = rtc.AudioFrame(data.tobytes() + bytes(4), 24000, 2, 240)
     assert pcm_in_format(oversized, 24000, 2) is None
     assert np.array_equal(np.asarray(frame_pcm(oversized)), data)

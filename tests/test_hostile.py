@@ -527,6 +527,22 @@ async def test_a_bad_rtc_frame_header_is_named_and_what_was_queued_still_plays(
     assert isinstance(handle.audio_samples, int)
 
 
+async def test_an_items_first_rtc_frame_with_no_rate_or_channels_is_named(
+    clock: VirtualClock,
+) -> None:
+    playout, _, heard = paced(clock)
+    first = play(playout, "it_first", 0.0, audio=stream([rtc_frame(ramp(2400))]))
+    await clock.run(first.wait_for_playout())
+    assert first.audio_samples == total(heard) == 2400
+    empty = rtc_frame(np.zeros(0, np.int16), sample_rate=0, num_channels=0, samples_per_channel=5)
+    handle = play(playout, "it_bad", 0.0, audio=stream([empty]))
+    await clock.run(handle.wait_for_playout())
+    assert isinstance(handle.error, ValueError)
+    assert "sample_rate must be a positive int, got 0" in str(handle.error)
+    assert "'it_bad'" in str(handle.error)
+    assert total(heard) == 2400
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.int32])
 def test_a_byte_stream_refuses_a_typed_buffer_that_is_not_int16(dtype: Any) -> None:
     byte_stream = AudioByteStream(RATE, 1, 480)

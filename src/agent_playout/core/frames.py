@@ -263,10 +263,7 @@ def pcm_in_format(frame: object, sample_rate: int, num_channels: int) -> Pcm | N
         if (
             rate == sample_rate
             and channels == num_channels
-            and type(rate) is int
-            and type(channels) is int
-            and type(count) is int
-            and count > 0
+            and _plain_header(rate, channels, count)
             and len(raw) == count * num_channels * _BYTES_PER_SAMPLE
         ):
             return memoryview(raw).cast("h")
@@ -280,11 +277,7 @@ def pcm_in_format(frame: object, sample_rate: int, num_channels: int) -> Pcm | N
     except Exception:
         return None
     if (
-        type(rate) is int
-        and type(channels) is int
-        and type(count) is int
-        and count > 0
-        and channels > 0
+        _plain_header(rate, channels, count)
         and type(data) is memoryview
         and data.format == "h"
         and data.ndim == 1
@@ -293,6 +286,18 @@ def pcm_in_format(frame: object, sample_rate: int, num_channels: int) -> Pcm | N
     ):
         return data
     return None
+
+
+def _plain_header(rate: object, channels: object, count: object) -> bool:
+    """Whether a header is plain ints with samples and channels: what ``pcm_in_format``
+    needs to trust a frame (anything else goes to ``frame_pcm``, which names the field)."""
+    return (
+        type(rate) is int
+        and type(channels) is int
+        and type(count) is int
+        and count > 0
+        and channels > 0
+    )
 
 
 def _check_count(count: object) -> None:
