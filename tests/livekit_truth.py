@@ -67,3 +67,18 @@ def heard_through(heard: np.ndarray, signal: np.ndarray, fade: int) -> tuple[int
     if not np.array_equal(heard[prefix : prefix + audible.size], audible):
         return None
     return prefix + faded_count, prefix + audible.size
+
+
+def heard_as_reported(
+    heard: np.ndarray, signal: np.ndarray, fade: int, played: int, confirmed: bool | None
+) -> bool:
+    """Whether what went out of ``signal`` is what an interrupted item reported.
+
+    A confirmed count (or one no confirmation applies to) must be exact: ``heard_through``
+    gives ``played``. An unconfirmed one (a LiveKit clear that ran late) may only be short,
+    never ahead: everything it counts before its fade was heard, and more than that was.
+    """
+    if confirmed is not False:
+        return heard_through(heard, signal, fade) == (played, heard.size)
+    before_fade = max(played - fade, 0)
+    return heard.size > before_fade and np.array_equal(heard[:before_fade], signal[:before_fade])

@@ -20,4 +20,5 @@ class OutputEndedError(PlayoutError):
 
 
 class PositionUnconfirmedError(PlayoutError):
-    """The output could not confirm what the listener heard (a receiver that went silent)."""
+    """The output could not confirm what the listener heard (a receiver that went silent, or
+    a LiveKit clear that ran late)."""

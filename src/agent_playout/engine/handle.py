@@ -74,9 +74,11 @@ class PlayoutHandle:
 
     @property
     def position_confirmed(self) -> bool | None:
-        """For an output that cannot take back what it sent (WebRTC): True once the receiver
-        confirmed ``played_samples`` (what was sent less the packets it dropped), False
-        if it could not, and the count is what was sent. None when no confirmation applies."""
+        """For an item cut short on an output that confirms its stops: True once it did
+        (WebRTC: the receiver's reports, less the packets it dropped; LiveKit: the native
+        clear ran in time), False if it could not, and the count stays as it was (WebRTC:
+        what was sent; LiveKit: short by the ticks the clear was late). None when no
+        confirmation applies."""
         return self._record.position_confirmed
 
     @property

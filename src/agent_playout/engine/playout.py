@@ -417,8 +417,8 @@ def _settled_count(item_id: str, settling: asyncio.Future[Any]) -> int | None:
         return result
     reason = error if error is not None else f"it returned {result!r}, not an int"
     logger.warning(
-        "item %s: the output could not confirm what was heard (%s); the count is what was"
-        " sent, an upper bound",
+        "item %s: the output could not confirm what was heard (%s); the count stays as it"
+        " was, unconfirmed",
         item_id,
         reason,
         extra={"item_id": item_id},

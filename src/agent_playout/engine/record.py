@@ -274,7 +274,7 @@ class ItemRecord:
         self._confirmed = True
 
     def unsettled(self) -> None:
-        """The receiver could not confirm: the count stays what was sent, an upper bound."""
+        """The sink could not confirm: the count stays as it was, marked unconfirmed."""
         self._confirmed = False
 
     # Underruns.

@@ -61,17 +61,18 @@ class PositionedSink(AudioSink, Protocol):
 
 @runtime_checkable
 class SettlingSink(PositionedSink, Protocol):
-    """A sink that cannot take back what it sent (WebRTC): once an item is cut short, its
-    receiver says, when its reports cover that audio, how much of it was really heard.
+    """A sink that learns after a stop whether its count held: once an item is cut short,
+    it says how much of it was really heard (WebRTC: when its receiver's reports cover that
+    audio; LiveKit: once its native clear ran, and whether that ran in time).
 
     The engine asks after every interrupted item that reached the sink, before the item's
     ``wait_for_playout()`` returns, and bounds the wait (``CLEANUP_TIMEOUT_S``).
     """
 
     async def settle(self, start: int, end: int) -> int:
-        """Samples of ``[start, end)`` on the ``samples_written`` axis the listener heard,
-        once the receiver's reports cover ``end``; raises ``PositionUnconfirmedError`` when
-        it cannot learn that (no reports, reports stopped, the peer gone)."""
+        """Samples of ``[start, end)`` on the ``samples_written`` axis the listener heard;
+        raises ``PositionUnconfirmedError`` when it cannot learn that (WebRTC: no reports,
+        reports stopped, the peer gone; LiveKit: a clear that ran late)."""
         ...
 
 

@@ -10,6 +10,9 @@ raises ``SchedulerError``.
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
+
 from ...core.frames import Int16Array
 from ...core.units import ceil_div
 from ..base import UnderrunMeter
@@ -29,10 +32,20 @@ from .modes import (
     Submit,
     Warn,
 )
-from .ticks import GUARD_AFTER_NS, TICK_NS, CaptureTicket, TickCounter
+from .ticks import GUARD_AFTER_NS, GUARD_BEFORE_NS, TICK_NS, CaptureTicket, TickCounter
 
 LEAD_NS = 5_000_000
 """A capture that must wait is requested this long before the tick that makes room."""
+_STOPS_KEPT = 16
+
+
+@dataclass(frozen=True, slots=True)
+class StopRecord:
+    """A native clear that ran: the count it froze at ``stop``, and how many ticks too late
+    it ran (each one released 10 ms the count does not have)."""
+
+    stop: int
+    late_ticks: int
 
 
 class LiveKitScheduler:
@@ -76,6 +89,8 @@ class LiveKitScheduler:
         self._clear_at: int | None = None
         self._clear_after: int | None = None
         self._stopping: int | None = None
+        self.stops: deque[StopRecord] = deque(maxlen=_STOPS_KEPT)
+        """The last native clears, so that an item cut short can learn whether its ran late."""
         self._overrun_at: int | None = None
         self._tail_pending = 0
         self._dry_floor_ns = 0
@@ -134,6 +149,13 @@ class LiveKitScheduler:
         target = self.counter.written + self.in_transit
         target += ceil_div(self.held.pending_count, tick) * tick
         return target, self._kick(now_ns)
+
+    def late_ticks(self, start: int, end: int) -> int:
+        """How many ticks late the native clear that cut ``[start, end)`` (on the
+        ``samples_written`` axis) ran: 0 if it ran in time, or if no clear cut that span."""
+        return max(
+            (record.late_ticks for record in self.stops if start <= record.stop <= end), default=0
+        )
 
     def flush_deadline(self, target: int) -> int | None:
         """When to look again whether ``target`` samples were released (None: at a change)."""
@@ -280,14 +302,15 @@ class LiveKitScheduler:
         self.counter.cleared(stop)
         self._move(Mode.IDLE if self._slot is None else Mode.CAPTURING)
         actions: list[Action] = [CLEAR]
-        overrun = self._overrun_at
-        if overrun is not None and now_ns >= overrun:
-            late = 1 + (now_ns - overrun) // TICK_NS
+        late = self._ticks_missed(now_ns)
+        self.stops.append(StopRecord(stop, late))
+        if late and self._exact:
             actions.append(
                 Warn(
-                    "a clear put off (past a tick, or until a capture completed) ran"
-                    f" {late} tick(s) late (an overloaded event loop): the position it"
-                    f" reported is {late} x 10 ms short"
+                    "a clear put off (past a tick, or until a capture completed) ran too late"
+                    f" (an overloaded event loop): {late} tick(s) may have released audio"
+                    f" first, so the count may be up to {late} x 10 ms short, and the item's"
+                    " position is unconfirmed"
                 )
             )
         if self._tail_pending:
@@ -296,6 +319,16 @@ class LiveKitScheduler:
             actions.extend(self._kick(now_ns))
         actions.append(WAKE)
         return actions
+
+    def _ticks_missed(self, now_ns: int) -> int:
+        """Ticks past the stop's count that a native clear issued at ``now_ns`` may come
+        after: those due by the time it lands (``GUARD_BEFORE_NS`` on), the first of them
+        being the one that would release the frame after the stop."""
+        overrun = self._overrun_at
+        reach = now_ns + GUARD_BEFORE_NS
+        if overrun is None or reach < overrun:
+            return 0
+        return 1 + (reach - overrun) // TICK_NS
 
     # -- when to capture --------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from livekit import rtc
 
 from ...clock import Clock, MonotonicClock, TimerHandle
 from ...core.units import ceil_div
+from ...errors import PositionUnconfirmedError
 from ..base import SinkSurface, buffer_settings, sink_samples
 from .measure import measure_queue
 from .meter import SourceQueueError
@@ -217,6 +218,22 @@ class LiveKitSink(SinkSurface):
             if scheduler.counter.released(self._clock.now_ns()) >= target:
                 return
             await self._next_progress(scheduler.flush_deadline(target))
+
+    async def settle(self, start: int, end: int) -> int:
+        """Samples of ``[start, end)`` (an item cut short) that went out, once its native
+        clear ran: all of them, as counted; ``PositionUnconfirmedError`` if that clear ran a
+        tick or more late, which released audio the count does not have."""
+        scheduler = self._scheduler
+        while scheduler.mode is Mode.STOPPING:
+            await self._next_progress()
+        late = scheduler.late_ticks(start, end)
+        if late:
+            raise PositionUnconfirmedError(
+                f"livekit: the clear that cut samples [{start}, {end}) ran {late} tick(s) late"
+                f" (an overloaded event loop), so up to {late * 10} ms more was heard than"
+                " counted"
+            )
+        return end - start
 
     def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None
