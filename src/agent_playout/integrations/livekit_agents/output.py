@@ -26,6 +26,7 @@ from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.agents.voice import io
 
+from ...errors import PositionUnconfirmedError
 from ...sinks.livekit.sink import LiveKitSink
 from .segments import Run, Segment, TextSegments
 from .tap import TranscriptTap, find_tap
@@ -97,6 +98,7 @@ class ExactAudioOutput(io.AudioOutput):
         self._segment: Segment | None = None
         self._playout: asyncio.Task[None] | None = None
         self._last_samples = 0
+        self._last_cut: tuple[int, int] | None = None
         self._closed = False
         if session is not None:
             session.on("agent_state_changed", self._on_agent_state)
@@ -114,6 +116,19 @@ class ExactAudioOutput(io.AudioOutput):
     def last_playback_samples(self) -> int:
         """The last finished segment's ``playback_position`` as an exact sample count."""
         return self._last_samples
+
+    async def last_playback_confirmed(self) -> bool:
+        """Whether the last finished segment, if ``clear_buffer()`` cut it, ended at its
+        reported position: False if the source's clear ran a tick or more late (a starved
+        event loop), so that more went out than ``playback_position`` says."""
+        span = self._last_cut
+        if span is None:
+            return True
+        try:
+            await self._sink.settle(*span)
+        except PositionUnconfirmedError:
+            return False
+        return True
 
     # -- attachment ----------------------------------------------------------------------
     def on_attached(self) -> None:
@@ -222,6 +237,7 @@ class ExactAudioOutput(io.AudioOutput):
             return
         self._sink.clear_queue()
         segment.cut = segment.played(self._sink.samples_written)
+        self._last_cut = (segment.start, segment.start + segment.cut)
         if segment.flushed:
             self._finish(segment, segment.cut, interrupted=True)
 
@@ -264,6 +280,8 @@ class ExactAudioOutput(io.AudioOutput):
         self._texts.release(segment.text)
         self._segment = None
         self._last_samples = played
+        if segment.cut is None:
+            self._last_cut = None
         self.on_playback_finished(
             playback_position=played / self._rate,
             interrupted=interrupted,
