@@ -136,6 +136,8 @@ class LiveKitOutput:
 
         cut = await bridged_cut(self.playout, script, on_speech_started=livekit_012)
         await self.settle()
+        if cut.position_confirmed is False:
+            raise TruthError(UNCONFIRMED)
         out = np.concatenate(self.heard[before:]) if len(self.heard) > before else np.zeros(0)
         went_out = heard_through(out.astype(np.int16), script.audio, self.sink.fade_samples)
         if went_out is None or went_out[1] != out.size:
@@ -144,6 +146,9 @@ class LiveKitOutput:
         record["livekit_012_ms"] = estimate[0]
         record["livekit_012_error_ms"] = estimate[0] - record["truth_ms"]
         return record
+
+
+UNCONFIRMED = "position unconfirmed: the sink's clear ran late, and it said so"
 
 
 async def livekit_trials(trials: int, rng: random.Random, log: Log) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from agent_playout import AgentPlayout
+from agent_playout import AgentPlayout, PlayoutHandle
 from agent_playout.bridges import (
     AudioFormat,
     ItemHeard,
@@ -151,6 +151,8 @@ class Cut:
     round_trip_ns: int
     timed: TimedConnection
     heard: ItemHeard | None = None
+    position_confirmed: bool | None = None
+    """The handle's, once the item wound down: False if the output could not vouch for it."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def record(self, truth_samples: int, truth_rate: int) -> dict[str, Any]:
@@ -207,7 +209,13 @@ async def bridged_cut(
         bridge = RealtimeBridge(playout, timed.send, output_format=AudioFormat.PCM16)
         started = asyncio.Event()
         ended: list[ItemHeard] = []
-        bridge.on("item_started", lambda *_: started.set())
+        handles: list[PlayoutHandle] = []
+
+        def on_started(handle: PlayoutHandle, _forwarder: object) -> None:
+            handles.append(handle)
+            started.set()
+
+        bridge.on("item_started", on_started)
         bridge.on("item_ended", ended.append)
         runner = asyncio.create_task(bridge.run(timed.events()))
         try:
@@ -220,7 +228,8 @@ async def bridged_cut(
             await bridge.aclose()
             await connection.aclose()
             await finish(runner)
-    return Cut(script, truncation, round_trip, timed, ended[0] if ended else None)
+    confirmed = handles[0].position_confirmed if handles else None
+    return Cut(script, truncation, round_trip, timed, ended[0] if ended else None, confirmed)
 
 
 async def finish(task: asyncio.Task[None]) -> None:

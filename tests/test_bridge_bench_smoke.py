@@ -14,6 +14,7 @@ pytest.importorskip("livekit.rtc", reason="the realtime bench drives rtc; needs 
 
 from bench import realtime, realtime_outputs, realtime_phone
 from bench.common import heard_through
+from bench.realtime_outputs import UNCONFIRMED
 from bench.realtime_trial import RATE, traceable
 
 
@@ -46,9 +47,13 @@ async def test_wav_trials_truncate_at_exactly_what_the_file_holds() -> None:
 
 @pytest.mark.realtime
 async def test_livekit_trials_truncate_at_exactly_what_the_track_carried() -> None:
-    records = await realtime_outputs.livekit_trials(2, random.Random(4), _quiet)
-    assert len(records) == 2
-    for record in records:
+    records = await realtime_outputs.livekit_trials(3, random.Random(4), _quiet)
+    assert len(records) == 3
+    # a trial the sink itself left unconfirmed (its clear ran late on a loaded host) is
+    # named apart; every other one is exact
+    measured = [record for record in records if record.get("failed") != UNCONFIRMED]
+    assert len(measured) >= 2
+    for record in measured:
         _check_measured(record)
         assert record["sample_error"] == 0
         assert record["error_ms"] == 0
