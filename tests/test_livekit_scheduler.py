@@ -319,6 +319,33 @@ def test_audio_inserted_late_within_the_native_bound_keeps_positions_exact(
         assert_exact(timeline, cut_at(timeline, cut_ms * MS))
 
 
+@pytest.mark.parametrize("late_ms", [2, 3, 4])
+@pytest.mark.parametrize("queue_ms", [200, 1000])
+def test_a_grid_learned_from_late_completions_is_placed_again_on_prompt_ones(
+    late_ms: int, queue_ms: int
+) -> None:
+    """A grid learned at a loaded start is late, so each anchor lands a tick early and the
+    count runs a frame ahead; prompt completions that keep coming before it move it back."""
+    signal = ramp(24000 * 8, start=3)
+    for cut_ms in (3100, 4700, 6300):
+        timeline = Timeline(queue_ms)
+        counter = timeline.counter
+        counter._offsets.clear()
+        counter.adopt_grid([PHASE + late_ms * MS + k * TICK_NS for k in range(5)])
+        assert_exact(timeline, cut_at(timeline, cut_ms * MS, signal))
+        assert counter.phase_ns is not None
+        assert abs(counter.phase_ns - PHASE) < MS
+
+
+def test_completions_late_at_random_never_move_the_grid() -> None:
+    rng = random.Random(3)
+    timeline = Timeline(50, late=lambda n: rng.randrange(0, 9 * MS))
+    timeline.feed(ramp(24000 * 8, start=3))
+    timeline.run_until(7000 * MS)
+    assert timeline.counter.phase_ns is not None
+    assert 0 <= timeline.counter.phase_ns - PHASE < MS
+
+
 def test_a_count_left_behind_catches_up_on_a_capture_that_did_not_wait() -> None:
     timeline = Timeline(200, late=lambda n: 25 * MS if n == 2 else 100_000)
     timeline.feed(ITEM)

@@ -41,6 +41,8 @@ START_AFTER_NS = 400_000
 _EARLY_NS = 1_000_000
 _PROMPT_NS = 2_000_000
 _PROMPT_PROOFS = 3
+_REPHASE_PROOFS = 6
+_EARLIEST_NS = 4_500_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class TickCounter:
         self._catch_ups = 0
         self.queue_suspect = False
         self._offsets: deque[int] = deque(maxlen=_PHASE_WINDOW)
+        self._early: deque[int] = deque(maxlen=_REPHASE_PROOFS)
         self.phase_ns: int | None = None
 
     @property
@@ -170,6 +173,8 @@ class TickCounter:
             if expected is not None and done_ns >= expected - _EARLY_NS:
                 if done_ns - expected <= _PROMPT_NS:
                     self._learn_phase(done_ns)
+                elif self._grid_proven_late(done_ns):
+                    self._anchor_on(ticket, done_ns, settled=True)
                 return
             self._learn_phase(done_ns)
             self._anchor_on(ticket, done_ns, settled=True)
@@ -270,16 +275,43 @@ class TickCounter:
         ticks = max(ceil_div(target, self.tick_samples), 0)
         return self._anchor_tick_ns + ticks * TICK_NS
 
-    def _learn_phase(self, done_ns: int) -> None:
-        """Add a completion time to the ones the grid's phase is placed by, unless it is far
-        from the grid already known: more than 2 ms after it, or more than 1 ms before it
-        (mod 10 ms, one that came nearly a tick late looks early)."""
-        if self.phase_ns is not None and not (
-            -_EARLY_NS <= wrapped(done_ns - self.phase_ns) <= _PROMPT_NS
-        ):
-            return
-        self._offsets.append(done_ns % TICK_NS)
+    def _learn_phase(self, done_ns: int) -> bool:
+        """Place the grid's phase by a completion of a capture that waited; True if that
+        moved the grid earlier, so that the anchor must be placed again.
+
+        One within 1 ms before to 2 ms after the grid known joins the ones it is placed by.
+        One further away is left out: after it, it came late; before it (mod 10 ms), it came
+        nearly a tick late, or the grid is late (see ``_grid_proven_late``).
+        """
+        phase = self.phase_ns
+        if phase is None or -_EARLY_NS <= wrapped(done_ns - phase) <= _PROMPT_NS:
+            self._early.clear()
+            self._offsets.append(done_ns % TICK_NS)
+            self.phase_ns = grid_phase(self._offsets)
+            return False
+        return self._grid_proven_late(done_ns)
+
+    def _grid_proven_late(self, done_ns: int) -> bool:
+        """Whether completions prove the grid late, which then is placed again on them.
+
+        Completions never come early, so a grid learned from late ones (a loaded start) is
+        late: each anchor lands a tick early and the count runs a frame ahead. It would stay
+        so, but that ``_REPHASE_PROOFS`` completions in a row that came 1 to 4.5 ms before
+        it and agree within 1 ms move it to them.
+        """
+        phase = self.phase_ns
+        if phase is None or not -_EARLIEST_NS <= wrapped(done_ns - phase) < -_EARLY_NS:
+            return False
+        early = self._early
+        early.append(done_ns % TICK_NS)
+        spread = [wrapped(value - early[0]) for value in early]
+        if len(early) < _REPHASE_PROOFS or max(spread) - min(spread) > _EARLY_NS:
+            return False
+        self._offsets.clear()
+        self._offsets.extend(early)
+        early.clear()
         self.phase_ns = grid_phase(self._offsets)
+        return True
 
     def _check_queue(self, ticket: CaptureTicket, elapsed_ns: int) -> None:
         """Notice a source whose queue is larger than ``queue_limit``.
