@@ -22,6 +22,7 @@ from livekit.agents.voice import io  # noqa: E402
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer  # noqa: E402
 
 from agent_playout.integrations.livekit_agents import ExactAudioOutput  # noqa: E402
+from agent_playout.integrations.livekit_agents import output as output_module  # noqa: E402
 from agent_playout.sinks.livekit.modes import Mode  # noqa: E402
 
 from .livekit_agents_drive import Speech, TTSFrames, heard_text, started_room_output  # noqa: E402
@@ -369,3 +370,24 @@ async def test_a_cut_whose_clear_the_event_loop_runs_late_is_not_confirmed(
     assert not confirmed
     assert heard_as_reported(heard, signal, output.sink.fade_samples, samples, False)
     assert heard.size >= samples + 2 * 240
+
+
+async def test_a_clear_the_source_never_finishes_is_not_confirmed_after_the_bound(
+    rig: tuple[ExactAudioOutput, Listener], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output, _ = rig
+    assert await output.last_playback_confirmed()  # nothing was cut yet
+    monkeypatch.setattr(output_module, "CONFIRM_TIMEOUT_S", 0.05)
+    never = asyncio.Event()
+
+    async def settle_never(start: int, end: int) -> int:
+        await never.wait()
+        return end - start
+
+    monkeypatch.setattr(output.sink, "settle", settle_never)
+    signal = ramp(RATE // 2)
+    await output.capture_frame(rtc.AudioFrame(signal.tobytes(), RATE, 1, signal.size))
+    output.flush()
+    await asyncio.sleep(0.1)
+    output.clear_buffer()
+    assert not await output.last_playback_confirmed()

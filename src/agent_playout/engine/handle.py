@@ -77,7 +77,7 @@ class PlayoutHandle:
         """For an item cut short on an output that confirms its stops: True once it did
         (WebRTC: the receiver's reports, less the packets it dropped; LiveKit: the native
         clear ran in time), False if it could not, and the count stays as it was (WebRTC:
-        what was sent; LiveKit: short by the ticks the clear was late). None when no
+        what was sent; LiveKit: maybe short, by the ticks the clear was late). None when no
         confirmation applies."""
         return self._record.position_confirmed
 

@@ -37,6 +37,8 @@ logger = logging.getLogger("agent_playout")
 
 DEFAULT_QUEUE_MS = 200
 """The source's queue when this output makes the source: the one LiveKit's room output uses."""
+CONFIRM_TIMEOUT_S = 2.0
+"""How long ``last_playback_confirmed()`` waits for the source's clear to have run."""
 
 
 class ExactAudioOutput(io.AudioOutput):
@@ -119,14 +121,15 @@ class ExactAudioOutput(io.AudioOutput):
 
     async def last_playback_confirmed(self) -> bool:
         """Whether the last finished segment, if ``clear_buffer()`` cut it, ended at its
-        reported position: False if the source's clear ran a tick or more late (a starved
-        event loop), so that more went out than ``playback_position`` says."""
+        reported position: False if the source's clear ran so late (a starved event loop)
+        that more may have gone out than ``playback_position`` says, or if the source did
+        not finish the clear within ``CONFIRM_TIMEOUT_S``."""
         span = self._last_cut
         if span is None:
             return True
         try:
-            await self._sink.settle(*span)
-        except PositionUnconfirmedError:
+            await asyncio.wait_for(self._sink.settle(*span), CONFIRM_TIMEOUT_S)
+        except (PositionUnconfirmedError, TimeoutError):
             return False
         return True
 

@@ -221,17 +221,18 @@ class LiveKitSink(SinkSurface):
 
     async def settle(self, start: int, end: int) -> int:
         """Samples of ``[start, end)`` (an item cut short) that went out, once its native
-        clear ran: all of them, as counted; ``PositionUnconfirmedError`` if that clear ran a
-        tick or more late, which released audio the count does not have."""
+        clear ran: all of them, as counted; ``PositionUnconfirmedError`` if that clear ran so
+        late (past, or within 1.5 ms of, the next tick) that audio the count does not have
+        may have gone out first."""
         scheduler = self._scheduler
         while scheduler.mode is Mode.STOPPING:
             await self._next_progress()
         late = scheduler.late_ticks(start, end)
         if late:
             raise PositionUnconfirmedError(
-                f"livekit: the clear that cut samples [{start}, {end}) ran {late} tick(s) late"
-                f" (an overloaded event loop), so up to {late * 10} ms more was heard than"
-                " counted"
+                f"livekit: the clear that cut samples [{start}, {end}) ran too late to be sure"
+                f" of (an overloaded event loop): {late} tick(s) may have released audio"
+                f" first, so up to {late * 10} ms more may have been heard than counted"
             )
         return end - start
 

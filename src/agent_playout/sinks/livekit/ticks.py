@@ -296,8 +296,8 @@ class TickCounter:
 
         Completions never come early, so a grid learned from late ones (a loaded start) is
         late: each anchor lands a tick early and the count runs a frame ahead. It would stay
-        so, but that ``_REPHASE_PROOFS`` completions in a row that came 1 to 4.5 ms before
-        it and agree within 1 ms move it to them.
+        so, but that ``_REPHASE_PROOFS`` completions that came 1 to 4.5 ms before it, with
+        none on it between them, and agree within 1 ms move it to them.
         """
         phase = self.phase_ns
         if phase is None or not -_EARLIEST_NS <= wrapped(done_ns - phase) < -_EARLY_NS:
