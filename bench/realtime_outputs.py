@@ -30,6 +30,8 @@ WAV_FADE_MS = 5.0
 """The WAV sink's fade after a cut; only the audio before it must equal the script's."""
 LIVEKIT_QUEUE_MS = 1000
 """rtc's default queue, the one LiveKit Agents 0.12's ``MultimodalAgent`` plays into."""
+UNCONFIRMED = "position unconfirmed: the sink's clear ran late, and it said so"
+"""Why a LiveKit trial is counted apart: its handle said the count may be short."""
 
 Log = Callable[[str], None]
 
@@ -146,9 +148,6 @@ class LiveKitOutput:
         record["livekit_012_ms"] = estimate[0]
         record["livekit_012_error_ms"] = estimate[0] - record["truth_ms"]
         return record
-
-
-UNCONFIRMED = "position unconfirmed: the sink's clear ran late, and it said so"
 
 
 async def livekit_trials(trials: int, rng: random.Random, log: Log) -> list[dict[str, Any]]:

@@ -8,6 +8,8 @@ import asyncio
 import numpy as np
 from livekit import rtc
 
+from agent_playout.clock import Clock
+
 from .conftest import RATE
 
 
@@ -67,6 +69,13 @@ def heard_through(heard: np.ndarray, signal: np.ndarray, fade: int) -> tuple[int
     if not np.array_equal(heard[prefix : prefix + audible.size], audible):
         return None
     return prefix + faded_count, prefix + audible.size
+
+
+def spin_until_just_after_a_tick(clock: Clock, phase_ns: int) -> None:
+    """Busy-wait, holding the loop, until 0.5-2 ms after a tick of the grid at ``phase_ns``:
+    a stop then is put off until after the guard, which a test can then make late."""
+    while not 500_000 <= (clock.now_ns() - phase_ns) % 10_000_000 <= 2_000_000:
+        pass
 
 
 def heard_as_reported(

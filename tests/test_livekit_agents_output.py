@@ -26,7 +26,12 @@ from agent_playout.integrations.livekit_agents import output as output_module  #
 from agent_playout.sinks.livekit.modes import Mode  # noqa: E402
 
 from .livekit_agents_drive import Speech, TTSFrames, heard_text, started_room_output  # noqa: E402
-from .livekit_truth import Listener, heard_as_reported, heard_through  # noqa: E402
+from .livekit_truth import (  # noqa: E402
+    Listener,
+    heard_as_reported,
+    heard_through,
+    spin_until_just_after_a_tick,
+)
 
 pytestmark = pytest.mark.realtime
 
@@ -354,8 +359,7 @@ async def test_a_cut_whose_clear_the_event_loop_runs_late_is_not_confirmed(
             await output.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, chunk.size))
         output.flush()
         await asyncio.sleep(0.2)
-        while not 500_000 <= (output.sink.clock.now_ns() - phase) % 10_000_000 <= 2_000_000:
-            pass
+        spin_until_just_after_a_tick(output.sink.clock, phase)
         output.clear_buffer()
         put_off = output.sink._scheduler.mode is Mode.STOPPING
         time.sleep(0.035)  # noqa: ASYNC251 - the point: the loop is blocked

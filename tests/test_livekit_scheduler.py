@@ -355,16 +355,23 @@ def test_a_count_left_behind_catches_up_on_a_capture_that_did_not_wait() -> None
     assert not timeline.counter.provisional
 
 
-def test_a_clear_that_runs_over_a_tick_late_says_the_position_is_short_and_unconfirmed() -> None:
+def interrupted_while_a_capture_waits(late_ns: int) -> Timeline:
+    """Play ``ITEM`` on a 200 ms queue, interrupt it while a capture waits for room, with
+    every completion from then on ``late_ns`` late, and let the stop finish."""
     timeline = Timeline(200)
     timeline.feed(ITEM)
     now = 0
     while not (timeline.native.waiting and now > 300 * MS):
         now += 100_000
         timeline.run_until(now)
-    timeline.late = lambda n: 25 * MS
+    timeline.late = lambda n: late_ns
     timeline.interrupt()
     timeline.run_until(now + 1000 * MS)
+    return timeline
+
+
+def test_a_clear_that_runs_over_a_tick_late_says_the_position_is_short_and_unconfirmed() -> None:
+    timeline = interrupted_while_a_capture_waits(25 * MS)
     assert timeline.warnings
     assert (
         "the count may be up to 2 x 10 ms short, and the item's position is"
@@ -379,15 +386,7 @@ def test_a_clear_that_runs_over_a_tick_late_says_the_position_is_short_and_uncon
 def test_a_clear_that_lands_too_near_the_next_tick_is_unconfirmed_though_in_time() -> None:
     """A completion 9 ms late leaves the clear under 1.5 ms before the tick that releases
     the frame after the stop: it may race it natively, so the count is not confirmed."""
-    timeline = Timeline(200)
-    timeline.feed(ITEM)
-    now = 0
-    while not (timeline.native.waiting and now > 300 * MS):
-        now += 100_000
-        timeline.run_until(now)
-    timeline.late = lambda n: 9 * MS
-    timeline.interrupt()
-    timeline.run_until(now + 1000 * MS)
+    timeline = interrupted_while_a_capture_waits(9 * MS)
     assert timeline.played() == timeline.native.released
     stop = timeline.played() - FRAME
     assert timeline.scheduler.late_ticks(stop, stop + FRAME) == 1

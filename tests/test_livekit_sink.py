@@ -25,7 +25,12 @@ rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not inst
 from agent_playout.sinks.livekit.modes import Mode  # noqa: E402
 from agent_playout.sinks.livekit.sink import LiveKitSink, SourceQueueError  # noqa: E402
 
-from .livekit_truth import Listener, heard_as_reported, heard_through  # noqa: E402
+from .livekit_truth import (  # noqa: E402
+    Listener,
+    heard_as_reported,
+    heard_through,
+    spin_until_just_after_a_tick,
+)
 
 pytestmark = pytest.mark.realtime
 
@@ -195,8 +200,7 @@ async def test_a_clear_the_event_loop_runs_late_leaves_the_position_unconfirmed(
         signal = ramp(round(1.5 * RATE), start=attempt * 13)
         handle = play(playout, f"late_{attempt}", signal)
         await asyncio.sleep(0.3)
-        while not 500_000 <= (sink.clock.now_ns() - phase) % 10_000_000 <= 2_000_000:
-            pass
+        spin_until_just_after_a_tick(sink.clock, phase)
         with caplog.at_level(logging.WARNING, logger="agent_playout"):
             handle.interrupt()
             put_off = sink._scheduler.mode is Mode.STOPPING
