@@ -317,3 +317,25 @@ def test_pcm_queue_hands_out_what_was_put_in_order_in_frames_of_at_most_the_aske
     assert queue.samples == 0
     assert all((frame.sample_rate, frame.num_channels) == (24000, 2) for frame in frames)
     assert np.array_equal(np.concatenate([frame.array for frame in frames]), source)
+
+
+def test_pcm_queue_frames_taken_between_puts_keep_their_samples_and_the_stream_its_order() -> None:
+    rng = np.random.default_rng(7)
+    source = rng.integers(-32768, 32767, 24000, dtype=np.int16)
+    queue = PcmQueue(24000, 1)
+    taken: list[tuple[int, np.ndarray, np.ndarray]] = []
+    put = offset = 0
+    while offset < source.size:
+        if put < source.size and (queue.samples < 1200 or rng.random() < 0.5):
+            size = int(rng.integers(1, 700))
+            queue.put(source[put : put + size], min(size, source.size - put))
+            put += size
+            continue
+        frame = queue.take(int(rng.integers(1, 1500)))
+        count = frame.samples_per_channel
+        taken.append((offset, frame.array, frame.array.copy()))
+        offset += count
+    assert queue.samples == 0
+    for start, view, copied in taken:
+        assert np.array_equal(view, copied)
+        assert np.array_equal(copied, source[start : start + copied.size])

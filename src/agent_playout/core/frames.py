@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
@@ -263,7 +262,11 @@ def pcm_in_format(frame: object, sample_rate: int, num_channels: int) -> Pcm | N
         if (
             rate == sample_rate
             and channels == num_channels
-            and _plain_header(rate, channels, count)
+            and type(rate) is int
+            and type(channels) is int
+            and type(count) is int
+            and count > 0
+            and channels > 0
             and len(raw) == count * num_channels * _BYTES_PER_SAMPLE
         ):
             return memoryview(raw).cast("h")
@@ -379,61 +382,49 @@ class SampleChunker:
 class PcmQueue:
     """Interleaved int16 PCM waiting for the sink, taken out in frames of at most a chunk.
 
-    ``put`` copies each piece once into bytes of its own (a producer may reuse its buffer);
-    ``take`` joins the pieces a frame spans, or views a piece that holds the whole frame.
-    Immutable pieces are kept rather than one growing buffer: a bytearray cut at the front
-    and extended at the back reallocates on most writes.
+    ``put`` copies each piece once into bytes of its own (a producer may reuse its buffer).
+    ``take`` views one joined block: once the block runs short, everything queued is joined
+    into the next, so a read-ahead of any length costs one join, not one per frame taken.
+    Immutable blocks are kept rather than one growing buffer: the frames taken view them,
+    and a bytearray cut at the front and extended at the back reallocates on most writes.
     """
 
-    __slots__ = ("_channels", "_group_bytes", "_head", "_pieces", "_rate", "samples")
+    __slots__ = ("_block", "_channels", "_group_bytes", "_head", "_pieces", "_rate", "samples")
 
     def __init__(self, sample_rate: int, num_channels: int) -> None:
         self._rate = sample_rate
         self._channels = num_channels
         self._group_bytes = num_channels * _BYTES_PER_SAMPLE
-        self._pieces: deque[bytes] = deque()
+        self._block = b""
+        """The joined bytes that frames are taken from."""
         self._head = 0
-        """Bytes of the first piece already taken."""
+        """Bytes of the block already taken."""
+        self._pieces: list[bytes] = []
+        """Pieces put since the block was joined."""
         self.samples = 0
         """Samples per channel waiting."""
 
     def put(self, pcm: Pcm, samples: int) -> None:
         """Queue ``pcm``, which holds ``samples`` samples per channel."""
-        self._pieces.append(pcm.tobytes() if isinstance(pcm, np.ndarray) else bytes(pcm))
+        self._pieces.append(bytes(pcm))
         self.samples += samples
 
     def take(self, samples: int) -> AudioFrame:
         """A frame of the first ``samples`` per channel waiting (fewer if fewer wait; at least
-        one must). The frame is read-only: it may view a queued piece."""
+        one must). The frame is read-only: it views the queue's block."""
         count = min(samples, self.samples)
         size = count * self._group_bytes
-        pieces = self._pieces
-        head = self._head
-        first = pieces[0]
-        if len(first) - head >= size:
-            block = np.frombuffer(first, _INT16, count * self._channels, head)
-            head += size
-            if head == len(first):
-                pieces.popleft()
-                head = 0
-        else:
-            parts = [first[head:]]
-            pieces.popleft()
-            wanted = size - len(parts[0])
-            while wanted:
-                piece = pieces[0]
-                if len(piece) > wanted:
-                    parts.append(piece[:wanted])
-                    head = wanted
-                    break
-                parts.append(piece)
-                pieces.popleft()
-                wanted -= len(piece)
-                head = 0
-            block = np.frombuffer(b"".join(parts), _INT16)
-        self._head = head
+        block, head = self._block, self._head
+        if len(block) - head < size:
+            pieces = self._pieces
+            pieces.insert(0, block[head:])
+            block = self._block = b"".join(pieces)
+            pieces.clear()
+            head = 0
+        self._head = head + size
         self.samples -= count
-        return AudioFrame._trusted(block, self._rate, self._channels)
+        array = np.frombuffer(block, _INT16, count * self._channels, head)
+        return AudioFrame._trusted(array, self._rate, self._channels)
 
 
 class AudioByteStream(SampleChunker):

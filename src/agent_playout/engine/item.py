@@ -211,33 +211,42 @@ class ItemRun:
         reader = self._reader
         assert reader is not None
         queue = self._queue
+        take = queue.take
         chunk = self._chunk_samples
+        refill_at = self._refill_at
         record = self.record
         sink = self.sink
+        capture = sink.capture_frame
         push = record.push
+        started = reader_ended = False
         try:
             while True:
-                if reader.done():
+                available = queue.samples
+                if not reader_ended and reader.done():
                     if _broken(reader):
                         what = f"the audio reader of item {record.item_id!r}"
                         self.fail(task_error(reader, what))
                         return
-                    if not queue.samples:
+                    reader_ended = True
+                if reader_ended:
+                    if not available:
                         break
-                elif queue.samples < chunk:
+                elif available < chunk:
                     self._pusher_waiting = asyncio.get_running_loop().create_future()
                     try:
                         await self._pusher_waiting
                     finally:
                         self._pusher_waiting = None
                     continue
-                frame = queue.take(chunk)
-                if queue.samples <= self._refill_at:
+                count = min(available, chunk)
+                frame = take(count)
+                if available - count <= refill_at and self._reader_waiting is not None:
                     wake(self._reader_waiting)
-                if not record.timeline.started:
+                if not started:
+                    started = True
                     self._first_push()
-                push(frame.samples_per_channel, sink.samples_written)
-                await sink.capture_frame(frame)
+                push(count, sink.samples_written)
+                await capture(frame)
             rejected = reader.exception()
             if isinstance(rejected, InputRejected):
                 self.fail(rejected.error, drain=True)
