@@ -1,7 +1,8 @@
 """The speakers sink on a real PortAudio stream: ALSA's ``null`` PCM under a test HOME.
 
 The null device consumes audio as fast as it is given, so nothing here is paced by the
-clock; every check compares counts with the audio the callback really handed over. The
+clock (but for ``paced_device``, which sleeps in the callback so that a test can find the
+stream mid-play); every check compares counts with the audio the callback really handed over. The
 pure ``PlayedCounter`` is checked against a sample-by-sample model first.
 """
 
@@ -35,8 +36,11 @@ ASOUNDRC = 'pcm.!default {type plug slave.pcm "nullsink"}\npcm.nullsink {type nu
 GUARD_S = 10.0
 """Bounds an await that a bug could leave hanging; never reached when the code is right."""
 LONG_S = 30
-"""Seconds of audio that take the null device tens of milliseconds to drain: long enough
-to find the stream in the middle of it after a short sleep."""
+"""Seconds of audio that a null device paced at ``PACED_SPEEDUP`` takes 0.3 s to drain: long
+enough to find the stream in the middle of it after a short sleep."""
+PACED_SPEEDUP = 100
+"""How much faster than real time ``paced_device`` plays (the bare null device drained these
+30 s within one 0.5 ms poll on an idle machine)."""
 
 
 @pytest.fixture
@@ -75,6 +79,26 @@ def null_device(
         restart_portaudio(sounddevice)
         yield
     restart_portaudio(sounddevice)
+
+
+@pytest.fixture
+def paced_device(
+    null_device: None, sounddevice: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The null device paced like a sound card, ``PACED_SPEEDUP`` times faster than real
+    time: PortAudio's callback thread sleeps after each block for that block's share."""
+    real = sounddevice.OutputStream
+
+    def paced(*args: Any, callback: Callable[..., None], **kwargs: Any) -> Any:
+        rate = kwargs["samplerate"]
+
+        def block(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+            callback(outdata, frames, time_info, status)
+            time.sleep(frames / rate / PACED_SPEEDUP)
+
+        return real(*args, callback=block, **kwargs)
+
+    monkeypatch.setattr(sounddevice, "OutputStream", paced)
 
 
 @pytest.fixture
@@ -274,7 +298,7 @@ async def test_interrupt_through_the_engine_reports_what_the_callback_delivered(
 
 
 @pytest.mark.realtime
-async def test_pause_freezes_the_count_and_resume_plays_the_rest(null_device: None) -> None:
+async def test_pause_freezes_the_count_and_resume_plays_the_rest(paced_device: None) -> None:
     heard = Heard()
     signal = ramp(LONG_S * RATE)
     async with DeviceSink(queue_size_ms=LONG_S * 1000, on_audio=heard) as sink:
@@ -362,7 +386,7 @@ async def test_a_clear_while_dry_ends_the_underrun_and_keeps_it_counted(
 
 
 @pytest.mark.realtime
-async def test_clear_keeps_a_falling_fade_that_plays_and_counts(null_device: None) -> None:
+async def test_clear_keeps_a_falling_fade_that_plays_and_counts(paced_device: None) -> None:
     heard = Heard()
     loud = np.full(LONG_S * RATE, 20000, np.int16)
     async with DeviceSink(queue_size_ms=LONG_S * 1000, fade_ms=5, on_audio=heard) as sink:
