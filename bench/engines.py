@@ -34,6 +34,9 @@ class Engine(Protocol):
 
     def rtc_sink(self, source: rtc.AudioSource, queue_size_ms: int) -> Any: ...
 
+    async def ready(self, sink: Any) -> None:
+        """Return once ``sink`` can take audio at once, as a session set up at connect is."""
+
     def byte_stream(self, samples_per_channel: int) -> Any: ...
 
 
@@ -79,6 +82,11 @@ class Ours:
     def rtc_sink(self, source: rtc.AudioSource, queue_size_ms: int) -> Any:
         return self._livekit_sink(source, queue_size_ms=queue_size_ms)
 
+    async def ready(self, sink: Any) -> None:
+        """The LiveKit sink checks the told queue against the source before its first audio
+        (about 0.1 s, more with hundreds at once); a deployment does it at connect."""
+        await sink.ready()
+
     def byte_stream(self, samples_per_channel: int) -> Any:
         return self._api.AudioByteStream(24000, 1, samples_per_channel)
 
@@ -110,6 +118,9 @@ class Peer:
 
     def rtc_sink(self, source: rtc.AudioSource, queue_size_ms: int) -> Any:
         return source
+
+    async def ready(self, sink: Any) -> None:
+        """The source is the peer's sink: it needs no setup."""
 
     def byte_stream(self, samples_per_channel: int) -> Any:
         return self._byte_stream(24000, 1, samples_per_channel)

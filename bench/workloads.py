@@ -108,7 +108,8 @@ async def cpu_rtc(
     """Workload 1 on real ``rtc.AudioSource`` sinks: cost, and whether each stays in real time.
 
     A session's end is when its handle finishes, measured from the common start; the sources
-    exist (their native tick threads running) before the measurement starts. Sessions still
+    exist (their native tick threads running) and the sinks are ready, as sessions set up at
+    connect are, before the measurement starts. Sessions still
     playing after ``timeout_s`` are stopped; CPU is per second of audio played by then.
     """
     frames = frames_of(ramp(round(seconds * RATE)))
@@ -116,7 +117,9 @@ async def cpu_rtc(
     captures = [0]
     for source in sources:
         _count_captures(source, captures)
-    playouts = [engine.playout(engine.rtc_sink(source, QUEUE_MS)) for source in sources]
+    sinks = [engine.rtc_sink(source, QUEUE_MS) for source in sources]
+    playouts = [engine.playout(sink) for sink in sinks]
+    await asyncio.gather(*(engine.ready(sink) for sink in sinks))
     await asyncio.sleep(0.3)
     gc.collect()
     ends: list[float] = []
@@ -169,6 +172,7 @@ async def interrupts(engine: Engine, *, trials: int, seed: int = 8) -> dict[str,
     sink = engine.rtc_sink(source, QUEUE_MS)
     fade = getattr(sink, "fade_samples", 0)
     playout = engine.playout(sink)
+    await engine.ready(sink)
     rng = random.Random(seed)
     first_ms, cleared_ms, finished_ms, errors = [], [], [], []
     wrong_audio = 0
@@ -237,6 +241,7 @@ async def robustness(engine: Engine, *, trials: int, seed: int = 4) -> dict[str,
     sink = engine.rtc_sink(source, QUEUE_MS)
     fade = getattr(sink, "fade_samples", 0)
     playout = engine.playout(sink)
+    await engine.ready(sink)
     rng = random.Random(seed)
     failures: dict[str, int] = {"interrupt_then_play": 0, "play_while_playing": 0}
     reasons: dict[str, int] = {}
@@ -345,16 +350,17 @@ async def _idle_cpu_ms_per_s(engine: Engine | None, sessions: int, seconds: floa
     """Process CPU (ms per second) of ``sessions`` idle rtc sources, each with a playout if
     ``engine`` is given; measured ``seconds`` long once their native tick threads run."""
     sources = [rtc.AudioSource(RATE, 1, queue_size_ms=QUEUE_MS) for _ in range(sessions)]
-    playouts = (
-        [engine.playout(engine.rtc_sink(source, QUEUE_MS)) for source in sources]
-        if engine is not None
-        else []
-    )
+    sinks: list[Any] = []
+    playouts: list[Any] = []
+    if engine is not None:
+        sinks = [engine.rtc_sink(source, QUEUE_MS) for source in sources]
+        playouts = [engine.playout(sink) for sink in sinks]
+        await asyncio.gather(*(engine.ready(sink) for sink in sinks))
     await asyncio.sleep(0.3)
     start = time.process_time()
     await asyncio.sleep(seconds)
     cpu_s = time.process_time() - start
-    del playouts
+    del playouts, sinks
     for source in sources:
         await source.aclose()
     return cpu_s * 1000 / seconds
@@ -379,7 +385,9 @@ async def single_session(
     """
     import_s = statistics.median(_import_s(engine) for _ in range(import_runs))
     source = rtc.AudioSource(RATE, 1, queue_size_ms=QUEUE_MS)
-    playout = engine.playout(engine.rtc_sink(source, QUEUE_MS))
+    sink = engine.rtc_sink(source, QUEUE_MS)
+    playout = engine.playout(sink)
+    await engine.ready(sink)
     samples = round(item_s * RATE)
     rss_before = rss_mb()
     handle = engine.play(playout, "one", audio_stream(frames_of(ramp(samples))))
