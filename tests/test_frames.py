@@ -304,6 +304,31 @@ def test_pcm_in_format_refers_any_frame_it_cannot_trust(frame: object) -> None:
     assert pcm_in_format(frame, 24000, 1) is None
 
 
+def test_pcm_queue_puts_trusted_rtc_frames_of_its_format_as_a_copy_and_refers_the_rest() -> None:
+    rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
+    data = np.arange(480, dtype=np.int16)
+    frame_pcm(rtc.AudioFrame(data.tobytes(), 24000, 2, 240))
+    queue = PcmQueue(24000, 2)
+    reused = bytearray(data.tobytes())
+    assert queue.put_frame(rtc.AudioFrame(reused, 24000, 2, 240)) == 240
+    reused[:] = bytes(len(reused))
+    assert queue.put_frame(rtc.AudioFrame(memoryview(data), 24000, 2, 240)) == 240
+    refused = [
+        rtc.AudioFrame(data.tobytes(), 16000, 2, 240),
+        rtc.AudioFrame(data.tobytes(), 24000, 1, 480),
+        rtc.AudioFrame(b"", 24000, 2, 0),
+        rtc.AudioFrame(data.tobytes() + bytes(4), 24000, 2, 240),
+        AudioFrame(data, 24000, 2, 240),
+        _PosingAsRtc(),
+    ]
+    float_rate = rtc.AudioFrame(data.tobytes(), 24000, 2, 240)
+    float_rate._sample_rate = 24000.0  # type: ignore[assignment]
+    refused.append(float_rate)
+    assert [queue.put_frame(frame) for frame in refused] == [0] * len(refused)
+    assert queue.samples == 480
+    assert np.array_equal(queue.take(480).array, np.concatenate([data, data]))
+
+
 def test_pcm_queue_hands_out_what_was_put_in_order_in_frames_of_at_most_the_asked_size() -> None:
     queue = PcmQueue(24000, 2)
     source = np.arange(2 * 700, dtype=np.int16)

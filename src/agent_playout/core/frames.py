@@ -409,6 +409,33 @@ class PcmQueue:
         self._pieces.append(bytes(pcm))
         self.samples += samples
 
+    def put_frame(self, frame: object) -> int:
+        """Queue ``frame`` if it is an ``rtc.AudioFrame`` (of a layout ``frame_pcm`` has
+        trusted) in the queue's own format with samples; its samples per channel, else 0.
+
+        The reader's per-frame path when no conversion is needed: ``pcm_in_format``'s checks
+        and ``put`` in one call, copying the frame's bytes without viewing them as int16.
+        A frame it does not take (0) goes the general way, which says what is wrong with it.
+        """
+        if type(frame) not in _RTC_LAYOUT:
+            return 0
+        fields: Any = frame
+        rate, channels = fields._sample_rate, fields._num_channels
+        count, raw = fields._samples_per_channel, fields._data
+        if (
+            rate == self._rate
+            and channels == self._channels
+            and type(rate) is int
+            and type(channels) is int
+            and type(count) is int
+            and count > 0
+            and len(raw) == count * self._group_bytes
+        ):
+            self._pieces.append(bytes(raw))
+            self.samples += count
+            return count
+        return 0
+
     def take(self, samples: int) -> AudioFrame:
         """A frame of the first ``samples`` per channel waiting (fewer if fewer wait; at least
         one must). The frame is read-only: it views the queue's block."""

@@ -277,26 +277,41 @@ class ItemRun:
         forwarder = None if captions is None else captions.forwarder
         queue = self._queue
         put = queue.put
+        put_frame = queue.put_frame
         chunk = self._chunk_samples
         out_channels = self.sink.num_channels
         turn_samples = samples_in(TURN_MS, self.sink.sample_rate)
         unyielded = 0
         converter: FormatConverter | None = None
         convert: Callable[[Any], Any] | None = None
+        identity = False
         in_rate = in_channels = 0
         try:
             async for frame in audio_stream:
-                pcm = pcm_in_format(frame, in_rate, in_channels)
-                if pcm is None:
-                    pcm = _validate(frame, record.item_id)
-                    if not len(pcm):
-                        continue
-                    if converter is None:
-                        converter = await self._start(frame)
-                        in_rate, in_channels = converter.in_rate, converter.in_channels
-                        convert = None if converter.is_identity else converter.process
-                    elif frame.sample_rate != in_rate or frame.num_channels != in_channels:
-                        raise _format_changed(record.item_id, in_rate, in_channels, frame)
+                count = put_frame(frame) if identity else 0
+                if count:
+                    unyielded += count
+                else:
+                    pcm = pcm_in_format(frame, in_rate, in_channels)
+                    if pcm is None:
+                        pcm = _validate(frame, record.item_id)
+                        if not len(pcm):
+                            continue
+                        if converter is None:
+                            converter = await self._start(frame)
+                            in_rate, in_channels = converter.in_rate, converter.in_channels
+                            identity = converter.is_identity
+                            convert = None if identity else converter.process
+                        elif frame.sample_rate != in_rate or frame.num_channels != in_channels:
+                            raise _format_changed(record.item_id, in_rate, in_channels, frame)
+                    count = len(pcm) // in_channels
+                    if convert is None:
+                        put(pcm, count)
+                        unyielded += count
+                    else:
+                        converted = convert(pcm_array(pcm))
+                        put(converted, len(converted) // out_channels)
+                        unyielded += len(converted) // out_channels
                 if forwarder is not None and captions is not None:  # inline: once a frame
                     try:
                         forwarder.push_audio(frame)
@@ -305,15 +320,7 @@ class ItemRun:
                         forwarder = None
                     if captions.due is not None:
                         captions.input_taken()
-                count = len(pcm) // in_channels
                 receive(count)
-                if convert is None:
-                    put(pcm, count)
-                    unyielded += count
-                else:
-                    converted = convert(pcm_array(pcm))
-                    put(converted, len(converted) // out_channels)
-                    unyielded += len(converted) // out_channels
                 if queue.samples >= chunk:
                     waiting = self._pusher_waiting
                     if waiting is not None:
