@@ -113,7 +113,7 @@ class Plan:
     growth_minutes: float = 60.0
     growth_window_minutes: float = 5.0
     bytestream_mb: float = 40.0
-    core_levels: tuple[int, ...] = (25, 50, 75, 100, 150, 200, 300)
+    core_levels: tuple[int, ...] = (25, 50, 75, 100, 150, 200, 300, 400)
     processes: int = 2
     single_idle_sessions: int = 20
     single_idle_s: float = 5.0
@@ -181,14 +181,17 @@ def measure(
     both("many_items", "many_items", {"items": plan.items})
     log("  sessions per core: ours")
     results["one_core"] = sessions_per_core(pythons["ours"], plan)
-    sustained = max(results["one_core"]["sustained"], plan.core_levels[0])
-    log(f"  {plan.processes} worker processes × {sustained} sessions: ours")
-    results["processes"] = across_processes(pythons["ours"], plan, sustained)
+    spare = max(results["one_core"]["with_headroom"], plan.core_levels[0])
+    log(f"  {plan.processes} worker processes × {spare} sessions: ours")
+    results["processes"] = across_processes(pythons["ours"], plan, spare)
     return results
 
 
 def sessions_per_core(python: Path | str, plan: Plan) -> dict[str, Any]:
-    """Real-time rtc sessions one process pinned to one core sustains (largest level passed)."""
+    """Real-time rtc sessions one process pinned to one core sustains (largest level passed),
+    and the largest level that ended with half the real-time slack to spare (``with_headroom``:
+    the load ``across_processes`` runs, as a level at the limit leaves nothing for the second
+    process's share of the kernel and the machine)."""
     levels = []
     for sessions in plan.core_levels:
         params = {"sessions": sessions, "seconds": plan.rtc_seconds, "timeout_s": 30.0}
@@ -198,8 +201,19 @@ def sessions_per_core(python: Path | str, plan: Plan) -> dict[str, Any]:
         levels.append(level)
         if level["late"]:
             break
-    passed = [level["sessions"] for level in levels if not level["late"]]
-    return {"sustained": max(passed, default=0), "levels": levels}
+    return {**levels_sustained(levels, plan.rtc_seconds), "levels": levels}
+
+
+def levels_sustained(levels: Sequence[dict[str, Any]], seconds: float) -> dict[str, int]:
+    """Of ``cpu_rtc`` results for ``seconds`` items, the most sessions with none late, and
+    the most whose last item ended with at least half of ``REAL_TIME_SLACK`` to spare."""
+    roomy_end_s = seconds * (1 + (REAL_TIME_SLACK - 1) / 2)
+    passed = [level for level in levels if not level["late"]]
+    roomy = [level for level in passed if (level["end_max_s"] or math.inf) <= roomy_end_s]
+    return {
+        "sustained": max((level["sessions"] for level in passed), default=0),
+        "with_headroom": max((level["sessions"] for level in roomy), default=0),
+    }
 
 
 def across_processes(python: Path | str, plan: Plan, per_process: int) -> dict[str, Any]:
@@ -514,7 +528,7 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
         out.append(
             Row(
                 f"{spread['processes']} processes × {spread['sessions_per_process']}"
-                f" rtc sessions: late (of {total})",
+                f" rtc sessions (one core's level with half the slack spare): late (of {total})",
                 spread["late"],
                 None,
                 "{:.0f}",

@@ -183,3 +183,15 @@ def test_the_phone_row_takes_phone_scale_json_over_phone_json_and_says_which(
     row = phone_row()
     assert (row.ours, row.peer) == (150, None)
     assert row.label == f"{label}, phone-scale.json of 2026-12-03"
+
+
+def test_sessions_per_core_is_the_most_on_time_and_the_most_with_room_to_spare() -> None:
+    levels = [
+        {"sessions": 100, "late": 0, "end_max_s": 2.02},
+        {"sessions": 200, "late": 0, "end_max_s": 2.09},
+        {"sessions": 300, "late": 0, "end_max_s": 2.17},
+        {"sessions": 400, "late": 3, "end_max_s": 2.41},
+    ]
+    assert run.levels_sustained(levels, 2.0) == {"sustained": 300, "with_headroom": 200}
+    unfinished = [{"sessions": 25, "late": 0, "end_max_s": None}]
+    assert run.levels_sustained(unfinished, 2.0) == {"sustained": 25, "with_headroom": 0}
