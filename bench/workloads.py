@@ -123,8 +123,8 @@ async def cpu_rtc(
 
     A session's end is when its handle finishes, measured from the common start; the sources
     exist (their native tick threads running) and the sinks are ready, as sessions set up at
-    connect are, before the measurement starts. Sessions still
-    playing after ``timeout_s`` are stopped; CPU is per second of audio played by then.
+    connect are, before the measurement starts. Sessions still playing after ``timeout_s``
+    are stopped; CPU is per second of audio played by then.
     """
     frames = frames_of(ramp(round(seconds * RATE)))
     sources = [rtc.AudioSource(RATE, 1, queue_size_ms=QUEUE_MS) for _ in range(sessions)]

@@ -2,8 +2,8 @@
 
 The null device consumes audio as fast as it is given, so nothing here is paced by the
 clock (but for ``paced_device``, which sleeps in the callback so that a test can find the
-stream mid-play); every check compares counts with the audio the callback really handed over. The
-pure ``PlayedCounter`` is checked against a sample-by-sample model first.
+stream mid-play); every check compares counts with the audio the callback really handed
+over. The pure ``PlayedCounter`` is checked against a sample-by-sample model first.
 """
 
 from __future__ import annotations

@@ -268,8 +268,8 @@ class ItemRun:
         """Take frames as they arrive: count them, convert them, queue them for the pusher.
 
         This runs for every frame the model sends: a frame in the item's format costs plain
-        comparisons and one copy (``pcm_in_format``); the first frame, and any other, is
-        checked in full.
+        comparisons and one copy (``PcmQueue.put_frame`` for an rtc frame the sink takes as
+        it is, else ``pcm_in_format``); the first frame, and any other, is checked in full.
         """
         record = self.record
         receive = record.receive
