@@ -507,6 +507,7 @@ def rtc_frame(samples: np.ndarray, **header: Any) -> Any:
         ({"samples_per_channel": -5}, "samples_per_channel must be an int >= 0, got -5"),
         ({"sample_rate": 24000.0}, "sample_rate must be a positive int, got 24000.0"),
         ({"sample_rate": True}, "sample_rate must be a positive int, got True"),
+        ({"sample_rate": 16000}, "changed format mid-stream, from 24000 Hz x1 to 16000 Hz x1"),
     ],
 )
 async def test_a_bad_rtc_frame_header_is_named_and_what_was_queued_still_plays(
