@@ -256,20 +256,8 @@ def pcm_in_format(frame: object, sample_rate: int, num_channels: int) -> Pcm | N
         samples = frame._array
         return samples if samples.size else None
     if type(frame) in _RTC_LAYOUT:
-        fields: Any = frame
-        rate, channels = fields._sample_rate, fields._num_channels
-        count, raw = fields._samples_per_channel, fields._data
-        if (
-            rate == sample_rate
-            and channels == num_channels
-            and type(rate) is int
-            and type(channels) is int
-            and type(count) is int
-            and count > 0
-            and channels > 0
-            and len(raw) == count * num_channels * _BYTES_PER_SAMPLE
-        ):
-            return memoryview(raw).cast("h")
+        if _rtc_samples(frame, sample_rate, num_channels):
+            return memoryview(frame._data).cast("h")  # type: ignore[attr-defined]
         return None
     try:
         rate, channels = frame.sample_rate, frame.num_channels  # type: ignore[attr-defined]
@@ -289,6 +277,26 @@ def pcm_in_format(frame: object, sample_rate: int, num_channels: int) -> Pcm | N
     ):
         return data
     return None
+
+
+def _rtc_samples(frame: Any, sample_rate: int, num_channels: int) -> int:
+    """Samples per channel of ``frame``, an ``rtc.AudioFrame`` of a trusted layout, read
+    from its fields, if it is of exactly ``sample_rate`` Hz x ``num_channels`` with plain int
+    fields, samples, and data of just that length; else 0."""
+    rate, channels = frame._sample_rate, frame._num_channels
+    count = frame._samples_per_channel
+    if (
+        rate == sample_rate
+        and channels == num_channels
+        and type(rate) is int
+        and type(channels) is int
+        and type(count) is int
+        and count > 0
+        and channels > 0
+        and len(frame._data) == count * num_channels * _BYTES_PER_SAMPLE
+    ):
+        return count
+    return 0
 
 
 def _plain_header(rate: object, channels: object, count: object) -> bool:
@@ -419,22 +427,11 @@ class PcmQueue:
         """
         if type(frame) not in _RTC_LAYOUT:
             return 0
-        fields: Any = frame
-        rate, channels = fields._sample_rate, fields._num_channels
-        count, raw = fields._samples_per_channel, fields._data
-        if (
-            rate == self._rate
-            and channels == self._channels
-            and type(rate) is int
-            and type(channels) is int
-            and type(count) is int
-            and count > 0
-            and len(raw) == count * self._group_bytes
-        ):
-            self._pieces.append(bytes(raw))
+        count = _rtc_samples(frame, self._rate, self._channels)
+        if count:
+            self._pieces.append(bytes(frame._data))  # type: ignore[attr-defined]
             self.samples += count
-            return count
-        return 0
+        return count
 
     def take(self, samples: int) -> AudioFrame:
         """A frame of the first ``samples`` per channel waiting (fewer if fewer wait; at least
