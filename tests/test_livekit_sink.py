@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from agent_playout import AgentPlayout, AudioFrame, PlayoutHandle
+from agent_playout.errors import PlayoutClosedError
 
 from .conftest import RATE, frames_of, ramp, stream
 
@@ -304,4 +305,79 @@ async def test_an_interrupt_while_the_queue_is_measured_plays_nothing() -> None:
     finally:
         await playout.aclose()
         await listener.aclose()
+        await source.aclose()
+
+
+async def _feed(sink: LiveKitSink, signal: np.ndarray) -> None:
+    """Hand ``signal`` to the sink in 20 ms frames, as the engine does."""
+    for frame in frames_of(signal, 480):
+        await sink.capture_frame(frame)
+
+
+async def test_aclose_after_a_put_off_clear_lets_it_and_the_fade_finish_first() -> None:
+    """A clear put off past a tick, then ``aclose()``: the clear and the faded tail run
+    before it returns, so the source can be closed at once with nothing of the sink left
+    to fail on it, and what was heard is the signal to the cut and the whole fade."""
+    loop = asyncio.get_running_loop()
+    failures: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: failures.append(context))
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
+    listener = Listener(source)
+    sink = LiveKitSink(source, queue_size_ms=200)
+    try:
+        await sink.ready()
+        phase = sink._scheduler.counter.phase_ns
+        assert phase is not None
+        signal = ramp(RATE)
+        feeding = asyncio.ensure_future(_feed(sink, signal))
+        await asyncio.sleep(0.3)
+        spin_until_just_after_a_tick(sink.clock, phase)
+        sink.clear_queue()
+        assert sink._scheduler.mode is Mode.STOPPING
+        await asyncio.wait_for(sink.aclose(), 2)
+        assert sink.samples_played == sink.samples_written
+        await source.aclose()
+        await asyncio.sleep(0.1)
+        assert failures == []
+        heard = await listener.settled()
+        assert heard_through(heard, signal, sink.fade_samples) == (sink.samples_played, heard.size)
+        with pytest.raises(PlayoutClosedError):
+            await asyncio.wait_for(feeding, 1)  # its next frame came after the close
+    finally:
+        loop.set_exception_handler(None)
+        await listener.aclose()
+        await source.aclose()
+
+
+async def test_a_closed_sink_refuses_audio_and_a_second_aclose_returns() -> None:
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
+    sink = LiveKitSink(source, queue_size_ms=200)
+    try:
+        await sink.ready()
+        await sink.aclose()
+        await asyncio.wait_for(sink.aclose(), 0.1)
+        with pytest.raises(PlayoutClosedError, match="LiveKitSink is closed"):
+            await sink.capture_frame(frames_of(ramp(480), 480)[0])
+        with pytest.raises(PlayoutClosedError, match="LiveKitSink is closed"):
+            await sink.ready()
+        sink.clear_queue()
+        assert sink.samples_written == 0
+    finally:
+        await source.aclose()
+
+
+async def test_aclose_while_the_queue_is_measured_stops_measuring_at_once() -> None:
+    """rtc's default queue takes about 0.4 s to measure: closing does not wait for it."""
+    source = rtc.AudioSource(RATE, 1)
+    sink = LiveKitSink(source)
+    try:
+        await asyncio.sleep(0.05)
+        assert sink.queue_size_ms is None
+        started = time.monotonic()
+        await sink.aclose()
+        assert time.monotonic() - started < 0.2
+        assert sink.queue_size_ms is None
+        with pytest.raises(PlayoutClosedError):
+            await sink.ready()
+    finally:
         await source.aclose()

@@ -27,7 +27,7 @@ from livekit import rtc
 
 from ...clock import Clock, MonotonicClock, TimerHandle
 from ...core.units import ceil_div
-from ...errors import PositionUnconfirmedError
+from ...errors import PlayoutClosedError, PositionUnconfirmedError
 from ..base import SinkSurface, buffer_settings, sink_samples
 from .measure import measure_queue
 from .meter import SourceQueueError
@@ -37,6 +37,7 @@ from .modes import (
     CancelTimer,
     ClearNative,
     Fail,
+    Input,
     Mode,
     Submit,
     Warn,
@@ -47,6 +48,9 @@ from .ticks import TickCounter
 __all__ = ["LiveKitSink", "SourceQueueError"]
 
 logger = logging.getLogger("agent_playout")
+
+CLOSE_TIMEOUT_S = 1.0
+"""How long ``aclose()`` waits for the source to finish this sink's clear and captures."""
 
 
 class LiveKitSink(SinkSurface):
@@ -107,6 +111,9 @@ class LiveKitSink(SinkSurface):
         self._progress = asyncio.Event()
         self._learning: asyncio.Task[TickCounter] | None = None
         self._captures: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._detached = False
+        self._detached_event = asyncio.Event()
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -140,6 +147,8 @@ class LiveKitSink(SinkSurface):
     async def ready(self) -> None:
         """Return once the source's queue and grid are known, which audio waits for; raises
         ``SourceQueueError`` if the queue differs from the one told, or cannot be measured."""
+        if self._closed:
+            raise PlayoutClosedError("LiveKitSink is closed; create a new one")
         while self._scheduler.mode is Mode.LEARNING:
             if self._learning is None:
                 self._raise_failure()
@@ -178,6 +187,8 @@ class LiveKitSink(SinkSurface):
 
     async def capture_frame(self, frame: Any) -> None:
         """Queue ``frame``; returns once the sink has room for more, like the source."""
+        if self._closed:
+            raise PlayoutClosedError("LiveKitSink is closed; create a new one")
         samples = sink_samples(frame, self._rate, self._channels)
         self._raise_failure()
         count = samples.size // self._channels
@@ -236,6 +247,62 @@ class LiveKitSink(SinkSurface):
             )
         return end - start
 
+    async def aclose(self) -> None:
+        """Cut what plays, stop measuring, and wait (at most ``CLOSE_TIMEOUT_S``) until the
+        source ran this sink's clear and captures and released the faded tail, so that it
+        may be closed without a click or a call left on it. The source stays open (it is
+        the caller's); audio after this raises ``PlayoutClosedError``."""
+        if self._closed:
+            await self._detached_event.wait()
+            return
+        self._closed = True
+        try:
+            if self._scheduler.input is not Input.SILENT:
+                self.clear_queue()
+            if self._learning is not None:
+                self._learning.cancel()  # audio waits while it runs: nothing of it is heard
+            await asyncio.wait_for(self._source_idle(), CLOSE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            logger.warning(
+                "LiveKitSink: the source did not finish this sink's clear or captures within"
+                " %.1f s; they were abandoned",
+                CLOSE_TIMEOUT_S,
+            )
+        finally:
+            self._detach()
+
+    async def _source_idle(self) -> None:
+        """Return once no clear is due, no capture or measurement of this sink runs, and
+        the source released all it was given (the faded tail of a clear included)."""
+        scheduler = self._scheduler
+        while True:
+            running: set[asyncio.Future[Any]] = set(self._captures)
+            if self._learning is not None:
+                running.add(self._learning)
+            if running:
+                await asyncio.wait(running)
+            elif scheduler.mode is Mode.STOPPING:
+                await self._next_progress()
+            else:
+                written = scheduler.counter.written
+                if scheduler.counter.released(self._clock.now_ns()) >= written:
+                    return
+                await self._next_progress(scheduler.flush_deadline(written))
+
+    def _detach(self) -> None:
+        """Leave the source for good: no timer, and nothing more is asked of it."""
+        self._detached = True
+        self._detached_event.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        learning = self._learning
+        if learning is not None:
+            learning.cancel()
+        for task in self._captures:
+            task.cancel()
+        self._progress.set()
+
     def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None
         if failure is not None:
@@ -254,8 +321,10 @@ class LiveKitSink(SinkSurface):
                 timer.cancel()
 
     def _run(self, actions: list[Action]) -> None:
-        """Carry out the scheduler's actions, in order."""
+        """Carry out the scheduler's actions, in order (once closed, none that use the source)."""
         for action in actions:
+            if self._detached and isinstance(action, (Submit, ArmTimer, ClearNative)):
+                continue
             if isinstance(action, Submit):
                 task = asyncio.ensure_future(self._capture(action))
                 self._captures.add(task)
