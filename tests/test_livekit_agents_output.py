@@ -395,3 +395,39 @@ async def test_a_clear_the_source_never_finishes_is_not_confirmed_after_the_boun
     await asyncio.sleep(0.1)
     output.clear_buffer()
     assert not await output.last_playback_confirmed()
+
+
+async def test_closing_the_output_and_its_source_right_after_a_cut_fails_nothing() -> None:
+    """An app closes the output, then its own source, at once after a barge-in whose clear
+    was put off past a tick: ``aclose()`` lets that clear and its fade run first, so no
+    callback fails on the closed source, and what went out is the cut and its fade."""
+    loop = asyncio.get_running_loop()
+    failures: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: failures.append(context))
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=QUEUE_MS)
+    listener = Listener(source)
+    output = ExactAudioOutput(source=source, queue_size_ms=QUEUE_MS)
+    try:
+        await output.sink.ready()
+        phase = output.sink._scheduler.counter.phase_ns
+        assert phase is not None
+        signal = ramp(RATE)
+        for start in range(0, signal.size, 480):
+            chunk = signal[start : start + 480]
+            await output.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, chunk.size))
+        output.flush()
+        await asyncio.sleep(0.1)
+        spin_until_just_after_a_tick(output.sink.clock, phase)
+        output.clear_buffer()
+        assert output.sink._scheduler.mode is Mode.STOPPING
+        await asyncio.wait_for(output.aclose(), 2)
+        await source.aclose()
+        await asyncio.sleep(0.1)
+        assert failures == []
+        heard = await listener.settled()
+        samples = output.last_playback_samples
+        assert heard_through(heard, signal, output.sink.fade_samples) == (samples, heard.size)
+    finally:
+        loop.set_exception_handler(None)
+        await listener.aclose()
+        await source.aclose()

@@ -302,7 +302,8 @@ class ExactAudioOutput(io.AudioOutput):
         )
 
     async def aclose(self) -> None:
-        """Cut what plays, unpublish the track and close the source this output made."""
+        """Cut what plays, let its fade-out finish, unpublish the track and close the source
+        this output made (one passed in stays open: close it after this)."""
         self._closed = True
         if self._session is not None:
             self._session.off("agent_state_changed", self._on_agent_state)
@@ -312,9 +313,13 @@ class ExactAudioOutput(io.AudioOutput):
         publishing, self._publishing = self._publishing, None
         if publishing is not None:
             publishing.cancel()
-            await asyncio.wait([publishing])
-            if not publishing.cancelled() and publishing.exception() is None:
-                assert self._room is not None
-                await self._room.local_participant.unpublish_track(publishing.result().sid)
-        if self._owns_source:
-            await self._source.aclose()
+        try:
+            await self._sink.aclose()  # the fade-out and the clear finish before the source goes
+            if publishing is not None:
+                await asyncio.wait([publishing])
+                if not publishing.cancelled() and publishing.exception() is None:
+                    assert self._room is not None
+                    await self._room.local_participant.unpublish_track(publishing.result().sid)
+        finally:
+            if self._owns_source:
+                await self._source.aclose()
