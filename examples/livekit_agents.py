@@ -34,11 +34,12 @@ async def main() -> None:
     room = rtc.Room()  # await room.connect(url, token) in an agent; not connected here
     session: AgentSession[None] = AgentSession()
     await session.start(Agent(instructions="You give train times."))  # room=room in an agent
+    source = None
     if room.isconnected():
         session.output.audio = ExactAudioOutput(room, session=session)
     else:  # no server: the output plays to a source of its own
         source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
-        session.output.audio = ExactAudioOutput(session=session, source=source)
+        session.output.audio = ExactAudioOutput(session=session, source=source, queue_size_ms=200)
     handle = session.say(TEXT, audio=tone(4.0))
     await asyncio.sleep(1.0)
     handle.interrupt()  # the user barged in
@@ -51,6 +52,8 @@ async def main() -> None:
     print(f"chat context: {message.text_content!r}, interrupted={message.interrupted}")
     await session.aclose()
     await output.aclose()
+    if source is not None:
+        await source.aclose()  # the output closes only a source it made itself
 
 
 if __name__ == "__main__":
