@@ -23,6 +23,7 @@ from .conftest import RATE, frames_of, ramp, stream
 
 rtc = pytest.importorskip("livekit.rtc", reason="the [livekit] extra is not installed")
 
+from agent_playout.sinks.livekit import sink as sink_module  # noqa: E402
 from agent_playout.sinks.livekit.modes import Mode  # noqa: E402
 from agent_playout.sinks.livekit.sink import LiveKitSink, SourceQueueError  # noqa: E402
 
@@ -379,5 +380,31 @@ async def test_aclose_while_the_queue_is_measured_stops_measuring_at_once() -> N
         assert sink.queue_size_ms is None
         with pytest.raises(PlayoutClosedError):
             await sink.ready()
+    finally:
+        await source.aclose()
+
+
+async def test_aclose_gives_up_on_a_capture_the_source_never_finishes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A source that never returns from a capture (a wedged native side) cannot hold
+    ``aclose()`` past its bound: the capture is abandoned, and that is logged."""
+    monkeypatch.setattr(sink_module, "_CLOSE_TIMEOUT_NS", 50_000_000)
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
+    sink = LiveKitSink(source, queue_size_ms=200)
+    try:
+        await sink.ready()
+        never = asyncio.Event()
+
+        async def capture_never(frame: object) -> None:
+            await never.wait()
+
+        monkeypatch.setattr(source, "capture_frame", capture_never)
+        feeding = asyncio.ensure_future(_feed(sink, ramp(RATE // 2)))
+        await asyncio.sleep(0.05)
+        with caplog.at_level(logging.WARNING, logger="agent_playout"):
+            await asyncio.wait_for(sink.aclose(), 1)
+        assert "did not finish this sink's clear or captures within" in caplog.text
+        await asyncio.gather(feeding, return_exceptions=True)
     finally:
         await source.aclose()

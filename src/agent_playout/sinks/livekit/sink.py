@@ -26,7 +26,7 @@ from typing import Any
 from livekit import rtc
 
 from ...clock import Clock, MonotonicClock, TimerHandle
-from ...core.units import ceil_div
+from ...core.units import NS_PER_SECOND, ceil_div
 from ...errors import PlayoutClosedError, PositionUnconfirmedError
 from ..base import SinkSurface, buffer_settings, sink_samples
 from .measure import measure_queue
@@ -51,6 +51,7 @@ logger = logging.getLogger("agent_playout")
 
 CLOSE_TIMEOUT_S = 1.0
 """How long ``aclose()`` waits for the source to finish this sink's clear and captures."""
+_CLOSE_TIMEOUT_NS = round(CLOSE_TIMEOUT_S * NS_PER_SECOND)
 
 
 class LiveKitSink(SinkSurface):
@@ -248,10 +249,11 @@ class LiveKitSink(SinkSurface):
         return end - start
 
     async def aclose(self) -> None:
-        """Cut what plays, stop measuring, and wait (at most ``CLOSE_TIMEOUT_S``) until the
-        source ran this sink's clear and captures and released the faded tail, so that it
-        may be closed without a click or a call left on it. The source stays open (it is
-        the caller's); audio after this raises ``PlayoutClosedError``."""
+        """Cut what plays, stop measuring, and wait (at most ``CLOSE_TIMEOUT_S`` on the
+        sink's clock) until the source ran this sink's clear and captures and released the
+        faded tail, so that it may be closed without a click or a call left on it. The
+        source stays open (it is the caller's); audio after this raises
+        ``PlayoutClosedError``."""
         if self._closed:
             await self._detached_event.wait()
             return
@@ -261,33 +263,31 @@ class LiveKitSink(SinkSurface):
                 self.clear_queue()
             if self._learning is not None:
                 self._learning.cancel()  # audio waits while it runs: nothing of it is heard
-            await asyncio.wait_for(self._source_idle(), CLOSE_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            logger.warning(
-                "LiveKitSink: the source did not finish this sink's clear or captures within"
-                " %.1f s; they were abandoned",
-                CLOSE_TIMEOUT_S,
-            )
+            if not await self._source_idle(self._clock.now_ns() + _CLOSE_TIMEOUT_NS):
+                logger.warning(
+                    "LiveKitSink: the source did not finish this sink's clear or captures"
+                    " within %.1f s; they were abandoned",
+                    CLOSE_TIMEOUT_S,
+                )
         finally:
             self._detach()
 
-    async def _source_idle(self) -> None:
-        """Return once no clear is due, no capture or measurement of this sink runs, and
-        the source released all it was given (the faded tail of a clear included)."""
-        scheduler = self._scheduler
-        while True:
-            running: set[asyncio.Future[Any]] = set(self._captures)
-            if self._learning is not None:
-                running.add(self._learning)
-            if running:
-                await asyncio.wait(running)
-            elif scheduler.mode is Mode.STOPPING:
-                await self._next_progress()
-            else:
+    async def _source_idle(self, deadline_ns: int) -> bool:
+        """Wait until no clear is due, no capture or measurement of this sink runs, and the
+        source released all it was given (a clear's faded tail included); False if
+        ``deadline_ns`` came first. Each of those ends by waking ``_progress``."""
+        scheduler, clock = self._scheduler, self._clock
+        while (now := clock.now_ns()) < deadline_ns:
+            wake = deadline_ns
+            busy = self._learning is not None or scheduler.mode is Mode.STOPPING
+            if not busy and all(task.done() for task in self._captures):
                 written = scheduler.counter.written
-                if scheduler.counter.released(self._clock.now_ns()) >= written:
-                    return
-                await self._next_progress(scheduler.flush_deadline(written))
+                if scheduler.counter.released(now) >= written:
+                    return True
+                due = scheduler.flush_deadline(written)
+                wake = deadline_ns if due is None else min(due, deadline_ns)
+            await self._next_progress(wake)
+        return False
 
     def _detach(self) -> None:
         """Leave the source for good: no timer, and nothing more is asked of it."""
