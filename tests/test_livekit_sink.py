@@ -408,3 +408,39 @@ async def test_aclose_gives_up_on_a_capture_the_source_never_finishes(
         await asyncio.gather(feeding, return_exceptions=True)
     finally:
         await source.aclose()
+
+
+async def test_a_playout_closes_the_sink_it_made_for_a_plain_source() -> None:
+    """``AgentPlayout(audio_source=source)`` made the source's ``LiveKitSink`` itself, so its
+    ``aclose()`` closes it: after an interrupt the faded tail is out when it returns, and
+    the source can be closed at once."""
+    loop = asyncio.get_running_loop()
+    failures: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: failures.append(context))
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
+    listener = Listener(source)
+    playout = AgentPlayout(audio_source=source)
+    sink = playout.sink
+    assert isinstance(sink, LiveKitSink)
+    try:
+        await sink.ready()
+        phase = sink._scheduler.counter.phase_ns
+        assert phase is not None
+        signal = ramp(RATE)
+        handle = play(playout, "closing", signal)
+        await asyncio.sleep(0.3)
+        spin_until_just_after_a_tick(sink.clock, phase)
+        handle.interrupt()
+        await asyncio.wait_for(playout.aclose(), 3)
+        assert sink.samples_played == sink.samples_written
+        await source.aclose()
+        await asyncio.sleep(0.1)
+        assert failures == []
+        heard = await listener.settled()
+        assert heard_as_reported(
+            heard, signal, sink.fade_samples, handle.played_samples, handle.position_confirmed
+        )
+    finally:
+        loop.set_exception_handler(None)
+        await listener.aclose()
+        await source.aclose()

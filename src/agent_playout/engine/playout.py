@@ -201,15 +201,35 @@ class AgentPlayout(EventEmitter[EventTypes]):
 
     async def aclose(self) -> None:
         """Interrupt the item in progress, wait for it, refuse further ``play()`` and free
-        the sink for another ``AgentPlayout``."""
+        the sink for another ``AgentPlayout``. A sink this playout made around its
+        ``audio_source`` (a plain ``rtc.AudioSource``'s ``LiveKitSink``) is closed too, so
+        the source may be closed right after."""
         self._closed = True
         try:
             if self._current is not None:
                 self._current.interrupt()
         finally:
-            if self._tasks:
-                await asyncio.wait(set(self._tasks))
-            release_claim(self, self._claimed)
+            try:
+                if self._tasks:
+                    await asyncio.wait(set(self._tasks))
+                await self._close_adapted_sink()
+            finally:
+                release_claim(self, self._claimed)
+
+    async def _close_adapted_sink(self) -> None:
+        """``aclose()`` the sink an adapter made from ``audio_source``, if it has one;
+        bounded by ``CLEANUP_TIMEOUT_S`` on the playout's clock, a failure logged."""
+        closing = getattr(self._sink, "aclose", None)
+        if self._sink is self._audio_source or closing is None:
+            return
+        task = asyncio.ensure_future(closing())
+        what = f"the {type(self._sink).__name__}'s aclose()"
+        try:
+            await self._bounded(None, what, [task], self._clock.now_ns() + _CLEANUP_TIMEOUT_NS)
+        finally:
+            self._leave([task])
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            logger.error("%s failed", what, exc_info=task.exception())
 
     def _emit_for(self, record: ItemRecord, event: EventTypes, *args: Any) -> None:
         """Emit ``event`` for the item: a listener's error is logged with the item id, and
@@ -352,13 +372,14 @@ class AgentPlayout(EventEmitter[EventTypes]):
 
     async def _bounded(
         self,
-        item_id: str,
+        item_id: str | None,
         what: str,
         futures: Sequence[asyncio.Future[Any]],
         deadline_ns: int,
     ) -> None:
         """Wait until all ``futures`` are done, or until ``deadline_ns`` on the playout's
-        clock; a wait cut short is logged with the item id. Nothing is cancelled here."""
+        clock; a wait cut short is logged with the item id (None: no item's). Nothing is
+        cancelled here."""
         pending = [future for future in futures if not future.done()]
         if not pending:
             return
@@ -381,7 +402,11 @@ class AgentPlayout(EventEmitter[EventTypes]):
             timer.cancel()
             for future in pending:
                 future.remove_done_callback(one_done)
-        if not ended:
+        if ended:
+            return
+        if item_id is None:
+            logger.error("%s did not end within %s s; went on without it", what, CLEANUP_TIMEOUT_S)
+        else:
             logger.error(
                 "item %s: %s did not end within %s s of the stop; went on without it",
                 item_id,
