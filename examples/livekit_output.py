@@ -36,7 +36,8 @@ async def main() -> None:
     room = rtc.Room()  # room.connect(url, token) in an agent; not connected here
     source = rtc.AudioSource(24000, 1, queue_size_ms=200)
     track = rtc.LocalAudioTrack.create_audio_track("agent-voice", source)
-    playout = AgentPlayout(audio_source=LiveKitSink(source, queue_size_ms=200))
+    sink = LiveKitSink(source, queue_size_ms=200)
+    playout = AgentPlayout(audio_source=sink)
     forwarder = TranscriptForwarder()
     if room.isconnected():  # publishing captions needs a room connected to a server
         agent = room.local_participant
@@ -57,6 +58,7 @@ async def main() -> None:
     await handle.wait_for_playout()
     print(f"audio_samples: {handle.audio_samples}, heard: {handle.played_text!r}")
     await playout.aclose()
+    await sink.aclose()  # a cut's fade-out ends before the source closes
     await source.aclose()
 
 
