@@ -352,7 +352,8 @@ class LiveKitSink(SinkSurface):
         self._run(self._scheduler.timer_fired(self._clock.now_ns()))
 
     async def _capture(self, submit: Submit) -> None:
-        """Request one native capture and tell the scheduler how it went; never cancelled."""
+        """Request one native capture and tell the scheduler how it went; cancelled only by
+        an ``aclose()`` that gave up on the source."""
         clock, scheduler, token = self._clock, self._scheduler, submit.token
         try:
             now = clock.now_ns()
