@@ -37,6 +37,9 @@ class Engine(Protocol):
     async def ready(self, sink: Any) -> None:
         """Return once ``sink`` can take audio at once, as a session set up at connect is."""
 
+    async def close(self, playout: Any, sink: Any) -> None:
+        """Release the playout and the sink as its users do, before the source is closed."""
+
     def byte_stream(self, samples_per_channel: int) -> Any: ...
 
 
@@ -87,6 +90,11 @@ class Ours:
         (about 0.1 s, more with hundreds at once); a deployment does it at connect."""
         await sink.ready()
 
+    async def close(self, playout: Any, sink: Any) -> None:
+        """The sink's cut (its put-off clear and faded tail) finishes before the source goes."""
+        await playout.aclose()
+        await sink.aclose()
+
     def byte_stream(self, samples_per_channel: int) -> Any:
         return self._api.AudioByteStream(24000, 1, samples_per_channel)
 
@@ -121,6 +129,9 @@ class Peer:
 
     async def ready(self, sink: Any) -> None:
         """The source is the peer's sink: it needs no setup."""
+
+    async def close(self, playout: Any, sink: Any) -> None:
+        """0.12's ``AgentPlayout`` has no ``aclose()``, and the source is the sink."""
 
     def byte_stream(self, samples_per_channel: int) -> Any:
         return self._byte_stream(24000, 1, samples_per_channel)

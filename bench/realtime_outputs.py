@@ -107,6 +107,7 @@ class LiveKitOutput:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.playout.aclose()
+        await self.sink.aclose()
         self.reader.cancel()
         await asyncio.gather(self.reader, return_exceptions=True)
         await self.stream.aclose()

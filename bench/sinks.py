@@ -132,6 +132,7 @@ async def livekit_sink(trials: int, rng: random.Random, queue_ms: int) -> dict[s
         errors.append(handle.played_samples - went_out[0])
         silence.append(max(heard[-1][0] - interrupted_at, 0) / 1e6)
     await playout.aclose()
+    await sink.aclose()
     reader.cancel()
     await asyncio.gather(reader, return_exceptions=True)
     await stream.aclose()

@@ -154,6 +154,7 @@ async def cpu_rtc(
     for task in pending:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*map(engine.close, playouts, sinks))
     for source in sources:
         await source.aclose()
     result: dict[str, Any] = {**_per_audio_second(meter, max(played_s, 1e-3))}
@@ -219,6 +220,7 @@ async def interrupts(engine: Engine, *, trials: int, seed: int = 8) -> dict[str,
                 errors.append(handle.audio_samples - went_out[0])
                 wrong_audio += went_out[1] != heard.size
     finally:
+        await engine.close(playout, sink)
         await listener.aclose()
         await source.aclose()
     abs_errors = [abs(error) for error in errors]
@@ -291,6 +293,7 @@ async def robustness(engine: Engine, *, trials: int, seed: int = 4) -> dict[str,
                     reasons[reason] = reasons.get(reason, 0) + bool(happened)
                 failures[kind] += any(bool(happened) for happened in problems.values())
     finally:
+        await engine.close(playout, sink)
         await listener.aclose()
         await source.aclose()
     return {"trials_per_kind": trials, "failures": failures, "reasons": reasons}
@@ -374,7 +377,8 @@ async def _idle_cpu_ms_per_s(engine: Engine | None, sessions: int, seconds: floa
     start = time.process_time()
     await asyncio.sleep(seconds)
     cpu_s = time.process_time() - start
-    del playouts, sinks
+    if engine is not None:
+        await asyncio.gather(*map(engine.close, playouts, sinks))
     for source in sources:
         await source.aclose()
     return cpu_s * 1000 / seconds
@@ -407,6 +411,7 @@ async def single_session(
     handle = engine.play(playout, "one", audio_stream(frames_of(ramp(samples))))
     await engine.finished(handle)
     rss_after = rss_mb()
+    await engine.close(playout, sink)
     await source.aclose()
     idle_runs: dict[bool, list[float]] = {False: [], True: []}
     for with_engine in (False, True, True, False):
