@@ -69,6 +69,8 @@ class TickCounter:
         self._floor_tick_ns: int | None = None
         self._prompt_waits = 0
         self._catch_ups = 0
+        self._caught_up = 0
+        self._anchor_slack = 0
         self.queue_suspect = False
         self._offsets: deque[int] = deque(maxlen=_PHASE_WINDOW)
         self._early: deque[int] = deque(maxlen=_REPHASE_PROOFS)
@@ -131,6 +133,7 @@ class TickCounter:
             self._anchor_tick_ns = tick
             self._anchor_provisional = True
             self._earliest_tick_ns = None
+            self._anchor_slack = self._caught_up = 0  # an empty buffer is no late anchor
         released = max(released, self._released_if_earliest(now_ns))
         self.written += count
         self.last_request_ns = now_ns
@@ -209,11 +212,19 @@ class TickCounter:
         self._earliest_tick_ns = earliest
 
     def _anchor_on(self, ticket: CaptureTicket, done_ns: int, *, settled: bool) -> None:
-        """Anchor the count on the tick before ``done_ns``: ``written - queue`` released."""
+        """Anchor the count on the tick before ``done_ns``: ``written - queue`` released.
+
+        The completion may have reached Python late by up to its whole wait, so the count
+        may be behind by as many ticks: that is the anchor's slack, which catch-ups may
+        make up without proving the queue larger.
+        """
         self._anchor_released = ticket.written_after - self.queue_limit
         self._anchor_tick_ns = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
         self._anchor_provisional = not settled
         self._earliest_tick_ns = None
+        self._anchor_slack = ceil_div(max(done_ns - ticket.requested_ns, 0), TICK_NS)
+        self._anchor_slack *= self.tick_samples
+        self._caught_up = 0
         if settled:
             self._catch_ups = 0
 
@@ -243,18 +254,22 @@ class TickCounter:
 
         A count short of that is behind (an anchor placed on a completion more than a tick
         late): it is moved on to that floor, and rests on a guess again until a capture
-        that waits settles it. A count that keeps falling behind so is no late anchor but a
-        queue larger than ``queue_limit``: the queue is suspect.
+        that waits settles it. A count that keeps falling behind so, by more than the
+        anchor's lateness can explain (its slack), is no late anchor but a queue larger than
+        ``queue_limit``: the queue is suspect. (Under load one anchor can come 4 ticks late,
+        and small captures then make that up a tick at a time.)
         """
         floor = ticket.written_after - self.queue_limit
-        if ticket.excess <= 0 or self.released(done_ns) >= floor:
+        shortfall = floor - self.released(done_ns)
+        if ticket.excess <= 0 or shortfall <= 0:
             return
         self._anchor_released = floor
         self._anchor_tick_ns = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
         self._anchor_provisional = True
         self._earliest_tick_ns = None
         self._catch_ups += 1
-        if self._catch_ups >= _PROMPT_PROOFS:
+        self._caught_up += shortfall
+        if self._catch_ups >= _PROMPT_PROOFS and self._caught_up > self._anchor_slack:
             self.suspect_queue()
 
     def _waited(self, excess: int, elapsed_ns: int) -> bool:
