@@ -401,6 +401,14 @@ def rows(results: dict[str, Any], plan: Plan) -> list[Row]:
         )
         add(f"rtc N={n}: sessions late", key, "late", fmt="{:.0f}")
         add(
+            f"rtc N={n}: items failed",
+            key,
+            "failed",
+            fmt="{:.0f}",
+            goal=fixed("0", lambda ours: ours == 0) if gated else None,
+            ratio=False,
+        )
+        add(
             f"rtc N={n}: native captures per session",
             key,
             "native_captures_per_session",

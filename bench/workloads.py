@@ -164,6 +164,7 @@ async def cpu_rtc(
         end_p50_s=statistics.median(ends) if ends else None,
         end_max_s=max(ends) if len(ends) == sessions else None,
         late=sum(end > seconds * 1.1 for end in ends) + len(pending),
+        failed=sum(getattr(handle, "error", None) is not None for handle in handles),
         native_captures_per_session=captures[0] / sessions,
     )
     return result
