@@ -69,8 +69,7 @@ class TickCounter:
         self._floor_tick_ns: int | None = None
         self._prompt_waits = 0
         self._catch_ups = 0
-        self._caught_up = 0
-        self._anchor_slack = 0
+        self._behind_bound = 0
         self.queue_suspect = False
         self._offsets: deque[int] = deque(maxlen=_PHASE_WINDOW)
         self._early: deque[int] = deque(maxlen=_REPHASE_PROOFS)
@@ -133,7 +132,7 @@ class TickCounter:
             self._anchor_tick_ns = tick
             self._anchor_provisional = True
             self._earliest_tick_ns = None
-            self._anchor_slack = self._caught_up = 0  # an empty buffer is no late anchor
+            self._behind_bound = 0  # the audio starts at the next tick: the count is exact
         released = max(released, self._released_if_earliest(now_ns))
         self.written += count
         self.last_request_ns = now_ns
@@ -212,21 +211,33 @@ class TickCounter:
         self._earliest_tick_ns = earliest
 
     def _anchor_on(self, ticket: CaptureTicket, done_ns: int, *, settled: bool) -> None:
-        """Anchor the count on the tick before ``done_ns``: ``written - queue`` released.
-
-        The completion may have reached Python late by up to its whole wait, so the count
-        may be behind by as many ticks: that is the anchor's slack, which catch-ups may
-        make up without proving the queue larger.
-        """
+        """Anchor the count on the tick before ``done_ns``: ``written - queue`` released."""
+        self._behind_bound = self._bound_after(ticket, done_ns)
         self._anchor_released = ticket.written_after - self.queue_limit
         self._anchor_tick_ns = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
         self._anchor_provisional = not settled
         self._earliest_tick_ns = None
-        self._anchor_slack = ceil_div(max(done_ns - ticket.requested_ns, 0), TICK_NS)
-        self._anchor_slack *= self.tick_samples
-        self._caught_up = 0
         if settled:
             self._catch_ups = 0
+
+    def _bound_after(self, ticket: CaptureTicket, done_ns: int) -> int:
+        """How far behind the source the count can be once anchored on this completion.
+
+        A count up to ``_behind_bound`` behind made the capture wait that much less than its
+        excess (or not at all), and the completion may have reached Python late by every
+        tick from the earliest it could have come until ``done_ns``: the count can be behind
+        by what the capture did not wait for, plus those ticks.
+        """
+        tick = self.tick_samples
+        behind = self._behind_bound
+        wait_ticks = ceil_div(max(ticket.excess - behind, 0), tick)
+        late_ticks = max(self._ticks_between(ticket.requested_ns, done_ns) - wait_ticks, 0)
+        return max(behind - max(ticket.excess, 0), 0) + late_ticks * tick
+
+    def _ticks_between(self, start_ns: int, done_ns: int) -> int:
+        """Ticks after ``start_ns`` up to the one the count places ``done_ns`` on."""
+        done_tick = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
+        return max((done_tick - self.grid_tick_at_or_before(start_ns)) // TICK_NS, 0)
 
     def settling_size(self, now_ns: int) -> int:
         """While the count is provisional: the capture that waits for exactly one tick if the
@@ -252,25 +263,28 @@ class TickCounter:
         """A capture the count said must wait came back at once: the source had room for it,
         so by ``done_ns`` it had released at least ``written_after - queue_limit``.
 
-        A count short of that is behind (an anchor placed on a completion more than a tick
-        late): it is moved on to that floor, and rests on a guess again until a capture
-        that waits settles it. A count that keeps falling behind so, by more than the
-        anchor's lateness can explain (its slack), is no late anchor but a queue larger than
-        ``queue_limit``: the queue is suspect. (Under load one anchor can come 4 ticks late,
-        and small captures then make that up a tick at a time.)
+        A count short of that is behind: it is moved on to that floor, and rests on a guess
+        again until a capture that waits settles it. Being behind by up to ``_behind_bound``
+        is explained by completions that reached Python late (under load one can come 4
+        ticks late, and small captures then make that up a tick at a time). A count that
+        keeps falling behind further, three times, is no late anchor but a queue larger
+        than ``queue_limit``: the queue is suspect.
         """
         floor = ticket.written_after - self.queue_limit
         shortfall = floor - self.released(done_ns)
         if ticket.excess <= 0 or shortfall <= 0:
             return
+        unexplained = shortfall > self._behind_bound
+        late_ticks = self._ticks_between(ticket.requested_ns, done_ns)
+        self._behind_bound = max(self._behind_bound - shortfall, 0) + late_ticks * self.tick_samples
         self._anchor_released = floor
         self._anchor_tick_ns = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
         self._anchor_provisional = True
         self._earliest_tick_ns = None
-        self._catch_ups += 1
-        self._caught_up += shortfall
-        if self._catch_ups >= _PROMPT_PROOFS and self._caught_up > self._anchor_slack:
-            self.suspect_queue()
+        if unexplained:
+            self._catch_ups += 1
+            if self._catch_ups >= _PROMPT_PROOFS:
+                self.suspect_queue()
 
     def _waited(self, excess: int, elapsed_ns: int) -> bool:
         """Whether a capture that put ``excess`` samples over the limit really waited for
