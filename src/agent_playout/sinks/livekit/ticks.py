@@ -232,7 +232,8 @@ class TickCounter:
         behind = self._behind_bound
         wait_ticks = ceil_div(max(ticket.excess - behind, 0), tick)
         late_ticks = max(self._ticks_between(ticket.requested_ns, done_ns) - wait_ticks, 0)
-        return max(behind - max(ticket.excess, 0), 0) + late_ticks * tick
+        bound = max(behind - max(ticket.excess, 0), 0) + late_ticks * tick
+        return min(bound, self.queue_limit)  # anchored at written - queue: never further
 
     def _ticks_between(self, start_ns: int, done_ns: int) -> int:
         """Ticks after ``start_ns`` up to the one the count places ``done_ns`` on."""
@@ -275,8 +276,8 @@ class TickCounter:
         if ticket.excess <= 0 or shortfall <= 0:
             return
         unexplained = shortfall > self._behind_bound
-        late_ticks = self._ticks_between(ticket.requested_ns, done_ns)
-        self._behind_bound = max(self._behind_bound - shortfall, 0) + late_ticks * self.tick_samples
+        late = self._ticks_between(ticket.requested_ns, done_ns) * self.tick_samples
+        self._behind_bound = min(max(self._behind_bound - shortfall, 0) + late, self.queue_limit)
         self._anchor_released = floor
         self._anchor_tick_ns = self.grid_tick_at_or_before(done_ns + _EARLY_NS)
         self._anchor_provisional = True
