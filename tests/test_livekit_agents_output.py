@@ -429,5 +429,6 @@ async def test_closing_the_output_and_its_source_right_after_a_cut_fails_nothing
         assert heard_through(heard, signal, output.sink.fade_samples) == (samples, heard.size)
     finally:
         loop.set_exception_handler(None)
+        await output.aclose()
         await listener.aclose()
         await source.aclose()

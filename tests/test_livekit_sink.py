@@ -346,6 +346,7 @@ async def test_aclose_after_a_put_off_clear_lets_it_and_the_fade_finish_first() 
             await asyncio.wait_for(feeding, 1)  # its next frame came after the close
     finally:
         loop.set_exception_handler(None)
+        await sink.aclose()
         await listener.aclose()
         await source.aclose()
 
@@ -407,6 +408,7 @@ async def test_aclose_gives_up_on_a_capture_the_source_never_finishes(
         assert "did not finish this sink's clear or captures within" in caplog.text
         await asyncio.gather(feeding, return_exceptions=True)
     finally:
+        await sink.aclose()
         await source.aclose()
 
 
@@ -442,5 +444,6 @@ async def test_a_playout_closes_the_sink_it_made_for_a_plain_source() -> None:
         )
     finally:
         loop.set_exception_handler(None)
+        await playout.aclose()
         await listener.aclose()
         await source.aclose()
