@@ -182,6 +182,17 @@ def clock() -> VirtualClock:
     return VirtualClock()
 
 
+@pytest.fixture
+async def loop_failures() -> AsyncIterator[list[dict[str, Any]]]:
+    """What the event loop's exception handler is handed during the test (a callback or
+    task that raised with nobody to tell), instead of being logged and passed over."""
+    loop = asyncio.get_running_loop()
+    failures: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: failures.append(context))
+    yield failures
+    loop.set_exception_handler(None)
+
+
 class _PortAudioNotFound(importlib.abc.MetaPathFinder):
     """Makes ``import sounddevice`` fail as it does on a machine without libportaudio2."""
 

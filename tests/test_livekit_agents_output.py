@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 
 from .conftest import RATE, ramp
@@ -343,6 +344,14 @@ def test_an_output_with_nowhere_to_play_is_refused() -> None:
         ExactAudioOutput()
 
 
+async def speak(output: ExactAudioOutput, signal: np.ndarray) -> None:
+    """Hand ``signal`` to the output in 20 ms rtc frames, as a TTS would, and end it."""
+    for start in range(0, signal.size, 480):
+        chunk = signal[start : start + 480]
+        await output.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, chunk.size))
+    output.flush()
+
+
 async def test_a_cut_whose_clear_the_event_loop_runs_late_is_not_confirmed(
     rig: tuple[ExactAudioOutput, Listener],
 ) -> None:
@@ -354,10 +363,7 @@ async def test_a_cut_whose_clear_the_event_loop_runs_late_is_not_confirmed(
     for attempt in range(10):
         before = (await listener.settled()).size
         signal = ramp(RATE, start=attempt * 13)
-        for start in range(0, signal.size, 480):
-            chunk = signal[start : start + 480]
-            await output.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, chunk.size))
-        output.flush()
+        await speak(output, signal)
         await asyncio.sleep(0.2)
         spin_until_just_after_a_tick(output.sink.clock, phase)
         output.clear_buffer()
@@ -397,13 +403,12 @@ async def test_a_clear_the_source_never_finishes_is_not_confirmed_after_the_boun
     assert not await output.last_playback_confirmed()
 
 
-async def test_closing_the_output_and_its_source_right_after_a_cut_fails_nothing() -> None:
+async def test_closing_the_output_and_its_source_right_after_a_cut_fails_nothing(
+    loop_failures: list[dict[str, object]],
+) -> None:
     """An app closes the output, then its own source, at once after a barge-in whose clear
     was put off past a tick: ``aclose()`` lets that clear and its fade run first, so no
     callback fails on the closed source, and what went out is the cut and its fade."""
-    loop = asyncio.get_running_loop()
-    failures: list[dict[str, object]] = []
-    loop.set_exception_handler(lambda _, context: failures.append(context))
     source = rtc.AudioSource(RATE, 1, queue_size_ms=QUEUE_MS)
     listener = Listener(source)
     output = ExactAudioOutput(source=source, queue_size_ms=QUEUE_MS)
@@ -412,10 +417,7 @@ async def test_closing_the_output_and_its_source_right_after_a_cut_fails_nothing
         phase = output.sink._scheduler.counter.phase_ns
         assert phase is not None
         signal = ramp(RATE)
-        for start in range(0, signal.size, 480):
-            chunk = signal[start : start + 480]
-            await output.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, chunk.size))
-        output.flush()
+        await speak(output, signal)
         await asyncio.sleep(0.1)
         spin_until_just_after_a_tick(output.sink.clock, phase)
         output.clear_buffer()
@@ -423,12 +425,11 @@ async def test_closing_the_output_and_its_source_right_after_a_cut_fails_nothing
         await asyncio.wait_for(output.aclose(), 2)
         await source.aclose()
         await asyncio.sleep(0.1)
-        assert failures == []
+        assert loop_failures == []
         heard = await listener.settled()
         samples = output.last_playback_samples
         assert heard_through(heard, signal, output.sink.fade_samples) == (samples, heard.size)
     finally:
-        loop.set_exception_handler(None)
         await output.aclose()
         await listener.aclose()
         await source.aclose()

@@ -315,13 +315,12 @@ async def _feed(sink: LiveKitSink, signal: np.ndarray) -> None:
         await sink.capture_frame(frame)
 
 
-async def test_aclose_after_a_put_off_clear_lets_it_and_the_fade_finish_first() -> None:
+async def test_aclose_after_a_put_off_clear_lets_it_and_the_fade_finish_first(
+    loop_failures: list[dict[str, object]],
+) -> None:
     """A clear put off past a tick, then ``aclose()``: the clear and the faded tail run
     before it returns, so the source can be closed at once with nothing of the sink left
     to fail on it, and what was heard is the signal to the cut and the whole fade."""
-    loop = asyncio.get_running_loop()
-    failures: list[dict[str, object]] = []
-    loop.set_exception_handler(lambda _, context: failures.append(context))
     source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
     listener = Listener(source)
     sink = LiveKitSink(source, queue_size_ms=200)
@@ -339,13 +338,12 @@ async def test_aclose_after_a_put_off_clear_lets_it_and_the_fade_finish_first() 
         assert sink.samples_played == sink.samples_written
         await source.aclose()
         await asyncio.sleep(0.1)
-        assert failures == []
+        assert loop_failures == []
         heard = await listener.settled()
         assert heard_through(heard, signal, sink.fade_samples) == (sink.samples_played, heard.size)
         with pytest.raises(PlayoutClosedError):
             await asyncio.wait_for(feeding, 1)  # its next frame came after the close
     finally:
-        loop.set_exception_handler(None)
         await sink.aclose()
         await listener.aclose()
         await source.aclose()
@@ -412,13 +410,12 @@ async def test_aclose_gives_up_on_a_capture_the_source_never_finishes(
         await source.aclose()
 
 
-async def test_a_playout_closes_the_sink_it_made_for_a_plain_source() -> None:
+async def test_a_playout_closes_the_sink_it_made_for_a_plain_source(
+    loop_failures: list[dict[str, object]],
+) -> None:
     """``AgentPlayout(audio_source=source)`` made the source's ``LiveKitSink`` itself, so its
     ``aclose()`` closes it: after an interrupt the faded tail is out when it returns, and
     the source can be closed at once."""
-    loop = asyncio.get_running_loop()
-    failures: list[dict[str, object]] = []
-    loop.set_exception_handler(lambda _, context: failures.append(context))
     source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
     listener = Listener(source)
     playout = AgentPlayout(audio_source=source)
@@ -437,13 +434,12 @@ async def test_a_playout_closes_the_sink_it_made_for_a_plain_source() -> None:
         assert sink.samples_played == sink.samples_written
         await source.aclose()
         await asyncio.sleep(0.1)
-        assert failures == []
+        assert loop_failures == []
         heard = await listener.settled()
         assert heard_as_reported(
             heard, signal, sink.fade_samples, handle.played_samples, handle.position_confirmed
         )
     finally:
-        loop.set_exception_handler(None)
         await playout.aclose()
         await listener.aclose()
         await source.aclose()
