@@ -400,7 +400,8 @@ _LOADED_START = [
 ]
 """One of 200 rtc sessions in one process on 2 cores (1000 ms queue), recorded: each capture
 as (requested, samples, completion seen), in µs. The completions while the item started
-reached Python 10-45 ms late, and the count settled on one 4 ticks behind (383.7 ms)."""
+reached Python 10-45 ms late, and the count settled on one (383.7 ms) at least 3 ticks
+behind, as the three prompt captures at 879.7-880.0 ms then proved."""
 _LOADED_GRID = [-476_376_210, -448_337_829, -393_247_839, -365_877_060, -334_552_595]
 _ONE_CORE_START = [
     (0, 1200, 28_800),
