@@ -443,3 +443,36 @@ async def test_a_playout_closes_the_sink_it_made_for_a_plain_source(
         await playout.aclose()
         await listener.aclose()
         await source.aclose()
+
+
+async def test_closing_the_sink_under_an_item_ends_it_at_once_unconfirmed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An app that closes the sink while an item plays, its clear put off past a tick: the
+    clear never runs, so the item ends at once with ``PlayoutClosedError`` and its count
+    unconfirmed, not after the playout's cleanup bound (3 s) waiting for that clear."""
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
+    sink = LiveKitSink(source, queue_size_ms=200)
+    playout = AgentPlayout(audio_source=sink)
+    try:
+        await sink.ready()
+        phase = sink._scheduler.counter.phase_ns
+        assert phase is not None
+        handle = play(playout, "closed_under", ramp(RATE))
+        await asyncio.sleep(0.3)
+        spin_until_just_after_a_tick(sink.clock, phase)
+        sink.clear_queue()
+        closing = asyncio.ensure_future(sink.aclose())
+        await asyncio.sleep(0)
+        closing.cancel()  # the app gave up on the close: the clear is abandoned
+        await asyncio.gather(closing, return_exceptions=True)
+        with caplog.at_level(logging.WARNING, logger="agent_playout"):
+            await asyncio.wait_for(handle.wait_for_playout(), 1)
+        assert isinstance(handle.error, PlayoutClosedError)
+        assert handle.position_confirmed is False
+        assert "the sink was closed before the clear" in caplog.text
+        with pytest.raises(PlayoutClosedError):
+            await sink.wait_for_playout()
+    finally:
+        await playout.aclose()
+        await source.aclose()

@@ -148,13 +148,13 @@ class LiveKitSink(SinkSurface):
     async def ready(self) -> None:
         """Return once the source's queue and grid are known, which audio waits for; raises
         ``SourceQueueError`` if the queue differs from the one told, or cannot be measured."""
-        if self._closed:
-            raise PlayoutClosedError("LiveKitSink is closed; create a new one")
+        self._raise_if_closed()
         while self._scheduler.mode is Mode.LEARNING:
             if self._learning is None:
                 self._raise_failure()
                 self._start_learning()
             await self._next_progress()
+            self._raise_if_closed()
 
     @property
     def source(self) -> rtc.AudioSource:
@@ -188,8 +188,7 @@ class LiveKitSink(SinkSurface):
 
     async def capture_frame(self, frame: Any) -> None:
         """Queue ``frame``; returns once the sink has room for more, like the source."""
-        if self._closed:
-            raise PlayoutClosedError("LiveKitSink is closed; create a new one")
+        self._raise_if_closed()
         samples = sink_samples(frame, self._rate, self._channels)
         self._raise_failure()
         count = samples.size // self._channels
@@ -203,30 +202,38 @@ class LiveKitSink(SinkSurface):
         while scheduler.backlogged() and epoch == scheduler.epoch:
             await self._next_progress()
             self._raise_failure()
+            self._raise_if_detached()
 
     def clear_queue(self) -> None:
         """Drop what is queued but a faded tail; the count is final when this returns.
 
         While paused, only what the source still holds of the pause's own tail remains.
+        Once closed, it does nothing (nor do ``pause()`` and ``resume()``).
         """
-        self._run(self._scheduler.clear(self._clock.now_ns()))
+        if not self._detached:
+            self._run(self._scheduler.clear(self._clock.now_ns()))
 
     def pause(self) -> None:
         """Stop after a faded tail and hold the rest; nothing queued is dropped."""
-        self._run(self._scheduler.pause(self._clock.now_ns()))
+        if not self._detached:
+            self._run(self._scheduler.pause(self._clock.now_ns()))
 
     def resume(self) -> None:
         """Queue the held audio again, faded in, from the sample after the pause's tail."""
-        self._run(self._scheduler.resume(self._clock.now_ns()))
+        if not self._detached:
+            self._run(self._scheduler.resume(self._clock.now_ns()))
 
     async def wait_for_playout(self) -> None:
-        """Return once everything captured so far was released (or cleared, or failed)."""
+        """Return once everything captured so far was released (or cleared, or failed);
+        ``PlayoutClosedError`` once the sink is closed, as what it holds will never go out."""
+        self._raise_if_detached()
         scheduler = self._scheduler
         epoch = scheduler.epoch
         target, actions = scheduler.flush(self._clock.now_ns())
         self._run(actions)
         while epoch == scheduler.epoch:
             self._raise_failure()
+            self._raise_if_detached()
             if scheduler.counter.released(self._clock.now_ns()) >= target:
                 return
             await self._next_progress(scheduler.flush_deadline(target))
@@ -235,9 +242,14 @@ class LiveKitSink(SinkSurface):
         """Samples of ``[start, end)`` (an item cut short) that went out, once its native
         clear ran: all of them, as counted; ``PositionUnconfirmedError`` if that clear ran so
         late (past, or within 1.5 ms of, the next tick) that audio the count does not have
-        may have gone out first."""
+        may have gone out first, or if the sink was closed before that clear ran."""
         scheduler = self._scheduler
         while scheduler.mode is Mode.STOPPING:
+            if self._detached:
+                raise PositionUnconfirmedError(
+                    f"livekit: the sink was closed before the clear that cut samples [{start},"
+                    f" {end}) ran, so the source may have released more than was counted"
+                )
             await self._next_progress()
         late = scheduler.late_ticks(start, end)
         if late:
@@ -302,6 +314,14 @@ class LiveKitSink(SinkSurface):
         for task in self._captures:
             task.cancel()
         self._progress.set()
+
+    def _raise_if_closed(self) -> None:
+        if self._closed:
+            raise PlayoutClosedError("LiveKitSink is closed; create a new one")
+
+    def _raise_if_detached(self) -> None:
+        if self._detached:
+            raise PlayoutClosedError("LiveKitSink is closed; create a new one")
 
     def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None
