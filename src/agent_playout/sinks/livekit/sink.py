@@ -64,10 +64,12 @@ class LiveKitSink(SinkSurface):
     queue that proves different, then or during play, is a ``SourceQueueError`` raised to
     the caller, never a wrong position.
     The fade (``fade_ms``, 0 disables it) is rounded up to whole 10 ms frames, the unit the
-    source releases. With ``exact_clear`` an interrupt that lands within 1.5 ms of a tick is
-    applied just after that tick, so the count is exact (at most 2 ms later). A sink made in
-    a running event loop measures at once, while the source is idle; else at its first audio.
-    ``clock`` is where it reads time and sets its timers (the monotonic clock by default).
+    source releases. With ``exact_clear`` an interrupt that lands within 1.5 ms before or
+    4 ms after a tick is applied 4 ms after that tick, so the count is exact (at most 5.5 ms
+    later). A sink made in a running event loop measures at once, while the source is idle;
+    else at its first audio. ``clock`` is where it reads time and sets its timers (the
+    monotonic clock by default). ``aclose()`` it before closing the source, so that a cut's
+    put-off clear and fade-out finish first.
     """
 
     def __init__(
