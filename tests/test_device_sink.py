@@ -209,7 +209,7 @@ def test_tests_needing_portaudio_skip_with_the_install_line_unless_ci_requires_i
 
 
 @pytest.mark.realtime
-async def test_played_is_what_the_callback_delivered_minus_the_latency(null_device: None) -> None:
+async def test_played_is_what_the_callback_delivered_minus_the_latency(paced_device: None) -> None:
     total = LONG_S * RATE
     async with DeviceSink(queue_size_ms=LONG_S * 1000) as sink:
         latency = sink.latency_samples
