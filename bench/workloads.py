@@ -164,10 +164,18 @@ async def cpu_rtc(
         end_p50_s=statistics.median(ends) if ends else None,
         end_max_s=max(ends) if len(ends) == sessions else None,
         late=sum(end > seconds * 1.1 for end in ends) + len(pending),
-        failed=sum(getattr(handle, "error", None) is not None for handle in handles),
+        failed=_failed(handles),
         native_captures_per_session=captures[0] / sessions,
     )
     return result
+
+
+def _failed(handles: list[Any]) -> int | None:
+    """How many items ended with an error; None for an engine whose handles do not say
+    (0.12's: its failures are only logged)."""
+    if not handles or not hasattr(handles[0], "error"):
+        return None
+    return sum(handle.error is not None for handle in handles)
 
 
 def _count_captures(source: rtc.AudioSource, counter: list[int]) -> None:
