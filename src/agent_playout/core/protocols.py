@@ -22,14 +22,21 @@ def conforms(obj: object, protocol: type) -> bool:
     """``isinstance(obj, protocol)`` for a runtime-checkable Protocol.
 
     A class that defines all the members conforms for each of its instances, so it is
-    checked once. An object without one of the members is turned down by ``hasattr`` alone.
+    checked once. An object without one of the members is turned down by ``hasattr`` alone,
+    in a plain loop: ``all()`` over a generator cost 0.7 µs a check, and a ``play()`` with a
+    forwarder makes five.
     """
     kind = type(obj)
     if (kind, protocol) in _CONFORMING:
         return True
     members = _members(protocol)
-    if not all(hasattr(obj, name) for name in members) or not isinstance(obj, protocol):
+    for name in members:
+        if not hasattr(obj, name):
+            return False
+    if not isinstance(obj, protocol):
         return False
-    if all(hasattr(kind, name) for name in members):
-        _CONFORMING.add((kind, protocol))
+    for name in members:
+        if not hasattr(kind, name):
+            return True
+    _CONFORMING.add((kind, protocol))
     return True
