@@ -4,6 +4,7 @@ reads a sink's position."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeGuard, TypeVar, cast, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from ..core.frames import Int16Array, frame_samples
 from ..core.protocols import conforms
@@ -123,10 +125,19 @@ def faded(frames: Int16Array, *, down: bool = True) -> Int16Array:
     A fade-out reaches zero on its last sample and a fade-in starts one step above zero,
     so the audio joins silence without a step: no click.
     """
-    steps = np.linspace(0.0, 1.0, frames.shape[0] + 1, dtype=np.float32)
-    ramp = (steps[::-1][1:] if down else steps[1:])[:, None]
-    result: Int16Array = (frames * ramp).astype(np.int16)
+    result = np.empty_like(frames)
+    np.multiply(frames, _fade_ramp(frames.shape[0], down), out=result, casting="unsafe")
     return result
+
+
+@functools.lru_cache(maxsize=32)
+def _fade_ramp(length: int, down: bool) -> npt.NDArray[np.float32]:
+    """The gains of ``faded`` for ``length`` samples, as a column, made once per length: a
+    stop fades on its own path, where ``np.linspace`` cost 150 µs cold (after a sleep)."""
+    steps = np.linspace(0.0, 1.0, length + 1, dtype=np.float32)
+    ramp: npt.NDArray[np.float32] = (steps[::-1][1:] if down else steps[1:])[:, None].copy()
+    ramp.flags.writeable = False
+    return ramp
 
 
 class UnderrunMeter:
