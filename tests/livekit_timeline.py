@@ -22,6 +22,7 @@ from agent_playout.sinks.livekit.modes import (
     CancelTimer,
     ClearNative,
     Fail,
+    QueueTail,
     Submit,
     Wake,
     Warn,
@@ -142,6 +143,8 @@ class Timeline:
                 self._timer = None
             elif isinstance(action, ClearNative):
                 self.native.clear(self.now)
+            elif isinstance(action, QueueTail):
+                self.act(self.scheduler.queue_tail(self.now))
             elif isinstance(action, Fail):
                 self.failures.append(action.error)
             elif isinstance(action, Warn):

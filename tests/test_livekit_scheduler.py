@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from agent_playout.sinks.livekit.meter import SourceQueueError, second_opinion, settled_queue
-from agent_playout.sinks.livekit.modes import MOVES, Mode, SchedulerError
+from agent_playout.sinks.livekit.modes import (
+    CLEAR,
+    MOVES,
+    QUEUE_TAIL,
+    Mode,
+    SchedulerError,
+    Submit,
+)
 from agent_playout.sinks.livekit.scheduler import LiveKitScheduler
 from agent_playout.sinks.livekit.ticks import GUARD_AFTER_NS, TICK_NS, TickCounter
 
@@ -207,6 +214,26 @@ def test_the_tail_is_the_next_samples_faded_out_in_whole_frames(fade: int) -> No
     assert went_out is not None
     assert timeline.played() % FRAME == 0
     assert_exact(timeline, went_out)
+
+
+def test_a_clear_that_runs_at_once_empties_the_source_before_its_tail_is_made() -> None:
+    timeline = Timeline(1000, fade=FRAME)
+    timeline.feed(ITEM)
+    timeline.run_until(PHASE + 40 * TICK_NS + 7 * MS)  # clear of the guards around the ticks
+    scheduler = timeline.scheduler
+    pending = scheduler.held.pending_count
+    actions = scheduler.clear(timeline.now)
+    assert actions[-2:] == [CLEAR, QUEUE_TAIL]
+    assert not any(isinstance(action, Submit) for action in actions)
+    assert scheduler.held.pending_count == pending  # the tail is not made yet
+    timeline.act(actions[:-1])
+    tail = scheduler.queue_tail(timeline.now)
+    assert [action.count for action in tail if isinstance(action, Submit)] == [FRAME]
+    with pytest.raises(SchedulerError, match="queue_tail with no stop that cleared at once"):
+        scheduler.queue_tail(timeline.now)
+    timeline.act(tail)
+    timeline.run_until(timeline.now + 1000 * MS)
+    assert_exact(timeline, heard_through(timeline.native.audible(), ITEM, FRAME))
 
 
 # -- pause and resume -------------------------------------------------------------------

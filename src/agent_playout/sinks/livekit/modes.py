@@ -69,6 +69,11 @@ class ClearNative:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueTail:
+    """The native buffer was just emptied: call ``queue_tail`` for what goes in next."""
+
+
+@dataclass(frozen=True, slots=True)
 class ArmTimer:
     """Call ``timer_fired`` at ``deadline_ns`` (replacing any timer armed before)."""
 
@@ -99,8 +104,9 @@ class Warn:
     message: str
 
 
-Action = Submit | ClearNative | ArmTimer | CancelTimer | Wake | Fail | Warn
+Action = Submit | ClearNative | QueueTail | ArmTimer | CancelTimer | Wake | Fail | Warn
 WAKE = Wake()
 CLEAR = ClearNative()
+QUEUE_TAIL = QueueTail()
 CANCEL = CancelTimer()
 """The actions without fields, made once: they are returned on hot paths."""

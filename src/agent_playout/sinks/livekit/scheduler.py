@@ -3,9 +3,9 @@
 No asyncio, no clock, no rtc. ``LiveKitScheduler`` takes events with their times (audio
 queued, a capture requested, completed or failed, a clear, a pause, a resume, a flush, the
 timer) and returns actions for the shell to carry out against the ``rtc.AudioSource``
-(submit a capture, empty the native buffer, arm or cancel the one timer, wake the waiters,
-report a failure). Its ``Mode`` says what the source is doing; an event a mode cannot take
-raises ``SchedulerError``.
+(submit a capture, empty the native buffer and then ask for the faded tail, arm or cancel
+the one timer, wake the waiters, report a failure). Its ``Mode`` says what the source is
+doing; an event a mode cannot take raises ``SchedulerError``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .modes import (
     CANCEL,
     CLEAR,
     MOVES,
+    QUEUE_TAIL,
     WAKE,
     Action,
     ArmTimer,
@@ -46,6 +47,17 @@ class StopRecord:
 
     stop: int
     late_ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Restart:
+    """How a stop rebuilds the held audio: from native index ``stop``, a faded tail if the
+    source was ``playing``, then (``hold``) the rest."""
+
+    stop: int
+    playing: bool
+    hold: bool
+    native_only: bool
 
 
 class LiveKitScheduler:
@@ -93,6 +105,7 @@ class LiveKitScheduler:
         """The last native clears, so that an item cut short can learn whether its ran late."""
         self._overrun_at: int | None = None
         self._tail_pending = 0
+        self._restart: _Restart | None = None
         self._dry_floor_ns = 0
         self._underruns = underruns if underruns is not None else UnderrunMeter()
 
@@ -276,22 +289,43 @@ class LiveKitScheduler:
             self._clear_after = self._slot
         else:
             clear_at, stop = counter.stop_point(now_ns, exact=self._exact)
-        self._tail_pending = held.restart_at(
-            stop, self._fade, playing=stop < counter.written, hold=hold, native_only=native_only
-        )
+        restart = _Restart(stop, playing=stop < counter.written, hold=hold, native_only=native_only)
         self.in_transit = 0
         self._overrun_at = counter.release_time(stop + self._tick)
         counter.stop_at(stop)
         self._stopping = stop
         self._move(Mode.STOPPING)
+        if self._clear_after is None and clear_at <= now_ns:
+            self._restart = restart  # the tail is made once the source is empty: QUEUE_TAIL
+            actions.extend(self._clear_native(now_ns))
+            return actions
+        self._restart_held(restart)
         if self._clear_after is None:
-            if clear_at <= now_ns:
-                actions.extend(self._clear_native(now_ns))
-            else:
-                self._clear_at = clear_at
-                actions.append(ArmTimer(clear_at))
+            self._clear_at = clear_at
+            actions.append(ArmTimer(clear_at))
         actions.append(WAKE)
         return actions
+
+    def _restart_held(self, restart: _Restart) -> None:
+        """Make the pending audio the stop's faded tail (then, with ``hold``, the rest)."""
+        self._tail_pending = self.held.restart_at(
+            restart.stop,
+            self._fade,
+            playing=restart.playing,
+            hold=restart.hold,
+            native_only=restart.native_only,
+        )
+
+    def queue_tail(self, now_ns: int) -> list[Action]:
+        """The native clear of a stop that cleared at once ran: make the faded tail and hand
+        it over. Building it after the clear keeps its numpy work (about 100 µs right after
+        an idle spell) off the listener's latency."""
+        restart = self._restart
+        if restart is None:
+            raise SchedulerError("queue_tail with no stop that cleared at once")
+        self._restart = None
+        self._restart_held(restart)
+        return self._after_clear(now_ns)
 
     def _clear_native(self, now_ns: int) -> list[Action]:
         """Empty the native buffer at the stop's count, and queue the tail at once."""
@@ -313,12 +347,17 @@ class LiveKitScheduler:
                     " position is unconfirmed"
                 )
             )
-        if self._tail_pending:
-            actions.append(self._submit(self._tail_pending, now_ns))
+        if self._restart is not None:
+            actions.append(QUEUE_TAIL)
         else:
-            actions.extend(self._kick(now_ns))
-        actions.append(WAKE)
+            actions.extend(self._after_clear(now_ns))
         return actions
+
+    def _after_clear(self, now_ns: int) -> list[Action]:
+        """Hand the source the faded tail, if any, else what is pending."""
+        if self._tail_pending:
+            return [self._submit(self._tail_pending, now_ns), WAKE]
+        return [*self._kick(now_ns), WAKE]
 
     def _ticks_missed(self, now_ns: int) -> int:
         """Ticks past the stop's count that a native clear issued at ``now_ns`` may come

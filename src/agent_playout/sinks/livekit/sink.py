@@ -39,6 +39,7 @@ from .modes import (
     Fail,
     Input,
     Mode,
+    QueueTail,
     Submit,
     Warn,
 )
@@ -361,6 +362,8 @@ class LiveKitSink(SinkSurface):
                     self._timer = None
             elif isinstance(action, ClearNative):
                 self._source.clear_queue()
+            elif isinstance(action, QueueTail):
+                self._run(self._scheduler.queue_tail(self._clock.now_ns()))
             elif isinstance(action, Fail):
                 if self._failure is None:
                     self._failure = action.error
