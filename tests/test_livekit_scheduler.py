@@ -236,6 +236,20 @@ def test_a_clear_that_runs_at_once_empties_the_source_before_its_tail_is_made() 
     assert_exact(timeline, heard_through(timeline.native.audible(), ITEM, FRAME))
 
 
+def test_a_native_clear_that_raises_still_leaves_only_the_tail_to_play() -> None:
+    timeline = Timeline(1000, fade=FRAME)
+    timeline.feed(ITEM)
+    timeline.run_until(PHASE + 40 * TICK_NS + 7 * MS)
+    scheduler = timeline.scheduler
+    assert scheduler.held.pending_count > FRAME
+    actions = scheduler.clear(timeline.now)
+    assert actions[-2:] == [CLEAR, QUEUE_TAIL]
+    scheduler.clear_failed()  # what the shell does when rtc's clear_queue() raises
+    assert scheduler.held.pending_count == FRAME
+    with pytest.raises(SchedulerError, match="queue_tail with no stop that cleared at once"):
+        scheduler.queue_tail(timeline.now)
+
+
 # -- pause and resume -------------------------------------------------------------------
 
 

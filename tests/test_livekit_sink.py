@@ -315,6 +315,40 @@ async def _feed(sink: LiveKitSink, signal: np.ndarray) -> None:
         await sink.capture_frame(frame)
 
 
+async def test_a_native_clear_that_raises_leaves_only_the_faded_tail_held() -> None:
+    """rtc's ``clear_queue()`` raising (at a stop that clears at once, before the tail is
+    made) reaches the caller, and what the sink holds is still only the faded tail: the
+    next capture never plays on from the cut."""
+    source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
+    sink = LiveKitSink(source, queue_size_ms=200)
+    try:
+        await sink.ready()
+        phase = sink._scheduler.counter.phase_ns
+        assert phase is not None
+        feeding = asyncio.ensure_future(_feed(sink, ramp(RATE)))
+        await asyncio.sleep(0.3)
+        while True:  # 5-7 ms after a tick, with no capture waiting: the clear runs at once
+            while not 5_000_000 <= (sink.clock.now_ns() - phase) % 10_000_000 <= 7_000_000:
+                pass
+            if sink._scheduler._waiting is None:
+                break
+            await asyncio.sleep(0.01)
+        assert sink._scheduler.held.pending_count > sink.fade_samples
+
+        def refuse() -> None:
+            raise RuntimeError("native clear refused")
+
+        source.clear_queue = refuse  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="native clear refused"):
+            sink.clear_queue()
+        assert 0 < sink._scheduler.held.pending_count <= sink.fade_samples
+        feeding.cancel()
+    finally:
+        del source.clear_queue
+        await sink.aclose()
+        await source.aclose()
+
+
 async def test_aclose_after_a_put_off_clear_lets_it_and_the_fade_finish_first(
     loop_failures: list[dict[str, object]],
 ) -> None:

@@ -327,6 +327,14 @@ class LiveKitScheduler:
         self._restart_held(restart)
         return self._after_clear(now_ns)
 
+    def clear_failed(self) -> None:
+        """The native clear raised: the held audio is still made the stop's tail (then what
+        a pause holds), so the next capture never plays on from the cut."""
+        restart = self._restart
+        if restart is not None:
+            self._restart = None
+            self._restart_held(restart)
+
     def _clear_native(self, now_ns: int) -> list[Action]:
         """Empty the native buffer at the stop's count, and queue the tail at once."""
         stop = self._stopping

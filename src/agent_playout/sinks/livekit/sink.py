@@ -361,7 +361,11 @@ class LiveKitSink(SinkSurface):
                     self._timer.cancel()
                     self._timer = None
             elif isinstance(action, ClearNative):
-                self._source.clear_queue()
+                try:
+                    self._source.clear_queue()
+                except BaseException:
+                    self._scheduler.clear_failed()
+                    raise
             elif isinstance(action, QueueTail):
                 self._run(self._scheduler.queue_tail(self._clock.now_ns()))
             elif isinstance(action, Fail):
