@@ -315,7 +315,9 @@ async def _feed(sink: LiveKitSink, signal: np.ndarray) -> None:
         await sink.capture_frame(frame)
 
 
-async def test_a_native_clear_that_raises_leaves_only_the_faded_tail_held() -> None:
+async def test_a_native_clear_that_raises_leaves_only_the_faded_tail_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """rtc's ``clear_queue()`` raising (at a stop that clears at once, before the tail is
     made) reaches the caller, and what the sink holds is still only the faded tail: the
     next capture never plays on from the cut."""
@@ -338,13 +340,13 @@ async def test_a_native_clear_that_raises_leaves_only_the_faded_tail_held() -> N
         def refuse() -> None:
             raise RuntimeError("native clear refused")
 
-        source.clear_queue = refuse  # type: ignore[method-assign]
+        monkeypatch.setattr(source, "clear_queue", refuse)
         with pytest.raises(RuntimeError, match="native clear refused"):
             sink.clear_queue()
         assert 0 < sink._scheduler.held.pending_count <= sink.fade_samples
         feeding.cancel()
     finally:
-        del source.clear_queue
+        monkeypatch.undo()  # the sink's aclose() clears the real source
         await sink.aclose()
         await source.aclose()
 

@@ -289,25 +289,31 @@ class LiveKitScheduler:
             self._clear_after = self._slot
         else:
             clear_at, stop = counter.stop_point(now_ns, exact=self._exact)
-        restart = _Restart(stop, playing=stop < counter.written, hold=hold, native_only=native_only)
+        self._restart = _Restart(
+            stop, playing=stop < counter.written, hold=hold, native_only=native_only
+        )
         self.in_transit = 0
         self._overrun_at = counter.release_time(stop + self._tick)
         counter.stop_at(stop)
         self._stopping = stop
         self._move(Mode.STOPPING)
         if self._clear_after is None and clear_at <= now_ns:
-            self._restart = restart  # the tail is made once the source is empty: QUEUE_TAIL
-            actions.extend(self._clear_native(now_ns))
+            actions.extend(self._clear_native(now_ns))  # the tail comes after: QUEUE_TAIL
             return actions
-        self._restart_held(restart)
+        self._restart_held()
         if self._clear_after is None:
             self._clear_at = clear_at
             actions.append(ArmTimer(clear_at))
         actions.append(WAKE)
         return actions
 
-    def _restart_held(self, restart: _Restart) -> None:
-        """Make the pending audio the stop's faded tail (then, with ``hold``, the rest)."""
+    def _restart_held(self) -> bool:
+        """Make the pending audio the stop's faded tail (then, with ``hold``, the rest), once
+        per stop; False if no stop is left to do it for."""
+        restart = self._restart
+        if restart is None:
+            return False
+        self._restart = None
         self._tail_pending = self.held.restart_at(
             restart.stop,
             self._fade,
@@ -315,25 +321,20 @@ class LiveKitScheduler:
             hold=restart.hold,
             native_only=restart.native_only,
         )
+        return True
 
     def queue_tail(self, now_ns: int) -> list[Action]:
         """The native clear of a stop that cleared at once ran: make the faded tail and hand
         it over. Building it after the clear keeps its numpy work (about 100 µs right after
         an idle spell) off the listener's latency."""
-        restart = self._restart
-        if restart is None:
+        if not self._restart_held():
             raise SchedulerError("queue_tail with no stop that cleared at once")
-        self._restart = None
-        self._restart_held(restart)
         return self._after_clear(now_ns)
 
     def clear_failed(self) -> None:
         """The native clear raised: the held audio is still made the stop's tail (then what
         a pause holds), so the next capture never plays on from the cut."""
-        restart = self._restart
-        if restart is not None:
-            self._restart = None
-            self._restart_held(restart)
+        self._restart_held()
 
     def _clear_native(self, now_ns: int) -> list[Action]:
         """Empty the native buffer at the stop's count, and queue the tail at once."""
