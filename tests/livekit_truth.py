@@ -72,9 +72,9 @@ def heard_through(heard: np.ndarray, signal: np.ndarray, fade: int) -> tuple[int
 
 
 def spin_until_just_after_a_tick(clock: Clock, phase_ns: int) -> None:
-    """Busy-wait, holding the loop, until 0.5-2 ms after a tick of the grid at ``phase_ns``:
+    """Busy-wait, holding the loop, until 0.3-1.2 ms after a tick of the grid at ``phase_ns``:
     a stop then is put off until after the guard, which a test can then make late."""
-    while not 500_000 <= (clock.now_ns() - phase_ns) % 10_000_000 <= 2_000_000:
+    while not 300_000 <= (clock.now_ns() - phase_ns) % 10_000_000 <= 1_200_000:
         pass
 
 

@@ -150,8 +150,8 @@ def test_an_interrupt_while_a_capture_waits_clears_once_it_completed(queue_ms: i
     assert_exact(timeline, heard_through(timeline.native.audible(), ITEM, FRAME))
 
 
-@pytest.mark.parametrize("lag_ms", [0.6, 1.5, 3.0, 3.9])
-@pytest.mark.parametrize("after_ms", [0.1, 0.5, 2.0, 3.5])
+@pytest.mark.parametrize("lag_ms", [0.6, 1.0, 1.5, 1.9])
+@pytest.mark.parametrize("after_ms", [0.1, 0.5, 1.0, 1.8])
 def test_an_interrupt_just_after_a_tick_the_native_thread_runs_late_counts_exactly(
     lag_ms: float, after_ms: float
 ) -> None:

@@ -66,7 +66,7 @@ class LiveKitSink(SinkSurface):
     the caller, never a wrong position.
     The fade (``fade_ms``, 0 disables it) is rounded up to whole 10 ms frames, the unit the
     source releases. With ``exact_clear`` an interrupt that lands within 1.5 ms before or
-    4 ms after a tick is applied 4 ms after that tick, so the count is exact (at most 5.5 ms
+    2 ms after a tick is applied 2 ms after that tick, so the count is exact (at most 3.5 ms
     later). A sink made in a running event loop measures at once, while the source is idle;
     else at its first audio. ``clock`` is where it reads time and sets its timers (the
     monotonic clock by default). ``aclose()`` it before closing the source, so that a cut's
