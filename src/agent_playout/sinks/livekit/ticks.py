@@ -31,9 +31,10 @@ GUARD_AFTER_NS = 2_000_000
 """A tick this recent may not have been applied natively yet: rtc's native thread runs its
 10 ms tick late on a loaded machine (by over 0.5 ms one run in a few in CI, where a clear that
 soon after the tick removed the frame the count took as released). A clear this close after a
-tick waits until this long after it, at most 2 ms more: longer waits only made the put-off
-clear's own timer miss the next tick more often on an overloaded loop (9-13 of 150 stops
-unconfirmed with 4 ms, none with 2 ms, under four CPU burners on two cores)."""
+tick waits until this long after it, at most 2 ms more. A longer wait covers later native
+ticks but makes the put-off clear's own timer miss the next tick more often on an overloaded
+loop: under four CPU burners on two cores 4 ms left 9-13 of 150 stops unconfirmed, 2 ms none,
+every confirmed count exact with both."""
 INSERT_NS = 1_000_000
 """The native side inserts a capture's audio up to this long after the request returns."""
 START_BEFORE_NS = 1_500_000
