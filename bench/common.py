@@ -332,16 +332,26 @@ class Listener:
         track = rtc.LocalAudioTrack.create_audio_track("ground-truth", source)
         self._stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
         self._chunks: list[np.ndarray] = []
+        self._count = 0
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         async for event in self._stream:
             data = np.frombuffer(event.frame.data, dtype=np.int16)
-            self._chunks.append(data[data != 0])
+            audible = data[data != 0]
+            self._chunks.append(audible)
+            self._count += audible.size
 
     async def heard(self) -> np.ndarray:
-        """Everything heard so far, once the last released frame has reached the reader."""
+        """Everything heard so far, once the last released frame has reached the reader: at
+        least 60 ms on, and until no audible sample came for 30 ms (a loaded host delivers
+        frames late, and a fixed wait would leave one trial's end to the next), at most 1 s."""
         await asyncio.sleep(0.06)
+        for _ in range(31):
+            count = self._count
+            await asyncio.sleep(0.03)
+            if self._count == count:
+                break
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
 
     async def aclose(self) -> None:
